@@ -1,0 +1,117 @@
+//! The kernel console on the serial port: a line editor and a table of commands.
+//!
+//! Commands are rows of [`COMMANDS`]; later subsystems add rows (`domains`, `crash`,
+//! `restart`). Input arrives through the UART interrupt (see `serial`), so the console thread
+//! sleeps while nobody types.
+
+use crate::mem::{frame, heap};
+use crate::sched;
+use crate::{print, println};
+use alloc::string::String;
+
+pub const PROMPT: &str = "frond> ";
+const MAX_LINE: usize = 256;
+
+struct Command {
+    name: &'static str,
+    help: &'static str,
+    run: fn(args: &str),
+}
+
+const COMMANDS: &[Command] = &[
+    Command { name: "help", help: "list commands", run: cmd_help },
+    Command { name: "threads", help: "list threads: id, name, priority, state, cpu time, switches", run: cmd_threads },
+    Command { name: "mem", help: "physical frames, kernel heap and stacks", run: cmd_mem },
+    Command { name: "uptime", help: "time since boot, timer ticks, context switches", run: cmd_uptime },
+    Command { name: "quit", help: "stop the machine (QEMU exits with status 33)", run: cmd_quit },
+];
+
+pub fn run() -> ! {
+    println!("Frond console ready in {} ms. Type 'help'.", crate::time::uptime_us() / 1000);
+    let mut line = String::new();
+    loop {
+        print!("{PROMPT}");
+        line.clear();
+        read_line(&mut line);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+        match COMMANDS.iter().find(|c| c.name == name) {
+            Some(c) => (c.run)(args.trim()),
+            None => println!("unknown command '{name}'; try 'help'"),
+        }
+    }
+}
+
+fn read_line(line: &mut String) {
+    loop {
+        let b = crate::serial::read_byte();
+        match b {
+            b'\r' | b'\n' => {
+                println!();
+                return;
+            }
+            0x08 | 0x7f => {
+                if line.pop().is_some() {
+                    print!("\x08 \x08");
+                }
+            }
+            0x20..=0x7e if line.len() < MAX_LINE => {
+                line.push(b as char);
+                print!("{}", b as char);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn cmd_help(_: &str) {
+    for c in COMMANDS {
+        println!("  {:<10} {}", c.name, c.help);
+    }
+}
+
+fn cmd_threads(_: &str) {
+    println!("  {:>4}  {:<16} {:<7} {:<9} {:>9} {:>9} {:>6}", "id", "name", "prio", "state", "cpu ms", "switches", "stack");
+    for t in sched::threads() {
+        println!(
+            "  {:>4}  {:<16} {:<7} {:<9} {:>9} {:>9} {:>5}K",
+            t.id,
+            t.name,
+            alloc::format!("{:?}", t.prio),
+            alloc::format!("{:?}", t.state),
+            t.cpu_ms,
+            t.switches,
+            t.stack_kib
+        );
+    }
+}
+
+fn cmd_mem(_: &str) {
+    let f = frame::stats();
+    let h = heap::stats();
+    println!("  frames: {} total, {} free ({} KiB free of {} KiB)", f.total, f.free, f.free * 4, f.total * 4);
+    println!("  heap:   {} KiB, {} KiB used, {} KiB free", h.size / 1024, h.used / 1024, h.free / 1024);
+    println!("  serial: {} input bytes dropped (ring full)", crate::serial::rx_dropped());
+}
+
+fn cmd_uptime(_: &str) {
+    let us = crate::time::uptime_us();
+    let s = sched::stats();
+    println!(
+        "  up {}.{:03} s, {} ticks, {} context switches, {} serial interrupts, TSC {} MHz",
+        us / 1_000_000,
+        (us / 1000) % 1000,
+        s.ticks,
+        s.switches,
+        crate::arch::trap::count(crate::arch::trap::IRQ_BASE + crate::serial::COM1_IRQ),
+        crate::time::tsc_hz() / 1_000_000
+    );
+}
+
+fn cmd_quit(_: &str) {
+    println!("bye");
+    crate::arch::qemu::exit(crate::arch::qemu::ExitCode::Pass);
+}

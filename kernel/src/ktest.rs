@@ -1,0 +1,262 @@
+//! In-kernel tests, selected with `test=NAME` on the command line and driven from the host
+//! by `tests/` (which boots QEMU once per test and reads the serial port).
+//!
+//! A test passes by returning: the runner prints `ktest NAME: PASS` and exits with 33. It
+//! fails by panicking or faulting: the fault reporter prints the report and exits with 35.
+//! Figures a host test checks are printed as `ktest-metric key=value` lines.
+//!
+//! To add one: write `fn name()` here, add it to [`TESTS`], and add a host test in
+//! `tests/tests/kernel.rs` (the host checks that every test listed here is driven).
+
+use crate::arch::qemu::{exit, ExitCode};
+use crate::mem::{frame, heap};
+use crate::sched::{self, Priority};
+use crate::time;
+use crate::println;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn(),
+}
+
+pub const TESTS: &[Test] = &[
+    Test { name: "boot", run: boot },
+    Test { name: "page_fault", run: page_fault },
+    Test { name: "stack_overflow", run: stack_overflow },
+    Test { name: "preempt", run: preempt },
+    Test { name: "sleep", run: sleep },
+    Test { name: "mutex", run: mutex },
+    Test { name: "channel", run: channel },
+    Test { name: "heap", run: heap_stress },
+];
+
+fn metric(key: &str, value: impl core::fmt::Display) {
+    println!("ktest-metric {key}={value}");
+}
+
+/// Runs test `name` on the calling thread and ends the machine.
+pub fn run(name: &str) -> ! {
+    if name == "list" {
+        let names: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
+        println!("ktest-list: {}", names.join(" "));
+        exit(ExitCode::Pass);
+    }
+    let Some(t) = TESTS.iter().find(|t| t.name == name) else {
+        println!("ktest {name}: FAIL: unknown test (try test=list)");
+        exit(ExitCode::Fail);
+    };
+    println!("ktest {name}: start");
+    (t.run)();
+    println!("ktest {name}: PASS");
+    exit(ExitCode::Pass)
+}
+
+/// The machine came up: heap, frames, timer interrupts and a thread switch all work.
+fn boot() {
+    let f = frame::stats();
+    assert!(f.total > 0 && f.free > 0 && f.free < f.total, "frame counters {f:?}");
+    let v: Vec<u64> = (0..1000).collect();
+    assert_eq!(v.iter().sum::<u64>(), 999 * 1000 / 2);
+    let t0 = sched::stats().ticks;
+    sched::sleep_ms(20);
+    let t1 = sched::stats().ticks;
+    assert!(t1 - t0 >= 20, "timer ticks did not advance during a 20 ms sleep ({t0} → {t1})");
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    sched::spawn("boot-child", move || r.store(true, Ordering::SeqCst)).join();
+    assert!(ran.load(Ordering::SeqCst), "child thread did not run");
+    metric("ticks", t1);
+    metric("tsc_mhz", time::tsc_hz() / 1_000_000);
+}
+
+/// A deliberate write to an unmapped address must produce a page-fault report (exit 35).
+#[inline(never)]
+pub fn page_fault() {
+    let p = core::hint::black_box(0xdead_0000u64) as *mut u64;
+    // SAFETY: deliberately unsound: this write must fault. The test checks the report.
+    unsafe { core::ptr::write_volatile(p, 1) };
+    panic!("write to an unmapped page did not fault");
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point: it ends on the guard page
+fn recurse(depth: u64) -> u64 {
+    let pad = core::hint::black_box([depth; 32]);
+    let below = recurse(depth + 1);
+    core::hint::black_box(pad[(depth % 32) as usize] + below)
+}
+
+/// Unbounded recursion on a 16 KiB stack must hit the guard page and be reported (exit 35).
+fn stack_overflow() {
+    sched::Builder::new("deep-recursion")
+        .stack_size(16 * 1024)
+        .spawn(|| {
+            core::hint::black_box(recurse(0));
+        })
+        .expect("spawn")
+        .join();
+    panic!("recursion returned without overflowing its stack");
+}
+
+/// Two CPU-bound threads at the same priority both make progress: only preemption can
+/// achieve that, since neither ever yields.
+fn preempt() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static COUNTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    let spin = |i: usize| {
+        move || {
+            while !STOP.load(Ordering::Relaxed) {
+                COUNTS[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    let before = sched::stats().switches;
+    let a = sched::spawn("busy-a", spin(0));
+    let b = sched::spawn("busy-b", spin(1));
+    // This thread is High priority (see `run_main`), so it wakes on time despite the spinners.
+    sched::sleep_ms(500);
+    STOP.store(true, Ordering::Relaxed);
+    a.join();
+    b.join();
+    let (ca, cb) = (COUNTS[0].load(Ordering::Relaxed), COUNTS[1].load(Ordering::Relaxed));
+    let switches = sched::stats().switches - before;
+    metric("a", ca);
+    metric("b", cb);
+    metric("switches", switches);
+    assert!(ca > 0 && cb > 0, "a thread starved: a={ca} b={cb}");
+    let ratio = ca.min(cb) as f64 / ca.max(cb) as f64;
+    assert!(ratio >= 0.2, "unfair split a={ca} b={cb}");
+    // 500 ms of 10 ms slices: dozens of switches between the two.
+    assert!(switches >= 20, "only {switches} context switches in 500 ms");
+}
+
+/// Sleeps of 1–50 ms wake no earlier than asked and at most `BOUND_US` late, while a
+/// lower-priority thread keeps the CPU busy.
+fn sleep() {
+    const BOUND_US: u64 = 20_000;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let hog = sched::Builder::new("hog")
+        .priority(Priority::Low)
+        .spawn(|| while !STOP.load(Ordering::Relaxed) {})
+        .expect("spawn");
+    let mut min_late = u64::MAX;
+    let mut max_late = 0;
+    for &ms in &[1u64, 2, 3, 5, 10, 20, 50, 1, 7, 13] {
+        let t0 = time::rdtsc();
+        sched::sleep_ms(ms);
+        let slept_ns = time::tsc_to_ns(time::rdtsc() - t0);
+        let want_ns = ms * 1_000_000;
+        assert!(slept_ns >= want_ns, "sleep({ms} ms) woke early after {slept_ns} ns");
+        let late_us = (slept_ns - want_ns) / 1000;
+        min_late = min_late.min(late_us);
+        max_late = max_late.max(late_us);
+    }
+    STOP.store(true, Ordering::Relaxed);
+    hog.join();
+    metric("min_late_us", min_late);
+    metric("max_late_us", max_late);
+    assert!(max_late <= BOUND_US, "a sleep woke {max_late} us late (bound {BOUND_US} us)");
+}
+
+/// Four threads increment a shared counter under the blocking mutex, yielding while they
+/// hold it so the others must block: the count stays exact and contention really happened.
+fn mutex() {
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 1000;
+    let m = Arc::new(sched::Mutex::new(0u64));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let m = m.clone();
+            sched::spawn("mutex-worker", move || {
+                for _ in 0..ROUNDS {
+                    let mut g = m.lock();
+                    let v = *g;
+                    sched::yield_now();
+                    *g = v + 1;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join();
+    }
+    let counter = *m.lock();
+    metric("counter", counter);
+    metric("expected", THREADS * ROUNDS);
+    metric("contended", m.contended());
+    assert_eq!(counter, THREADS * ROUNDS, "lost updates under the mutex");
+    assert!(m.contended() > 0, "the workers never contended; the test proves nothing");
+}
+
+/// 100,000 messages through a 16-slot channel arrive complete and in order.
+fn channel() {
+    const N: u64 = 100_000;
+    let (tx, rx) = sched::channel::<u64>(16);
+    let producer = sched::spawn("producer", move || {
+        for i in 0..N {
+            tx.send(i).expect("receiver alive");
+        }
+    });
+    let mut expected = 0;
+    while let Some(v) = rx.recv() {
+        assert_eq!(v, expected, "message out of order");
+        expected += 1;
+    }
+    producer.join();
+    metric("received", expected);
+    assert_eq!(expected, N, "channel lost messages");
+}
+
+/// Random-size, random-alignment allocations with content checks; the heap's used bytes
+/// return exactly to where they started.
+fn heap_stress() {
+    const OPS: usize = 20_000;
+    const LIVE: usize = 64;
+    let mut live: Vec<Option<(alloc::boxed::Box<[u8]>, u8)>> = Vec::with_capacity(LIVE);
+    live.resize_with(LIVE, || None);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let used_before = heap::stats().used;
+    let mut peak = 0;
+    for op in 0..OPS {
+        let slot = (next() % LIVE as u64) as usize;
+        if let Some((buf, tag)) = live[slot].take() {
+            assert!(buf.iter().all(|&b| b == tag), "heap block corrupted (op {op})");
+        } else {
+            let size = match next() % 100 {
+                0 => 256 * 1024 + (next() % 65536) as usize, // a few large blocks
+                1..=9 => 4096 + (next() % 16384) as usize,
+                _ => 1 + (next() % 512) as usize,
+            };
+            let tag = (next() & 0xff) as u8;
+            let buf = alloc::vec![tag; size].into_boxed_slice();
+            live[slot] = Some((buf, tag));
+        }
+        peak = peak.max(heap::stats().used);
+    }
+    for (buf, tag) in live.iter_mut().filter_map(Option::take) {
+        assert!(buf.iter().all(|&b| b == tag), "heap block corrupted at the end");
+    }
+    let used_after = heap::stats().used;
+    metric("used_before", used_before);
+    metric("used_after", used_after);
+    metric("peak", peak);
+    assert!(peak > used_before + 256 * 1024, "the stress never held much memory");
+    assert_eq!(used_before, used_after, "heap did not return to its starting level");
+}
+
+/// Entry of the first thread when a test is named on the command line.
+pub fn run_main(name: &'static str) {
+    sched::Builder::new("ktest")
+        .priority(Priority::High)
+        .spawn(move || run(name))
+        .expect("spawn ktest thread");
+}

@@ -1,0 +1,488 @@
+//! Preemptive kernel threads on one CPU.
+//!
+//! * Strict priorities ([`Priority`]), round-robin within a level with a [`SLICE_TICKS`]
+//!   time slice; a thread woken at a higher priority than the running one preempts it at
+//!   once (at the end of the interrupt, or right after the waking call in thread context).
+//! * Every scheduler structure is touched only with interrupts disabled; on one CPU that is
+//!   the whole synchronisation story. Blocking primitives build on [`WaitQueue`].
+//! * Context switch (`switch_context`) saves only the callee-saved registers (rbx, rbp,
+//!   r12–r15) and rsp on the outgoing thread's stack: a switch is always a function call, so
+//!   the ABI makes everything else the caller's business. A preempted thread's full register
+//!   set is already in the interrupt's `TrapFrame` on its stack. There is no FPU/SSE state:
+//!   kernel and domains are soft-float and CR0.EM makes any x87/SSE instruction fault.
+//! * Each thread's stack comes from `mem::paging::alloc_stack` (guard page below). The
+//!   boot stack becomes the idle thread's.
+
+pub mod chan;
+pub mod sync;
+
+pub use chan::channel;
+pub use sync::{Mutex, WaitQueue};
+
+use crate::arch::irq::{self, IrqMutex};
+use crate::mem::paging::{self, KStack};
+use alloc::boxed::Box;
+use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::sync::atomic::{AtomicBool, Ordering};
+use hashbrown::HashMap;
+
+pub type Tid = u64;
+
+/// Timer interrupts per second: 1 ms sleep granularity at negligible cost under TCG.
+pub const TICK_HZ: u64 = 1000;
+/// Ticks a thread may run before others of its priority get the CPU (10 ms, Linux-like).
+pub const SLICE_TICKS: u32 = 10;
+/// Default stack: deep enough for formatting-heavy code and the fault reporter.
+pub const DEFAULT_STACK: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Low = 0,
+    Normal = 1,
+    High = 2,
+}
+const LEVELS: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    Blocked,
+    Sleeping,
+    Exited,
+}
+
+struct Thread {
+    id: Tid,
+    name: String,
+    prio: Priority,
+    state: State,
+    /// Saved stack pointer while not running.
+    rsp: u64,
+    /// `None` for the idle thread, which runs on the boot stack.
+    stack: Option<KStack>,
+    entry: Option<Box<dyn FnOnce() + Send>>,
+    ticks: u64,
+    switches: u64,
+    done: Arc<Done>,
+}
+
+struct Done {
+    finished: AtomicBool,
+    wq: WaitQueue,
+}
+
+struct Sched {
+    threads: HashMap<Tid, Box<Thread>>,
+    ready: [VecDeque<Tid>; LEVELS],
+    sleepers: BinaryHeap<Reverse<(u64, Tid)>>,
+    zombies: Vec<Box<Thread>>,
+    current: Tid,
+    idle: Tid,
+    next_id: Tid,
+    slice_left: u32,
+    need_resched: bool,
+    ticks: u64,
+    switches: u64,
+}
+
+static SCHED: IrqMutex<Option<Sched>> = IrqMutex::new(None);
+
+core::arch::global_asm!(
+    r#"
+    .section .text
+    .global switch_context
+switch_context:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+    .global thread_trampoline
+thread_trampoline:
+    jmp thread_entry
+"#
+);
+
+unsafe extern "C" {
+    fn switch_context(save_rsp: *mut u64, new_rsp: u64);
+    fn thread_trampoline();
+}
+
+impl Sched {
+    fn cur(&mut self) -> &mut Thread {
+        self.threads.get_mut(&self.current).expect("current thread exists")
+    }
+
+    fn highest_ready(&self) -> Option<Priority> {
+        [Priority::High, Priority::Normal, Priority::Low]
+            .into_iter()
+            .find(|p| !self.ready[*p as usize].is_empty())
+    }
+
+    fn make_ready(&mut self, tid: Tid) {
+        let cur_prio = if self.current == self.idle { None } else { Some(self.cur().prio) };
+        let Some(t) = self.threads.get_mut(&tid) else { return };
+        if !matches!(t.state, State::Blocked | State::Sleeping) {
+            return;
+        }
+        t.state = State::Ready;
+        let prio = t.prio;
+        self.ready[prio as usize].push_back(tid);
+        if cur_prio.is_none_or(|c| prio > c) {
+            self.need_resched = true;
+        }
+    }
+}
+
+/// Turns the running boot context into the idle thread. Call once, after the heap exists.
+pub fn init() {
+    let mut s = Sched {
+        threads: HashMap::new(),
+        ready: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
+        sleepers: BinaryHeap::new(),
+        zombies: Vec::new(),
+        current: 0,
+        idle: 0,
+        next_id: 1,
+        slice_left: SLICE_TICKS,
+        need_resched: false,
+        ticks: 0,
+        switches: 0,
+    };
+    s.threads.insert(
+        0,
+        Box::new(Thread {
+            id: 0,
+            name: String::from("idle"),
+            prio: Priority::Low,
+            state: State::Running,
+            rsp: 0,
+            stack: None,
+            entry: None,
+            ticks: 0,
+            switches: 0,
+            done: Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() }),
+        }),
+    );
+    *SCHED.lock() = Some(s);
+}
+
+fn with<R>(f: impl FnOnce(&mut Sched) -> R) -> R {
+    let mut g = SCHED.lock();
+    f(g.as_mut().expect("scheduler not initialised"))
+}
+
+/// Handle to wait for a thread's end.
+pub struct JoinHandle {
+    done: Arc<Done>,
+}
+
+impl JoinHandle {
+    pub fn join(self) {
+        let done = self.done;
+        done.wq.wait_until(|| done.finished.load(Ordering::Acquire));
+    }
+}
+
+/// Errors from [`Builder::spawn`].
+#[derive(Debug)]
+pub enum SpawnError {
+    NoStack,
+}
+
+pub struct Builder {
+    name: String,
+    prio: Priority,
+    stack: usize,
+}
+
+impl Builder {
+    pub fn new(name: &str) -> Self {
+        Self { name: String::from(name), prio: Priority::Normal, stack: DEFAULT_STACK }
+    }
+    pub fn priority(mut self, prio: Priority) -> Self {
+        self.prio = prio;
+        self
+    }
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack = bytes;
+        self
+    }
+
+    pub fn spawn(self, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle, SpawnError> {
+        let stack = paging::alloc_stack(self.stack).ok_or(SpawnError::NoStack)?;
+        // Initial frame popped by switch_context: r15..r12, rbx, rbp = 0, then `ret` to the
+        // trampoline, which jumps (not calls) to `thread_entry` so that rsp ≡ 8 (mod 16) as
+        // at any function entry, with a zero return address ending backtraces.
+        let top = stack.top();
+        let frame: [u64; 8] = [0, 0, 0, 0, 0, 0, thread_trampoline as *const () as u64, 0];
+        let rsp = top - 8 * frame.len() as u64;
+        // SAFETY: the 64 bytes below `top` are mapped, writable and owned by the new stack.
+        unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut u64, frame.len()) };
+        let done = Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() });
+        let tid = with(|s| {
+            let tid = s.next_id;
+            s.next_id += 1;
+            s.threads.insert(
+                tid,
+                Box::new(Thread {
+                    id: tid,
+                    name: self.name,
+                    prio: self.prio,
+                    state: State::Blocked,
+                    rsp,
+                    stack: Some(stack),
+                    entry: Some(Box::new(f)),
+                    ticks: 0,
+                    switches: 0,
+                    done: done.clone(),
+                }),
+            );
+            s.make_ready(tid);
+            tid
+        });
+        preempt_point();
+        let _ = tid;
+        Ok(JoinHandle { done })
+    }
+}
+
+pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle {
+    Builder::new(name).spawn(f).expect("out of memory for a thread stack")
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn thread_entry() -> ! {
+    reap_zombies();
+    let entry = with(|s| s.cur().entry.take());
+    x86_64::instructions::interrupts::enable();
+    if let Some(f) = entry {
+        f();
+    }
+    exit_current()
+}
+
+/// Ends the calling thread.
+pub fn exit_current() -> ! {
+    let _irq = irq::disable();
+    let done = with(|s| {
+        let t = s.cur();
+        t.state = State::Exited;
+        t.done.clone()
+    });
+    done.finished.store(true, Ordering::Release);
+    done.wq.wake_all_no_preempt();
+    schedule();
+    unreachable!("an exited thread was scheduled");
+}
+
+/// Picks the next thread and switches to it. Interrupts must be disabled.
+fn schedule() {
+    debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+    let switch = with(|s| {
+        s.need_resched = false;
+        s.slice_left = SLICE_TICKS;
+        let prev = s.current;
+        let idle = s.idle;
+        let t = s.cur();
+        if t.state == State::Running {
+            t.state = State::Ready;
+            if prev != idle {
+                let p = t.prio as usize;
+                s.ready[p].push_back(prev);
+            }
+        }
+        let next = match s.highest_ready() {
+            Some(p) => s.ready[p as usize].pop_front().expect("non-empty level"),
+            None => idle,
+        };
+        let n = s.threads.get_mut(&next).expect("ready thread exists");
+        n.state = State::Running;
+        if next == prev {
+            return None;
+        }
+        n.switches += 1;
+        let next_rsp = n.rsp;
+        s.current = next;
+        s.switches += 1;
+        let prev_t = if s.threads.get(&prev).is_some_and(|t| t.state == State::Exited) {
+            let t = s.threads.remove(&prev).expect("exists");
+            s.zombies.push(t);
+            s.zombies.last_mut().expect("just pushed")
+        } else {
+            s.threads.get_mut(&prev).expect("exists")
+        };
+        Some((&mut prev_t.rsp as *mut u64, next_rsp))
+    });
+    if let Some((save, next)) = switch {
+        // SAFETY: `save` points into a boxed Thread that outlives the switch (zombies are
+        // freed only by the next thread, after this call has stored rsp); `next` is a stack
+        // pointer saved by switch_context or built by `spawn`.
+        unsafe { switch_context(save, next) };
+        reap_zombies();
+    }
+}
+
+/// Frees exited threads' stacks; never the running one's.
+fn reap_zombies() {
+    let zombies = with(|s| core::mem::take(&mut s.zombies));
+    drop(zombies);
+}
+
+/// Switches threads if a wake-up or the timer asked for it. Safe to call anywhere outside
+/// interrupt handlers' bodies.
+pub fn preempt_point() {
+    if crate::arch::trap::in_interrupt() {
+        return;
+    }
+    let _irq = irq::disable();
+    let need = SCHED.lock().as_ref().is_some_and(|s| s.need_resched);
+    if need {
+        schedule();
+    }
+}
+
+pub fn yield_now() {
+    let _irq = irq::disable();
+    schedule();
+}
+
+/// Marks the current thread blocked and switches away; returns once woken.
+/// Interrupts must be disabled and the thread registered on some queue first.
+pub(crate) fn block_current() {
+    with(|s| s.cur().state = State::Blocked);
+    schedule();
+}
+
+pub(crate) fn wake(tid: Tid) {
+    with(|s| s.make_ready(tid));
+}
+
+pub fn current_tid() -> Tid {
+    with(|s| s.current)
+}
+
+/// Sleeps at least `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) {
+    let deadline = crate::time::rdtsc() + crate::time::ns_to_tsc(ns);
+    let _irq = irq::disable();
+    with(|s| {
+        let tid = s.current;
+        s.sleepers.push(Reverse((deadline, tid)));
+        s.cur().state = State::Sleeping;
+    });
+    schedule();
+}
+
+pub fn sleep_ms(ms: u64) {
+    sleep_ns(ms * 1_000_000);
+}
+
+/// Timer interrupt: accounting, sleepers, time slice.
+pub fn on_tick() {
+    let now = crate::time::rdtsc();
+    with(|s| {
+        s.ticks += 1;
+        s.cur().ticks += 1;
+        while let Some(Reverse((deadline, tid))) = s.sleepers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            s.sleepers.pop();
+            s.make_ready(tid);
+        }
+        if s.current == s.idle {
+            if s.highest_ready().is_some() {
+                s.need_resched = true;
+            }
+        } else {
+            s.slice_left = s.slice_left.saturating_sub(1);
+            if s.slice_left == 0 {
+                let prio = s.cur().prio;
+                if s.highest_ready().is_some_and(|p| p >= prio) {
+                    s.need_resched = true;
+                } else {
+                    s.slice_left = SLICE_TICKS;
+                }
+            }
+        }
+    });
+}
+
+/// A row of the `threads` table.
+pub struct ThreadInfo {
+    pub id: Tid,
+    pub name: String,
+    pub prio: Priority,
+    pub state: State,
+    pub cpu_ms: u64,
+    pub switches: u64,
+    pub stack_kib: usize,
+}
+
+pub fn threads() -> Vec<ThreadInfo> {
+    let mut v: Vec<ThreadInfo> = with(|s| {
+        s.threads
+            .values()
+            .map(|t| ThreadInfo {
+                id: t.id,
+                name: t.name.clone(),
+                prio: t.prio,
+                state: t.state,
+                cpu_ms: t.ticks * 1000 / TICK_HZ,
+                switches: t.switches,
+                stack_kib: t.stack.as_ref().map_or(crate::boot::BOOT_STACK_SIZE, |k| k.size()) / 1024,
+            })
+            .collect()
+    });
+    v.sort_by_key(|t| t.id);
+    v
+}
+
+pub struct Stats {
+    pub ticks: u64,
+    pub switches: u64,
+}
+
+pub fn stats() -> Stats {
+    with(|s| Stats { ticks: s.ticks, switches: s.switches })
+}
+
+/// For fault reports: the current thread's id, name and stack bounds, without waiting on a
+/// lock the faulting code might hold.
+pub fn current_for_report() -> Option<(Tid, String, (u64, u64))> {
+    let g = SCHED.try_lock()?;
+    let s = g.as_ref()?;
+    let t = s.threads.get(&s.current)?;
+    let bounds = match &t.stack {
+        Some(k) => (k.bottom(), k.top()),
+        None => paging::layout().boot_stack,
+    };
+    Some((t.id, t.name.clone(), bounds))
+}
+
+/// For fault reports: the thread whose stack occupies `slot`.
+pub fn thread_with_stack_slot(slot: usize) -> Option<(Tid, String)> {
+    let g = SCHED.try_lock()?;
+    let s = g.as_ref()?;
+    s.threads
+        .values()
+        .find(|t| t.stack.as_ref().is_some_and(|k| k.slot() == slot))
+        .map(|t| (t.id, t.name.clone()))
+}
