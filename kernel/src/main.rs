@@ -198,8 +198,8 @@ fn load_symbols(info: &pvh::BootInfo) -> usize {
     };
     // SAFETY: the module is RAM reserved at boot and identity-mapped; it is never written.
     let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(m.start as *const u8, m.size as usize) };
-    match frond_bootfmt::find(bytes, "kernel.sym").map_err(|e| alloc::format!("{e:?}")).and_then(|s| {
-        symbols::init(s).map_err(|e| alloc::format!("{e:?}"))
+    match frond_bootfmt::find(bytes, "kernel.sym").map_err(|e| alloc::format!("{e}")).and_then(|s| {
+        symbols::init(s).map_err(|e| alloc::format!("{e}"))
     }) {
         Ok(n) => n,
         Err(e) => {

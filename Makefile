@@ -1,0 +1,49 @@
+# Frond — the entry points users need: run, test, bench, gdb, clean.
+#
+#   make run      build everything, boot in QEMU, open the kernel console (quit: `quit`)
+#   make test     host unit tests + in-QEMU tests (each boots its own QEMU)
+#   make bench    benchmarks (figures, never pass/fail)
+#   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
+#   make clean    remove build output
+#
+# APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
+# Every target runs scripts/setup.sh first, which installs what a fresh machine lacks.
+
+CARGO     ?= cargo
+TARGET    := x86_64-unknown-none
+KERNEL    := target/$(TARGET)/release/frond-kernel
+BOOTMOD   := target/frond/boot.cpio
+
+export FROND_KERNEL      := $(abspath $(KERNEL))
+export FROND_BOOT_MODULE := $(abspath $(BOOTMOD))
+
+QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
+
+.PHONY: all setup build run test bench gdb clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+# The kernel is the one bare-metal crate so far; host crates are the workspace's
+# default-members and build with plain `cargo build`/`cargo test`.
+build: setup
+	$(CARGO) build --release -p frond-kernel --target $(TARGET)
+	@mkdir -p $(dir $(BOOTMOD))
+	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD)
+
+run: build
+	@$(QEMU_RUN) run --append "$(APPEND)"
+
+test: build
+	$(CARGO) test
+
+bench: build
+	$(CARGO) run -q --release -p frond-tests --bin frond-bench
+
+gdb: build
+	@$(QEMU_RUN) run --gdb --append "$(APPEND)"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,202 @@
+//! In-QEMU tests of the kernel: each boots the real kernel (built by `make build`) with a
+//! `test=NAME` command line, or drives its serial console, and checks what it printed.
+//!
+//! Every kernel test (`test=list`) must be driven by a test here: see
+//! `every_kernel_test_is_driven` and [`DRIVEN_KTESTS`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use frond_tests::{run_ktest, Boot, Exit, Session};
+
+/// The kernel tests this file runs. Adding a kernel test means adding it here *and* a
+/// host test that runs it.
+const DRIVEN_KTESTS: &[&str] = &[
+    "boot",
+    "page_fault",
+    "stack_overflow",
+    "preempt",
+    "sleep",
+    "mutex",
+    "channel",
+    "heap",
+];
+
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn boot() {
+    let out = run_ktest("boot");
+    out.assert_pass()
+        .assert_serial_contains("ktest boot: PASS")
+        .assert_serial_contains("Frond");
+    assert!(
+        out.serial.lines().any(|l| l.contains("memory:")),
+        "no memory summary line (`memory: ...`)\n{out}"
+    );
+}
+
+#[test]
+fn page_fault_is_reported() {
+    let out = run_ktest("page_fault");
+    // A clean report and exit 35: not a timeout, not a triple fault (exit 0).
+    out.assert_exit(Exit::Fail)
+        .assert_serial_contains("EXCEPTION")
+        .assert_serial_contains("Page fault")
+        .assert_serial_contains("CR2=0x00000000dead0000")
+        .assert_serial_contains("RIP=");
+    assert_eq!(out.register("CR2"), Some(0xdead_0000), "{out}");
+    let frames = out.backtrace();
+    assert!(
+        frames.iter().any(|f| f
+            .symbol
+            .as_deref()
+            .is_some_and(|s| s.contains("ktest::page_fault"))),
+        "no backtrace frame in ktest::page_fault: {frames:#?}\n{out}"
+    );
+}
+
+#[test]
+fn stack_overflow_is_reported() {
+    let out = run_ktest("stack_overflow");
+    // The guard page turns runaway recursion into a report naming the thread, not a
+    // triple fault or silent corruption.
+    out.assert_exit(Exit::Fail)
+        .assert_serial_contains("EXCEPTION")
+        .assert_serial_contains("STACK OVERFLOW")
+        .assert_serial_contains("'deep-recursion'");
+    let frames = out.backtrace();
+    assert!(
+        frames.iter().any(|f| f
+            .symbol
+            .as_deref()
+            .is_some_and(|s| s.contains("ktest::recurse"))),
+        "no backtrace frame in ktest::recurse: {frames:#?}\n{out}"
+    );
+}
+
+#[test]
+fn preemption_two_busy_threads() {
+    let out = run_ktest("preempt");
+    out.assert_pass();
+    let (a, b) = (out.metric("a"), out.metric("b"));
+    assert!(
+        a > 0 && b > 0,
+        "both busy threads must run: a={a} b={b}\n{out}"
+    );
+    let fairness = a.min(b) as f64 / a.max(b) as f64;
+    assert!(
+        fairness >= 0.2,
+        "unfair preemption: a={a} b={b} (min/max {fairness:.2} < 0.2)\n{out}"
+    );
+}
+
+#[test]
+fn sleep_wakes_within_bound() {
+    let out = run_ktest("sleep");
+    out.assert_pass();
+    let (min, max) = (out.metric("min_late_us"), out.metric("max_late_us"));
+    assert!(min >= 0, "a sleeper woke early: min_late_us={min}\n{out}");
+    assert!(
+        max < 50_000,
+        "a sleeper woke too late: max_late_us={max}\n{out}"
+    );
+}
+
+#[test]
+fn mutex_contention_counter_exact() {
+    let out = run_ktest("mutex");
+    out.assert_pass();
+    let (counter, expected) = (out.metric("counter"), out.metric("expected"));
+    assert_eq!(counter, expected, "lost updates under the mutex\n{out}");
+    let contended = out.metric("contended");
+    assert!(contended > 0, "the test never contended the mutex\n{out}");
+}
+
+#[test]
+fn channel_100k_in_order() {
+    let out = run_ktest("channel");
+    out.assert_pass();
+    assert_eq!(out.metric("received"), 100_000, "\n{out}");
+}
+
+#[test]
+fn heap_stress_returns_to_start() {
+    let out = run_ktest("heap");
+    out.assert_pass();
+    let (before, after) = (out.metric("used_before"), out.metric("used_after"));
+    assert_eq!(
+        before, after,
+        "heap leak: used_before={before} used_after={after}\n{out}"
+    );
+}
+
+/// Sends `command` and returns its response: everything up to and including the next prompt.
+fn console(session: &mut Session, command: &str) -> String {
+    session
+        .send(format!("{command}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("sending {command:?}: {e}"));
+    session
+        .expect("frond> ", CONSOLE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("response to {command:?}: {e}"))
+}
+
+#[test]
+fn console_commands() {
+    let mut s = Boot::new().cmdline("").spawn();
+    s.expect("frond> ", CONSOLE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no console prompt: {e}"));
+
+    let help = console(&mut s, "help");
+    assert!(
+        help.contains("threads"),
+        "help does not list `threads`:\n{help}"
+    );
+
+    let threads = console(&mut s, "threads");
+    assert!(
+        threads.lines().any(|l| l.contains("idle")),
+        "`threads` does not list the idle thread:\n{threads}"
+    );
+
+    let mem = console(&mut s, "mem");
+    assert!(
+        mem.contains("free"),
+        "`mem` does not report free memory:\n{mem}"
+    );
+
+    let uptime = console(&mut s, "uptime");
+    assert!(
+        uptime.contains("up "),
+        "`uptime` does not say `up ...`:\n{uptime}"
+    );
+
+    s.send(b"quit\n").expect("sending quit");
+    s.wait(CONSOLE_TIMEOUT).assert_pass();
+}
+
+#[test]
+fn every_kernel_test_is_driven() {
+    let out = run_ktest("list");
+    out.assert_pass();
+    let listed: BTreeSet<String> = out
+        .ktest_list()
+        .unwrap_or_else(|| panic!("no `ktest-list:` line\n{out}"))
+        .into_iter()
+        .collect();
+    let driven: BTreeSet<String> = DRIVEN_KTESTS.iter().map(|s| s.to_string()).collect();
+    let undriven: Vec<_> = listed.difference(&driven).collect();
+    let missing: Vec<_> = driven.difference(&listed).collect();
+    assert!(
+        undriven.is_empty() && missing.is_empty(),
+        "kernel tests not run by any host test (add them to DRIVEN_KTESTS and a #[test]): {undriven:?}\n\
+         host tests for kernel tests that do not exist: {missing:?}"
+    );
+}
+
+#[test]
+fn unknown_test_fails_cleanly() {
+    let out = run_ktest("no_such_test");
+    out.assert_exit(Exit::Fail)
+        .assert_serial_contains("unknown test");
+}
