@@ -1,20 +1,23 @@
 //! The kernel command line (`-append`): space-separated `key=value` tokens.
 //!
 //! Keys: `test=NAME` runs one in-kernel test and exits (`test=list` lists them);
+//! `bench=NAME|all` runs in-kernel micro-benchmarks and exits;
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
 
 pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
+    pub bench: Option<&'a str>,
     pub log: log::LevelFilter,
 }
 
 pub fn parse(line: &str) -> Cmdline<'_> {
-    let mut c = Cmdline { test: None, log: log::LevelFilter::Info };
+    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info };
     for tok in line.split_ascii_whitespace() {
         let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
         match k {
             "test" => c.test = Some(v),
+            "bench" => c.bench = Some(v),
             "log" => match v.parse() {
                 Ok(l) => c.log = l,
                 Err(_) => log::warn!("cmdline: bad log level '{v}'"),

@@ -34,6 +34,7 @@ mod boot;
 mod cmdline;
 mod console;
 mod fault;
+mod kbench;
 mod ktest;
 mod mem {
     pub mod frame;
@@ -122,10 +123,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         sched::TICK_HZ
     );
 
-    match args.test {
-        // The name outlives boot: it lives in `info`, which we leak on purpose here.
-        Some(name) => ktest::run_main(leak_str(name)),
-        None => {
+    match (args.test, args.bench) {
+        // The names must outlive boot (`info` is on the boot stack), hence the copies.
+        (Some(name), _) => ktest::run_main(leak_str(name)),
+        (None, Some(name)) => kbench::run_main(leak_str(name)),
+        (None, None) => {
             sched::spawn("console", || console::run());
         }
     }
