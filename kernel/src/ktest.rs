@@ -26,6 +26,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "boot", run: boot },
     Test { name: "page_fault", run: page_fault },
     Test { name: "stack_overflow", run: stack_overflow },
+    Test { name: "panic", run: panic_report },
+    Test { name: "sse_faults", run: sse_faults },
     Test { name: "preempt", run: preempt },
     Test { name: "sleep", run: sleep },
     Test { name: "mutex", run: mutex },
@@ -60,15 +62,18 @@ fn boot() {
     assert!(f.total > 0 && f.free > 0 && f.free < f.total, "frame counters {f:?}");
     let v: Vec<u64> = (0..1000).collect();
     assert_eq!(v.iter().sum::<u64>(), 999 * 1000 / 2);
-    // The timer runs at TICK_HZ: over a 50 ms sleep the tick rate, measured against the
-    // TSC, must be within 20% of it (the APIC timer is calibrated against the TSC at boot).
+    // Timer interrupts arrive, and never faster than TICK_HZ (+20% for calibration error),
+    // measured against the TSC over a 50 ms sleep. They may arrive slower: QEMU coalesces
+    // ticks the guest could not take while the host was busy, which is why nothing in the
+    // kernel counts ticks to tell time.
     let (t0, c0) = (sched::stats().ticks, time::rdtsc());
     sched::sleep_ms(50);
     let (t1, c1) = (sched::stats().ticks, time::rdtsc());
     let hz = (t1 - t0) * 1_000_000_000 / time::tsc_to_ns(c1 - c0).max(1);
     metric("tick_hz", hz);
     let want = sched::TICK_HZ;
-    assert!(hz * 5 >= want * 4 && hz * 5 <= want * 6, "timer runs at {hz} Hz, expected {want} Hz ±20%");
+    assert!(t1 - t0 >= 5, "only {} timer interrupts in 50 ms", t1 - t0);
+    assert!(hz * 5 <= want * 6, "timer runs at {hz} Hz, faster than {want} Hz + 20%");
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
     sched::spawn("boot-child", move || r.store(true, Ordering::SeqCst)).join();
@@ -106,6 +111,23 @@ fn stack_overflow() {
     panic!("recursion returned without overflowing its stack");
 }
 
+/// A kernel panic prints its message, location and a backtrace, and fails the run (35).
+#[inline(never)]
+fn panic_report() {
+    let answer = core::hint::black_box(41);
+    panic!("deliberate panic, answer={}", answer + 1);
+}
+
+/// The soft-float policy: CR0.EM is set and CR4.OSFXSR clear, so an SSE instruction (which
+/// no kernel code should ever contain) raises #UD with a report instead of silently using
+/// registers no context switch saves.
+#[inline(never)]
+fn sse_faults() {
+    // SAFETY: deliberately executes an SSE instruction; it must fault before touching state.
+    unsafe { core::arch::asm!("xorps xmm0, xmm0", options(nomem, nostack)) };
+    panic!("an SSE instruction executed although SSE is disabled");
+}
+
 /// Two CPU-bound threads at the same priority both make progress: only preemption can
 /// achieve that, since neither ever yields.
 fn preempt() {
@@ -134,8 +156,9 @@ fn preempt() {
     assert!(ca > 0 && cb > 0, "a thread starved: a={ca} b={cb}");
     let ratio = ca.min(cb) as f64 / ca.max(cb) as f64;
     assert!(ratio >= 0.2, "unfair split a={ca} b={cb}");
-    // 500 ms of 10 ms slices: dozens of switches between the two.
-    assert!(switches >= 20, "only {switches} context switches in 500 ms");
+    // 500 ms of 10 ms slices: dozens of switches between the two (fewer if the host
+    // starves the guest, but never just one or two).
+    assert!(switches >= 10, "only {switches} context switches in 500 ms");
 }
 
 /// Sleeps of 1–50 ms wake no earlier than asked and at most `BOUND_US` late, while a

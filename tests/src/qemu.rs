@@ -12,6 +12,9 @@
 //! | `FROND_BIOS`        | `qboot` (default, if installed) or `seabios` (QEMU's built-in)   |
 //! | `FROND_QEMU`        | the QEMU binary (default `qemu-system-x86_64`)                   |
 //! | `FROND_QEMU_ARGS`   | extra QEMU arguments, whitespace-separated, appended last        |
+//!
+//! [`crate::Boot::accel`] and [`crate::Boot::firmware`] override `FROND_ACCEL` and
+//! `FROND_BIOS` for one boot (benchmarks compare firmwares without touching the environment).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -207,6 +210,41 @@ pub fn choose_bios(
     }
 }
 
+/// A firmware the harness can boot with, for selecting it explicitly
+/// ([`crate::Boot::firmware`]) instead of through `FROND_BIOS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// qboot ([`QBOOT_PATH`]): minimal, boots a PVH kernel quickly.
+    Qboot,
+    /// SeaBIOS, QEMU's built-in default (no `-bios` flag).
+    SeaBios,
+}
+
+impl Firmware {
+    /// The name `FROND_BIOS` uses: `qboot` or `seabios`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Qboot => "qboot",
+            Firmware::SeaBios => "seabios",
+        }
+    }
+
+    /// The `-bios` value for this firmware (pure). Unlike [`choose_bios`], an explicit
+    /// `Qboot` never falls back to SeaBIOS: a missing qboot image is an error.
+    pub fn bios(self, qboot_exists: bool) -> Result<Option<PathBuf>, HarnessError> {
+        match self {
+            Firmware::SeaBios => Ok(None),
+            Firmware::Qboot if qboot_exists => Ok(Some(PathBuf::from(QBOOT_PATH))),
+            Firmware::Qboot => Err(HarnessError::io(
+                format!(
+                    "qboot firmware not found at {QBOOT_PATH} (Debian's qemu-system-x86 ships it)"
+                ),
+                std::io::ErrorKind::NotFound.into(),
+            )),
+        }
+    }
+}
+
 impl QemuSpec {
     /// A spec for `cmdline` built from the environment: artifacts (must exist),
     /// accelerator, firmware, QEMU binary; `FROND_QEMU_ARGS` goes into `extra_args`.
@@ -325,6 +363,20 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn explicit_firmware() {
+        assert_eq!(Firmware::SeaBios.bios(true).unwrap(), None);
+        assert_eq!(Firmware::SeaBios.bios(false).unwrap(), None);
+        assert_eq!(
+            Firmware::Qboot.bios(true).unwrap(),
+            Some(PathBuf::from(QBOOT_PATH))
+        );
+        let err = Firmware::Qboot.bios(false).unwrap_err();
+        assert!(err.to_string().contains(QBOOT_PATH), "{err}");
+        assert_eq!(Firmware::Qboot.as_str(), "qboot");
+        assert_eq!(Firmware::SeaBios.as_str(), "seabios");
     }
 
     #[test]

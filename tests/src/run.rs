@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::qemu::{workspace_root, QemuSpec, SerialMode};
+use crate::qemu::{workspace_root, Accel, Firmware, QemuSpec, SerialMode, QBOOT_PATH};
 use crate::serial::{self, Frame, TAIL_LINES};
 use crate::{Exit, HarnessError};
 
@@ -398,6 +398,8 @@ pub struct Boot {
     qemu_args: Vec<OsString>,
     stdin: Vec<u8>,
     name: Option<String>,
+    accel: Option<Accel>,
+    firmware: Option<Firmware>,
 }
 
 impl Default for Boot {
@@ -415,6 +417,8 @@ impl Boot {
             qemu_args: Vec::new(),
             stdin: Vec::new(),
             name: None,
+            accel: None,
+            firmware: None,
         }
     }
 
@@ -452,9 +456,29 @@ impl Boot {
         self
     }
 
+    /// Uses this accelerator whatever `FROND_ACCEL` and the host say (e.g. benchmarks
+    /// that must run under TCG).
+    pub fn accel(mut self, accel: Accel) -> Boot {
+        self.accel = Some(accel);
+        self
+    }
+
+    /// Boots with this firmware whatever `FROND_BIOS` says; an explicit
+    /// [`Firmware::Qboot`] that is not installed is an error, not a silent fallback.
+    pub fn firmware(mut self, firmware: Firmware) -> Boot {
+        self.firmware = Some(firmware);
+        self
+    }
+
     /// The QEMU command this boot would run (reads the environment; artifacts must exist).
     pub fn spec(&self) -> Result<QemuSpec, HarnessError> {
         let mut spec = QemuSpec::from_env(&self.cmdline, SerialMode::Batch)?;
+        if let Some(accel) = self.accel {
+            spec.accel = accel;
+        }
+        if let Some(firmware) = self.firmware {
+            spec.bios = firmware.bios(Path::new(QBOOT_PATH).is_file())?;
+        }
         let from_env = std::mem::take(&mut spec.extra_args);
         spec.extra_args = self.qemu_args.clone();
         spec.extra_args.extend(from_env);

@@ -6,6 +6,9 @@
 //! * backtrace frames: `  #0  0x0000000000101234 frond_kernel::ktest::page_fault+0x1c`
 //!   (an unresolved address has `?` or `??` instead of the symbol).
 //! * register dumps: `RIP=0x...`, `CR2=0x...` anywhere in a line.
+//! * micro-benchmarks (`bench=NAME|all`): `kbench-info tsc_hz=H`, then one
+//!   `kbench name=NAME iters=N tsc=T` per benchmark, then `kbench: done`.
+//! * the console's `Frond console ready in N ms.` line.
 //!
 //! Lines may end in `\r\n`; every parser here tolerates that.
 
@@ -155,6 +158,107 @@ pub fn register(text: &str, name: &str) -> Option<u64> {
     None
 }
 
+/// The prefix of a micro-benchmark result line.
+pub const KBENCH_PREFIX: &str = "kbench ";
+/// The prefix of the micro-benchmark info line.
+pub const KBENCH_INFO_PREFIX: &str = "kbench-info ";
+/// The line that ends a micro-benchmark run.
+pub const KBENCH_DONE: &str = "kbench: done";
+
+/// One `kbench name=NAME iters=N tsc=T` line: `tsc` TSC ticks for `iters` operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbenchResult {
+    pub name: String,
+    pub iters: u64,
+    pub tsc: u64,
+}
+
+/// Everything a `bench=...` run printed about its benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kbench {
+    /// From `kbench-info tsc_hz=H`, if printed.
+    pub tsc_hz: Option<u64>,
+    /// The results, in the order the kernel printed them.
+    pub results: Vec<KbenchResult>,
+    /// Whether `kbench: done` was printed (the run completed).
+    pub done: bool,
+}
+
+/// `key=value` tokens of `rest` as (key, u64); errors name the offending line.
+fn kv_u64<'a>(rest: &'a str, line: &str) -> Result<Vec<(&'a str, u64)>, String> {
+    rest.split_whitespace()
+        .map(|token| {
+            let (key, value) = token
+                .split_once('=')
+                .ok_or_else(|| format!("malformed token {token:?} in line {line:?}"))?;
+            let value = if key == "name" {
+                0
+            } else {
+                value.parse().map_err(|_| {
+                    format!("{key:?} has non-integer value {value:?} in line {line:?}")
+                })?
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Parses the `kbench` lines of `text` (lines must start with the prefixes; `\r` is
+/// tolerated). A result line lacking `name`, `iters` or `tsc`, with a non-integer
+/// figure, or with `iters=0`, is an error rather than silently dropped.
+pub fn parse_kbench(text: &str) -> Result<Kbench, String> {
+    let mut out = Kbench::default();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line == KBENCH_DONE {
+            out.done = true;
+        } else if let Some(rest) = line.strip_prefix(KBENCH_INFO_PREFIX) {
+            for (key, value) in kv_u64(rest, line)? {
+                if key == "tsc_hz" {
+                    out.tsc_hz = Some(value);
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix(KBENCH_PREFIX) {
+            let name = rest
+                .split_whitespace()
+                .find_map(|t| t.strip_prefix("name="))
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| format!("kbench line without name: {line:?}"))?;
+            let fields = kv_u64(rest, line)?;
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| format!("kbench line without {k}=: {line:?}"))
+            };
+            let (iters, tsc) = (get("iters")?, get("tsc")?);
+            if iters == 0 {
+                return Err(format!("kbench line with iters=0: {line:?}"));
+            }
+            out.results.push(KbenchResult {
+                name: name.to_string(),
+                iters,
+                tsc,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// N from the console's `Frond console ready in N ms.` line (the guest's own boot time).
+pub fn parse_console_ready_ms(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.split_once("console ready in ")?.1;
+        rest.strip_suffix('\r')
+            .unwrap_or(rest)
+            .split_once(" ms")?
+            .0
+            .parse()
+            .ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +341,70 @@ ktest page_fault: FAIL\r
         assert_eq!(register(text, "RIP"), Some(0x101234));
         assert_eq!(register(text, "CR2"), Some(0xdead0000));
         assert_eq!(register(text, "CR3"), None);
+    }
+
+    #[test]
+    fn kbench_parse() {
+        let text = "\
+Frond 0.1.0\r
+kbench-info tsc_hz=2517819400\r
+kbench name=yield_switch iters=20000 tsc=68430736\r
+noise kbench name=ignored iters=1 tsc=1\r
+kbench name=thread_spawn_join iters=500 tsc=109468140\r
+kbench: done\r
+";
+        let k = parse_kbench(text).unwrap();
+        assert_eq!(k.tsc_hz, Some(2_517_819_400));
+        assert!(k.done);
+        assert_eq!(
+            k.results,
+            [
+                KbenchResult {
+                    name: "yield_switch".into(),
+                    iters: 20_000,
+                    tsc: 68_430_736
+                },
+                KbenchResult {
+                    name: "thread_spawn_join".into(),
+                    iters: 500,
+                    tsc: 109_468_140
+                },
+            ]
+        );
+        // A run cut short: no `done`, no info line.
+        let k = parse_kbench("kbench name=a iters=1 tsc=2\n").unwrap();
+        assert_eq!((k.tsc_hz, k.done, k.results.len()), (None, false, 1));
+        assert_eq!(parse_kbench("nothing\n").unwrap(), Kbench::default());
+        // `kbench: unknown benchmark ...` is not a result line.
+        assert!(parse_kbench("kbench: unknown benchmark 'x' (have: all a)\n")
+            .unwrap()
+            .results
+            .is_empty());
+    }
+
+    #[test]
+    fn kbench_rejects_garbage() {
+        for bad in [
+            "kbench name=a iters=x tsc=1",
+            "kbench name=a iters=1",
+            "kbench iters=1 tsc=1",
+            "kbench name= iters=1 tsc=1",
+            "kbench name=a iters=0 tsc=1",
+            "kbench name=a iters=1 tsc=-5",
+            "kbench name=a iters=1 tsc",
+            "kbench-info tsc_hz=fast",
+        ] {
+            assert!(parse_kbench(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn console_ready_parse() {
+        let text = "memory: ...\r\nFrond console ready in 47 ms. Type 'help'.\r\nfrond> ";
+        assert_eq!(parse_console_ready_ms(text), Some(47));
+        assert_eq!(parse_console_ready_ms("Frond console ready in 3 ms.\n"), Some(3));
+        assert_eq!(parse_console_ready_ms("console ready in soon ms\n"), None);
+        assert_eq!(parse_console_ready_ms("frond> "), None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ const DRIVEN_KTESTS: &[&str] = &[
     "boot",
     "page_fault",
     "stack_overflow",
+    "panic",
+    "sse_faults",
     "preempt",
     "sleep",
     "mutex",
@@ -72,6 +74,38 @@ fn stack_overflow_is_reported() {
             .as_deref()
             .is_some_and(|s| s.contains("ktest::recurse"))),
         "no backtrace frame in ktest::recurse: {frames:#?}\n{out}"
+    );
+}
+
+#[test]
+fn panic_is_reported() {
+    let out = run_ktest("panic");
+    out.assert_exit(Exit::Fail)
+        .assert_serial_contains("KERNEL PANIC: deliberate panic, answer=42")
+        .assert_serial_contains("kernel/src/ktest.rs:");
+    let frames = out.backtrace();
+    assert!(
+        frames.iter().any(|f| f
+            .symbol
+            .as_deref()
+            .is_some_and(|s| s.contains("ktest::panic_report"))),
+        "no backtrace frame in ktest::panic_report: {frames:#?}\n{out}"
+    );
+}
+
+#[test]
+fn sse_instruction_faults() {
+    // Soft-float policy: SSE is off (CR0.EM=1, CR4.OSFXSR=0), so the instruction is #UD.
+    let out = run_ktest("sse_faults");
+    out.assert_exit(Exit::Fail)
+        .assert_serial_contains("EXCEPTION: Invalid opcode (#UD)");
+    let frames = out.backtrace();
+    assert!(
+        frames.iter().any(|f| f
+            .symbol
+            .as_deref()
+            .is_some_and(|s| s.contains("ktest::sse_faults"))),
+        "no backtrace frame in ktest::sse_faults: {frames:#?}\n{out}"
     );
 }
 

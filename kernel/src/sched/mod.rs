@@ -1,6 +1,6 @@
 //! Preemptive kernel threads on one CPU.
 //!
-//! * Strict priorities ([`Priority`]), round-robin within a level with a [`SLICE_TICKS`]
+//! * Strict priorities ([`Priority`]), round-robin within a level with a [`SLICE_NS`]
 //!   time slice; a thread woken at a higher priority than the running one preempts it at
 //!   once (at the end of the interrupt, or right after the waking call in thread context).
 //! * Every scheduler structure is touched only with interrupts disabled; on one CPU that is
@@ -34,8 +34,10 @@ pub type Tid = u64;
 
 /// Timer interrupts per second: 1 ms sleep granularity at negligible cost under TCG.
 pub const TICK_HZ: u64 = 1000;
-/// Ticks a thread may run before others of its priority get the CPU (10 ms, Linux-like).
-pub const SLICE_TICKS: u32 = 10;
+/// How long a thread may run before others of its priority get the CPU (10 ms, Linux-like).
+/// Measured on the TSC, not in ticks: under an overloaded host QEMU coalesces timer
+/// interrupts, and a tick count would then stretch the slice.
+pub const SLICE_NS: u64 = 10_000_000;
 /// Default stack: deep enough for formatting-heavy code and the fault reporter.
 pub const DEFAULT_STACK: usize = 64 * 1024;
 
@@ -84,7 +86,8 @@ struct Sched {
     current: Tid,
     idle: Tid,
     next_id: Tid,
-    slice_left: u32,
+    /// TSC value when the running thread got the CPU.
+    slice_start: u64,
     need_resched: bool,
     ticks: u64,
     switches: u64,
@@ -160,7 +163,7 @@ pub fn init() {
         current: 0,
         idle: 0,
         next_id: 1,
-        slice_left: SLICE_TICKS,
+        slice_start: 0,
         need_resched: false,
         ticks: 0,
         switches: 0,
@@ -297,7 +300,7 @@ fn schedule() {
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
     let switch = with(|s| {
         s.need_resched = false;
-        s.slice_left = SLICE_TICKS;
+        s.slice_start = crate::time::rdtsc();
         let prev = s.current;
         let idle = s.idle;
         let t = s.cur();
@@ -412,13 +415,12 @@ pub fn on_tick() {
                 s.need_resched = true;
             }
         } else {
-            s.slice_left = s.slice_left.saturating_sub(1);
-            if s.slice_left == 0 {
+            if crate::time::tsc_to_ns(now - s.slice_start) >= SLICE_NS {
                 let prio = s.cur().prio;
                 if s.highest_ready().is_some_and(|p| p >= prio) {
                     s.need_resched = true;
                 } else {
-                    s.slice_left = SLICE_TICKS;
+                    s.slice_start = now;
                 }
             }
         }
