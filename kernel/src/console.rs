@@ -80,7 +80,7 @@ fn cmd_threads(_: &str) {
             "  {:>4}  {:<16} {:<7} {:<9} {:>9} {:>9} {:>5}K",
             t.id,
             t.name,
-            alloc::format!("{:?}", t.prio),
+            if t.id == 0 { String::from("-") } else { alloc::format!("{:?}", t.prio) },
             alloc::format!("{:?}", t.state),
             t.cpu_ms,
             t.switches,
@@ -93,7 +93,10 @@ fn cmd_mem(_: &str) {
     let f = frame::stats();
     let h = heap::stats();
     println!("  frames: {} total, {} free ({} KiB free of {} KiB)", f.total, f.free, f.free * 4, f.total * 4);
-    println!("  heap:   {} KiB, {} KiB used, {} KiB free", h.size / 1024, h.used / 1024, h.free / 1024);
+    println!("  heap:   {} KiB, {} bytes used, {} KiB free", h.size / 1024, h.used, h.free / 1024);
+    let threads = sched::threads();
+    let stack_kib: usize = threads.iter().map(|t| t.stack_kib).sum();
+    println!("  stacks: {} threads, {} KiB (each with an unmapped guard page)", threads.len(), stack_kib);
     println!("  serial: {} input bytes dropped (ring full)", crate::serial::rx_dropped());
 }
 

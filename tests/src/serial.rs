@@ -376,10 +376,12 @@ kbench: done\r
         assert_eq!((k.tsc_hz, k.done, k.results.len()), (None, false, 1));
         assert_eq!(parse_kbench("nothing\n").unwrap(), Kbench::default());
         // `kbench: unknown benchmark ...` is not a result line.
-        assert!(parse_kbench("kbench: unknown benchmark 'x' (have: all a)\n")
-            .unwrap()
-            .results
-            .is_empty());
+        assert!(
+            parse_kbench("kbench: unknown benchmark 'x' (have: all a)\n")
+                .unwrap()
+                .results
+                .is_empty()
+        );
     }
 
     #[test]
@@ -402,7 +404,10 @@ kbench: done\r
     fn console_ready_parse() {
         let text = "memory: ...\r\nFrond console ready in 47 ms. Type 'help'.\r\nfrond> ";
         assert_eq!(parse_console_ready_ms(text), Some(47));
-        assert_eq!(parse_console_ready_ms("Frond console ready in 3 ms.\n"), Some(3));
+        assert_eq!(
+            parse_console_ready_ms("Frond console ready in 3 ms.\n"),
+            Some(3)
+        );
         assert_eq!(parse_console_ready_ms("console ready in soon ms\n"), None);
         assert_eq!(parse_console_ready_ms("frond> "), None);
     }
