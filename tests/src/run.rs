@@ -834,6 +834,17 @@ impl Outcome {
         serial::parse_backtrace(&self.serial)
     }
 
+    /// Panics with [`Outcome::report`] unless a backtrace frame's symbol contains `symbol`
+    /// (e.g. `ktest::page_fault`).
+    #[track_caller]
+    pub fn assert_backtrace_names(&self, symbol: &str) -> &Self {
+        let frames = self.backtrace();
+        if !frames.iter().any(|f| f.symbol.as_deref().is_some_and(|s| s.contains(symbol))) {
+            panic!("no backtrace frame in {symbol}: {frames:#?}\n{}", self.report());
+        }
+        self
+    }
+
     /// The first `NAME=0x...` register value in the serial output.
     pub fn register(&self, name: &str) -> Option<u64> {
         serial::register(&self.serial, name)

@@ -48,14 +48,7 @@ fn page_fault_is_reported() {
         .assert_serial_contains("CR2=0x00000000dead0000")
         .assert_serial_contains("RIP=");
     assert_eq!(out.register("CR2"), Some(0xdead_0000), "{out}");
-    let frames = out.backtrace();
-    assert!(
-        frames.iter().any(|f| f
-            .symbol
-            .as_deref()
-            .is_some_and(|s| s.contains("ktest::page_fault"))),
-        "no backtrace frame in ktest::page_fault: {frames:#?}\n{out}"
-    );
+    out.assert_backtrace_names("ktest::page_fault");
 }
 
 #[test]
@@ -67,14 +60,7 @@ fn stack_overflow_is_reported() {
         .assert_serial_contains("EXCEPTION")
         .assert_serial_contains("STACK OVERFLOW")
         .assert_serial_contains("'deep-recursion'");
-    let frames = out.backtrace();
-    assert!(
-        frames.iter().any(|f| f
-            .symbol
-            .as_deref()
-            .is_some_and(|s| s.contains("ktest::recurse"))),
-        "no backtrace frame in ktest::recurse: {frames:#?}\n{out}"
-    );
+    out.assert_backtrace_names("ktest::recurse");
 }
 
 #[test]
@@ -83,14 +69,7 @@ fn panic_is_reported() {
     out.assert_exit(Exit::Fail)
         .assert_serial_contains("KERNEL PANIC: deliberate panic, answer=42")
         .assert_serial_contains("kernel/src/ktest.rs:");
-    let frames = out.backtrace();
-    assert!(
-        frames.iter().any(|f| f
-            .symbol
-            .as_deref()
-            .is_some_and(|s| s.contains("ktest::panic_report"))),
-        "no backtrace frame in ktest::panic_report: {frames:#?}\n{out}"
-    );
+    out.assert_backtrace_names("ktest::panic_report");
 }
 
 #[test]
@@ -99,14 +78,7 @@ fn sse_instruction_faults() {
     let out = run_ktest("sse_faults");
     out.assert_exit(Exit::Fail)
         .assert_serial_contains("EXCEPTION: Invalid opcode (#UD)");
-    let frames = out.backtrace();
-    assert!(
-        frames.iter().any(|f| f
-            .symbol
-            .as_deref()
-            .is_some_and(|s| s.contains("ktest::sse_faults"))),
-        "no backtrace frame in ktest::sse_faults: {frames:#?}\n{out}"
-    );
+    out.assert_backtrace_names("ktest::sse_faults");
 }
 
 #[test]
