@@ -53,11 +53,7 @@ fn read_line(line: &mut String) {
                 println!();
                 return;
             }
-            0x08 | 0x7f => {
-                if line.pop().is_some() {
-                    print!("\x08 \x08");
-                }
-            }
+            0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
             0x20..=0x7e if line.len() < MAX_LINE => {
                 line.push(b as char);
                 print!("{}", b as char);

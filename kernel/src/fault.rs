@@ -125,7 +125,7 @@ pub fn backtrace(w: &mut impl Write, pc: u64, mut rbp: u64) {
         if i >= MAX_FRAMES {
             break;
         }
-        if rbp == 0 || rbp % 8 != 0 {
+        if rbp == 0 || !rbp.is_multiple_of(8) {
             break;
         }
         if paging::is_mapped(rbp) != Some(true) || paging::is_mapped(rbp + 8) != Some(true) {

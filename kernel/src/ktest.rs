@@ -168,7 +168,11 @@ fn sleep() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let hog = sched::Builder::new("hog")
         .priority(Priority::Low)
-        .spawn(|| while !STOP.load(Ordering::Relaxed) {})
+        .spawn(|| {
+            while !STOP.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        })
         .expect("spawn");
     let mut min_late = u64::MAX;
     let mut max_late = 0;

@@ -211,10 +211,9 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
                 let madt = madt.get();
                 for entry in madt.entries() {
                     match entry {
-                        acpi::madt::MadtEntry::IoApic(e) => {
-                            if ioapic.0 == DEFAULT_IOAPIC || e.global_system_interrupt_base == 0 {
-                                ioapic = (e.io_apic_address as u64, e.global_system_interrupt_base);
-                            }
+                        // The I/O APIC serving GSI 0 handles the ISA lines.
+                        acpi::madt::MadtEntry::IoApic(e) if e.global_system_interrupt_base == 0 => {
+                            ioapic = (e.io_apic_address as u64, 0);
                         }
                         acpi::madt::MadtEntry::InterruptSourceOverride(o) => {
                             let irq = o.irq as usize;

@@ -82,6 +82,8 @@ struct Sched {
     threads: HashMap<Tid, Box<Thread>>,
     ready: [VecDeque<Tid>; LEVELS],
     sleepers: BinaryHeap<Reverse<(u64, Tid)>>,
+    /// Boxed so the `rsp` slot `schedule` saves into stays put while the Vec grows.
+    #[allow(clippy::vec_box)]
     zombies: Vec<Box<Thread>>,
     current: Tid,
     idle: Tid,
