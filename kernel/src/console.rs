@@ -105,7 +105,7 @@ fn cmd_uptime(_: &str) {
         (us / 1000) % 1000,
         s.ticks,
         s.switches,
-        crate::arch::trap::count(crate::arch::trap::IRQ_BASE + crate::serial::COM1_IRQ),
+        crate::serial::rx_interrupts(),
         crate::time::tsc_hz() / 1_000_000
     );
 }

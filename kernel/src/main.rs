@@ -100,8 +100,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     arch::apic::init_lapic();
     let platform = arch::apic::discover(info.rsdp);
     arch::apic::start_timer(sched::TICK_HZ, sched::on_tick);
-    arch::apic::route_isa_irq(serial::COM1_IRQ, serial::on_interrupt);
-    serial::enable_rx_interrupt();
+    let com1_vector = arch::apic::route_isa_irq(serial::COM1_IRQ, serial::on_interrupt);
+    serial::enable_rx_interrupt(com1_vector);
 
     let f = frame::stats();
     let h = heap::stats();

@@ -11,7 +11,7 @@
 use crate::arch::irq::IrqMutex;
 use crate::sched::WaitQueue;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use uart_16550::backend::PioBackend;
 use uart_16550::spec::registers::IER;
 use uart_16550::{Config, Uart16550};
@@ -26,6 +26,8 @@ static PORT: IrqMutex<Option<Uart16550<PioBackend>>> = IrqMutex::new(None);
 static RX: IrqMutex<Ring> = IrqMutex::new(Ring { buf: [0; RX_RING], head: 0, len: 0 });
 static RX_WAIT: WaitQueue = WaitQueue::new();
 static RX_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The interrupt vector IRQ 4 was routed to (0 until routed).
+static RX_VECTOR: AtomicU8 = AtomicU8::new(0);
 
 struct Ring {
     buf: [u8; RX_RING],
@@ -47,7 +49,9 @@ pub fn init() {
     }
 }
 
-pub fn enable_rx_interrupt() {
+/// Enables receive interrupts once IRQ 4 is routed to `vector`.
+pub fn enable_rx_interrupt(vector: u8) {
+    RX_VECTOR.store(vector, Ordering::Relaxed);
     if let Some(uart) = PORT.lock().as_mut() {
         uart.enable_interrupts(IER::DATA_READY);
     }
@@ -94,6 +98,14 @@ pub fn read_byte() -> u8 {
         if let Some(b) = out {
             return b;
         }
+    }
+}
+
+/// Receive interrupts taken since boot.
+pub fn rx_interrupts() -> u64 {
+    match RX_VECTOR.load(Ordering::Relaxed) {
+        0 => 0,
+        v => crate::arch::trap::count(v),
     }
 }
 

@@ -176,6 +176,14 @@ fn console_commands() {
         uptime.contains("up "),
         "`uptime` does not say `up ...`:\n{uptime}"
     );
+    // Every byte typed so far reached the kernel through IRQ 4 via the I/O APIC.
+    let irqs: u64 = uptime
+        .split(" serial interrupts")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("`uptime` shows no serial interrupt count:\n{uptime}"));
+    assert!(irqs >= 1, "console input arrived without serial interrupts:\n{uptime}");
 
     s.send(b"quit\n").expect("sending quit");
     s.wait(CONSOLE_TIMEOUT).assert_pass();

@@ -245,12 +245,14 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
     Platform { ioapic_phys: ioapic.0, from_acpi }
 }
 
-/// Routes ISA IRQ `irq` to this CPU and installs `handler` for it.
-pub fn route_isa_irq(irq: u8, handler: fn()) {
+/// Routes ISA IRQ `irq` to this CPU, installs `handler` for it and returns its vector
+/// (which depends on the MADT's overrides).
+pub fn route_isa_irq(irq: u8, handler: fn()) -> u8 {
     let guard = IOAPIC.lock();
     let io = guard.as_ref().expect("I/O APIC not discovered");
     let r = io.isa[irq as usize];
     let vector = IRQ_BASE + r.gsi as u8;
     trap::set_handler(vector, handler);
     io.route(r.gsi, vector, r.active_low, r.level, lapic_id());
+    vector
 }

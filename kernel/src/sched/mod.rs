@@ -241,7 +241,7 @@ impl Builder {
         // SAFETY: the 64 bytes below `top` are mapped, writable and owned by the new stack.
         unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut u64, frame.len()) };
         let done = Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() });
-        let tid = with(|s| {
+        with(|s| {
             let tid = s.next_id;
             s.next_id += 1;
             s.threads.insert(
@@ -260,10 +260,8 @@ impl Builder {
                 }),
             );
             s.make_ready(tid);
-            tid
         });
         preempt_point();
-        let _ = tid;
         Ok(JoinHandle { done })
     }
 }
