@@ -13,9 +13,17 @@ CARGO     ?= cargo
 TARGET    := x86_64-unknown-none
 KERNEL    := target/$(TARGET)/release/frond-kernel
 BOOTMOD   := target/frond/boot.cpio
+# Domains are static-pie and build into their own target directory: the kernel adds
+# `-C relocation-model=static`, and sharing a directory would rebuild common crates
+# every time the flags switch.
+DOMAIN_DIR := target/domains/$(TARGET)/release
+DOMAINS   := dom-echo dom-relay dom-client
+KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
 export FROND_BOOT_MODULE := $(abspath $(BOOTMOD))
+export FROND_DOMAIN_DIR  := $(abspath $(DOMAIN_DIR))
+export FROND_DOMAIN_ELF  := $(abspath $(DOMAIN_DIR))/dom-echo
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
@@ -26,12 +34,14 @@ all: build
 setup:
 	@scripts/setup.sh
 
-# The kernel is the one bare-metal crate so far; host crates are the workspace's
-# default-members and build with plain `cargo build`/`cargo test`.
+# Bare-metal crates: the kernel and the domains, bundled into one boot module. Host
+# crates are the workspace's default-members and build with plain `cargo build`/`cargo test`.
 build: setup
-	$(CARGO) build --release -p frond-kernel --target $(TARGET)
+	$(CARGO) build --release --target $(TARGET) --target-dir target/domains $(addprefix -p ,$(DOMAINS))
+	$(CARGO) build --release -p frond-kernel --target $(TARGET) $(KERNEL_FLAGS)
 	@mkdir -p $(dir $(BOOTMOD))
-	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD)
+	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD) \
+		$(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
 
 run: build
 	@$(QEMU_RUN) run --append "$(APPEND)"

@@ -1,10 +1,87 @@
-//! # frond-interface-gen — the `#[interface]` proc-macro (placeholder)
+//! # frond-interface-gen — `#[interface]` and `#[derive(Exchangeable)]`
 //!
-//! Will generate, for every trait that crosses a domain boundary, the proxy that switches
-//! the current domain, moves RRef ownership, and turns a callee's panic into an `RpcError`
-//! (section 4 of the architecture brief), plus the `Exchangeable` derive. Filled by the
-//! isolation-core issue.
+//! The compile-time half of Frond's domain isolation. Domains talk only through traits
+//! marked `#[interface]`; this crate checks those traits and generates the proxies that guard
+//! every crossing (the runtime half, `rref::rpc`, is their contract with the kernel):
 //!
-//! May depend on: `proc-macro2`, `syn`, `quote`. Runs on the host only.
+//! * `#[derive(Exchangeable)]` for structs and enums (generics included): an
+//!   `unsafe impl rref::Exchangeable` whose `move_to` moves every field. Fields whose type
+//!   mentions a type parameter become `FieldType: Exchangeable` bounds; the others are
+//!   checked where they are moved (a bound would be trivial, or an endless cycle for a type
+//!   recursive through an `RRef`). Either way the error is at the field's type.
+//! * `#[interface]` / `#[interface(recover)]` on a trait: the trait itself (minus the
+//!   `#[idempotent]` method markers), `rref::rpc::Proxyable for dyn Trait`, the trait for
+//!   `rref::rpc::Proxy<dyn Trait, R>` (lend `&RRef` arguments for the call, move owned
+//!   arguments to the callee inside the protected call and the result back to the caller,
+//!   adopt `Remote<dyn X>` handles both ways) and, with `recover`, for
+//!   `rref::rpc::Recover<dyn Trait, R>` (restart a crashed callee; retry `#[idempotent]`
+//!   methods up to `rref::rpc::MAX_RETRIES` times).
+//!
+//! ## What it guarantees: compile errors, at the offending span, with the reason
+//! * A type that is or contains a reference, raw pointer, function pointer, `Box`, `Vec`,
+//!   `String`, `Rc`, `Arc`, trait object, `impl Trait`, `Cell`/`RefCell`/`UnsafeCell`/
+//!   `OnceCell`, `Atomic*`, `Mutex` or `RwLock` as a derived field, interface argument or
+//!   returned value (references: except a lent `&RRef`/`&RRefVec`/`&RRefDeque` argument).
+//! * A derived field or interface value that is not `Exchangeable` (the trait bound, spanned
+//!   at the type); a union.
+//! * An interface method that does not take `&self`, does not return `RpcResult<_>`, is
+//!   generic, `async`, `unsafe` or has a default body; associated types or consts; a
+//!   `Remote` that is not a whole argument or return value; an `#[idempotent]` method with a
+//!   non-`Copy` argument; an `#[interface]` argument other than `recover`.
+//!
+//! Generated code names only `::rref::...` and `::core::...` paths.
+//!
+//! ## Dependencies
+//! `proc-macro2`, `syn`, `quote`; runs on the host at compile time only. Tests also use
+//! `trybuild` and `rref` (with its `host` heap).
 
 #![forbid(unsafe_code)]
+
+mod derive;
+mod interface;
+mod types;
+
+use proc_macro::TokenStream;
+
+/// `#[derive(Exchangeable)]`: see the crate documentation.
+#[proc_macro_derive(Exchangeable)]
+pub fn derive_exchangeable(input: TokenStream) -> TokenStream {
+    derive::expand_derive(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `#[interface]` / `#[interface(recover)]` on a trait: see the crate documentation.
+#[proc_macro_attribute]
+pub fn interface(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    interface::expand_interface(attr.into(), item.clone())
+        .unwrap_or_else(|e| {
+            let mut out = e.into_compile_error();
+            out.extend(interface::fallback(item));
+            out
+        })
+        .into()
+}
+
+/// Collects every error of an item, so that one compile run reports all of them.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    /// The value, or `None` after recording the error.
+    fn ok<T>(&mut self, r: syn::Result<T>) -> Option<T> {
+        r.map_err(|e| self.push(e)).ok()
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}

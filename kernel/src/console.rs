@@ -1,7 +1,6 @@
 //! The kernel console on the serial port: a line editor and a table of commands.
 //!
-//! Commands are rows of [`COMMANDS`]; later subsystems add rows (`domains`, `crash`,
-//! `restart`). Input arrives through the UART interrupt (see `serial`), so the console thread
+//! Commands are rows of [`COMMANDS`]. Input arrives through the UART interrupt (see `serial`), so the console thread
 //! sleeps while nobody types.
 
 use crate::mem::{frame, heap};
@@ -23,6 +22,13 @@ const COMMANDS: &[Command] = &[
     Command { name: "threads", help: "list threads: id, name, priority, state, cpu time, switches", run: cmd_threads },
     Command { name: "mem", help: "physical frames, kernel heap and stacks", run: cmd_mem },
     Command { name: "uptime", help: "time since boot, timer ticks, context switches", run: cmd_uptime },
+    Command {
+        name: "domains",
+        help: "list domains: id, name, generation, state, heap, RRefs owned, calls, crashes",
+        run: cmd_domains,
+    },
+    Command { name: "crash", help: "crash <domain>: kill a domain as if it had faulted", run: cmd_crash },
+    Command { name: "restart", help: "restart <domain>: reload a domain from its pristine image", run: cmd_restart },
     Command { name: "quit", help: "stop the machine (QEMU exits with status 33)", run: cmd_quit },
 ];
 
@@ -108,6 +114,77 @@ fn cmd_uptime(_: &str) {
         crate::serial::rx_interrupts(),
         crate::time::tsc_hz() / 1_000_000
     );
+}
+
+fn cmd_domains(_: &str) {
+    println!(
+        "  {:>3}  {:<10} {:>4} {:<10} {:>10} {:>8} {:>10} {:>9} {:>7} {:>8}",
+        "id", "name", "gen", "state", "heap B", "RRefs", "RRef B", "calls", "crashes", "restarts"
+    );
+    for d in crate::domain::list() {
+        println!(
+            "  {:>3}  {:<10} {:>4} {:<10} {:>10} {:>8} {:>10} {:>9} {:>7} {:>8}",
+            d.id,
+            d.name,
+            d.generation,
+            alloc::format!("{:?}", d.state),
+            d.heap_used,
+            d.rrefs,
+            d.rref_bytes,
+            d.calls,
+            d.crashes,
+            d.restarts
+        );
+    }
+    let c = crate::domain::shared::SHARED.counters();
+    println!(
+        "  kernel: {} RRefs ({} B); shared heap {} B used of {} KiB; domain heaps reserve {} KiB",
+        c.blocks(rref::DomainId::KERNEL),
+        c.bytes(rref::DomainId::KERNEL),
+        crate::domain::shared::SHARED.used(),
+        crate::domain::shared::SHARED.size() / 1024,
+        crate::domain::dheap::total_reserved() / 1024
+    );
+}
+
+fn domain_arg(args: &str) -> Option<rref::DomainId> {
+    if args.is_empty() {
+        println!("which domain? (name or id; see 'domains')");
+        return None;
+    }
+    let d = crate::domain::lookup(args);
+    if d.is_none() {
+        println!("no domain '{args}'");
+    }
+    d
+}
+
+fn cmd_crash(args: &str) {
+    let Some(d) = domain_arg(args) else { return };
+    match crate::domain::kill(d) {
+        Ok(r) => println!(
+            "domain {} killed: reclaimed {} RRefs ({} B), {} KiB of heap; {} sleeping threads woken to unwind",
+            d.0,
+            r.rref_blocks,
+            r.rref_bytes,
+            r.heap_bytes / 1024,
+            r.woken
+        ),
+        Err(e) => println!("crash {args}: {e}"),
+    }
+}
+
+fn cmd_restart(args: &str) {
+    let Some(d) = domain_arg(args) else { return };
+    let t0 = crate::time::rdtsc();
+    match crate::domain::restart(d) {
+        Ok(generation) => println!(
+            "domain {} restarted: generation {generation}, in {} us",
+            d.0,
+            crate::time::tsc_to_ns(crate::time::rdtsc() - t0) / 1000
+        ),
+        Err(e) => println!("restart {args}: {e}"),
+    }
 }
 
 fn cmd_quit(_: &str) {

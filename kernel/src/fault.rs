@@ -53,6 +53,10 @@ const NAMES: [&str; 32] = [
     "Reserved",
 ];
 
+pub fn exception_name(vector: u8) -> &'static str {
+    NAMES[vector as usize % 32]
+}
+
 /// Entered from `trap_dispatch` for vectors 0–31. Never returns.
 pub fn exception(f: &TrapFrame) -> ! {
     x86_64::instructions::interrupts::disable();

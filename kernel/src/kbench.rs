@@ -12,6 +12,9 @@ use crate::time::rdtsc;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
+use frond_interface::test::{Counter, Echo, EchoKind, Nested, Packet, PeekInfo};
+use rref::rpc::{Remote, RpcError, RpcResult};
+use rref::RRef;
 
 struct Bench {
     name: &'static str,
@@ -25,7 +28,155 @@ const BENCHES: &[Bench] = &[
     Bench { name: "mutex_uncontended", iters: 100_000, run: mutex_uncontended },
     Bench { name: "heap_alloc_free_64", iters: 100_000, run: heap_alloc_free },
     Bench { name: "thread_spawn_join", iters: 500, run: spawn_join },
+    Bench { name: "dyn_call", iters: 100_000, run: dyn_call },
+    Bench { name: "proxy_null_call", iters: 100_000, run: proxy_null_call },
+    Bench { name: "proxy_rref_bounce", iters: 50_000, run: proxy_rref_bounce },
+    Bench { name: "proxy_dead_call", iters: 100_000, run: proxy_dead_call },
+    Bench { name: "rref_alloc_free", iters: 100_000, run: rref_alloc_free },
+    Bench { name: "domain_restart", iters: 100, run: domain_restart },
 ];
+
+/// The echo domain every domain benchmark calls (created on first use).
+fn echo() -> rref::DomainId {
+    static ECHO: spin::Once<rref::DomainId> = spin::Once::new();
+    *ECHO.call_once(|| {
+        crate::domain::create::<EchoKind>("echo", "domains/dom-echo", || ()).expect("creating the echo domain")
+    })
+}
+
+/// A kernel object implementing `Echo`: the baseline of a direct `dyn` call.
+struct LocalEcho;
+
+impl Echo for LocalEcho {
+    fn ping(&self) -> RpcResult<()> {
+        Ok(())
+    }
+    fn add(&self, a: u64, b: u64) -> RpcResult<u64> {
+        Ok(a + b)
+    }
+    fn whoami(&self) -> RpcResult<(rref::DomainId, u64)> {
+        Ok(crate::domain::rpc::current())
+    }
+    fn bounce(&self, v: RRef<u64>) -> RpcResult<RRef<u64>> {
+        Ok(v)
+    }
+    fn take(&self, p: RRef<Packet>) -> RpcResult<RRef<Packet>> {
+        Ok(p)
+    }
+    fn peek(&self, _: &RRef<Packet>) -> RpcResult<PeekInfo> {
+        Err(RpcError::Refused)
+    }
+    fn peek_then_panic(&self, _: &mut RRef<Packet>) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn keep(&self, _: RRef<Nested>) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn hoard(&self, _: u32) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
+    fn panic_now(&self) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn arm_crash(&self) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn add_checked(&self, a: u64, b: u64) -> RpcResult<u64> {
+        Ok(a + b)
+    }
+    fn bump(&self) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
+    fn spin(&self) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn sleep_ms(&self, _: u64) -> RpcResult<()> {
+        Err(RpcError::Refused)
+    }
+    fn spawn_worker(&self) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
+    fn worker_ticks(&self) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
+    fn make_counter(&self, _: u64) -> RpcResult<Remote<dyn Counter>> {
+        Err(RpcError::Refused)
+    }
+    fn live_counters(&self) -> RpcResult<u64> {
+        Err(RpcError::Refused)
+    }
+}
+
+/// Baseline: a call through `&dyn Echo` to a kernel object (no proxy, no domain switch).
+fn dyn_call(n: u64) -> u64 {
+    let local = LocalEcho;
+    let e: &dyn Echo = core::hint::black_box(&local);
+    let t0 = rdtsc();
+    for _ in 0..n {
+        let _ = core::hint::black_box(e.ping());
+    }
+    rdtsc() - t0
+}
+
+/// A proxied call that does nothing: alive check, continuation, domain switch, dyn call.
+fn proxy_null_call(n: u64) -> u64 {
+    let echo = crate::domain::grant::<dyn Echo>(echo()).expect("grant");
+    let e: &dyn Echo = core::hint::black_box(&*echo);
+    let t0 = rdtsc();
+    for _ in 0..n {
+        let _ = core::hint::black_box(e.ping());
+    }
+    let t = rdtsc() - t0;
+    assert_eq!(e.ping(), Ok(()));
+    t
+}
+
+/// A proxied call that moves one RRef to the callee and back to the caller.
+fn proxy_rref_bounce(n: u64) -> u64 {
+    let echo = crate::domain::grant::<dyn Echo>(echo()).expect("grant");
+    let mut v = RRef::new(0u64);
+    let t0 = rdtsc();
+    for _ in 0..n {
+        v = echo.bounce(v).expect("bounce");
+    }
+    let t = rdtsc() - t0;
+    assert_eq!(v.owner(), rref::DomainId::KERNEL);
+    t
+}
+
+/// A call to a dead domain: how fast it fails.
+fn proxy_dead_call(n: u64) -> u64 {
+    let d = crate::domain::create::<EchoKind>("dead", "domains/dom-echo", || ()).expect("create");
+    let echo = crate::domain::grant::<dyn Echo>(d).expect("grant");
+    crate::domain::kill(d).expect("kill");
+    let t0 = rdtsc();
+    for _ in 0..n {
+        let _ = core::hint::black_box(echo.ping());
+    }
+    let t = rdtsc() - t0;
+    assert_eq!(echo.ping(), Err(RpcError::DomainDead));
+    drop(echo);
+    crate::domain::remove(d).expect("remove");
+    t
+}
+
+fn rref_alloc_free(n: u64) -> u64 {
+    let t0 = rdtsc();
+    for i in 0..n {
+        drop(core::hint::black_box(RRef::new(i)));
+    }
+    rdtsc() - t0
+}
+
+/// Kill and reload the (small) echo domain: unload, reload from the image, re-run init.
+fn domain_restart(n: u64) -> u64 {
+    let d = echo();
+    let t0 = rdtsc();
+    for _ in 0..n {
+        crate::domain::restart(d).expect("restart");
+    }
+    rdtsc() - t0
+}
 
 /// One context switch: two threads yielding to each other; T counts both directions, so
 /// the figure is per switch.

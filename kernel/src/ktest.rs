@@ -33,6 +33,15 @@ pub const TESTS: &[Test] = &[
     Test { name: "mutex", run: mutex },
     Test { name: "channel", run: channel },
     Test { name: "heap", run: heap_stress },
+    Test { name: "dom_calls", run: crate::ktest_domains::calls },
+    Test { name: "dom_rref", run: crate::ktest_domains::rref_ownership },
+    Test { name: "dom_nested_panic", run: crate::ktest_domains::nested_panic },
+    Test { name: "dom_trait_object", run: crate::ktest_domains::trait_object },
+    Test { name: "dom_reclaim", run: crate::ktest_domains::reclaim },
+    Test { name: "dom_threads", run: crate::ktest_domains::threads },
+    Test { name: "dom_restart", run: crate::ktest_domains::restart },
+    Test { name: "dom_crash_loop", run: crate::ktest_domains::crash_loop },
+    Test { name: "dom_loader", run: crate::ktest_domains::loader },
 ];
 
 fn metric(key: &str, value: impl core::fmt::Display) {

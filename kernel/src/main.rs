@@ -33,9 +33,12 @@ mod arch {
 mod boot;
 mod cmdline;
 mod console;
+mod demo;
+mod domain;
 mod fault;
 mod kbench;
 mod ktest;
+mod ktest_domains;
 mod mem {
     pub mod frame;
     pub mod heap;
@@ -95,6 +98,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     sched::init();
 
     let syms = load_symbols(&info);
+    domain::init(boot_module(&info));
 
     paging::map_mmio(arch::apic::lapic_phys(), 4096);
     arch::apic::init_lapic();
@@ -128,6 +132,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         (Some(name), _) => ktest::run_main(leak_str(name)),
         (None, Some(name)) => kbench::run_main(leak_str(name)),
         (None, None) => {
+            demo::start();
             sched::spawn("console", || console::run());
         }
     }
@@ -182,6 +187,17 @@ fn init_memory(info: &pvh::BootInfo) {
     };
     // SAFETY: the frames were just taken from the allocator, are RAM and identity-mapped.
     unsafe { heap::init(start, heap_bytes as usize) };
+
+    // The shared heap (RRefs) gets the same share of RAM as the kernel heap.
+    let start = match frame::alloc_contiguous((heap_bytes / frame::FRAME) as usize) {
+        Some(a) => a.as_u64(),
+        None => {
+            println!("frond: no {} MiB of contiguous memory for the shared heap", heap_bytes >> 20);
+            exit(ExitCode::Fail);
+        }
+    };
+    // SAFETY: as above.
+    unsafe { domain::shared::init(start, heap_bytes as usize) };
 }
 
 fn gdt_stack() -> x86_64::VirtAddr {
@@ -191,15 +207,21 @@ fn gdt_stack() -> x86_64::VirtAddr {
     top
 }
 
+/// The boot module (domain images, kernel symbols), if the loader passed one.
+fn boot_module(info: &pvh::BootInfo) -> Option<&'static [u8]> {
+    let m = info.module?;
+    // SAFETY: the module is RAM reserved at boot and identity-mapped; it is never written
+    // and never freed.
+    Some(unsafe { core::slice::from_raw_parts(m.start as *const u8, m.size as usize) })
+}
+
 /// Finds `kernel.sym` in the boot module; a missing or damaged table costs only symbol
 /// names in backtraces, so it is a warning, not an error.
 fn load_symbols(info: &pvh::BootInfo) -> usize {
-    let Some(m) = info.module else {
+    let Some(bytes) = boot_module(info) else {
         log::warn!("no boot module: backtraces will show bare addresses");
         return 0;
     };
-    // SAFETY: the module is RAM reserved at boot and identity-mapped; it is never written.
-    let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(m.start as *const u8, m.size as usize) };
     match frond_bootfmt::find(bytes, "kernel.sym").map_err(|e| alloc::format!("{e}")).and_then(|s| {
         symbols::init(s).map_err(|e| alloc::format!("{e}"))
     }) {

@@ -1,12 +1,153 @@
-//! # frond-rref — objects on Frond's shared heap (placeholder)
+//! # rref — data that crosses domain boundaries
 //!
-//! Will hold `RRef<T>`, `RRefVec<T>`, `RRefDeque<T, N>` and the `Exchangeable` trait: data
-//! that moves between domains without copying, with an owner the kernel tracks (section 4 of
-//! the architecture brief). Filled by the isolation-core issue; empty until then so that the
-//! workspace's host/bare-metal split already covers it.
+//! Frond's exchange ABI, shared by the kernel, the interface crate and every domain:
 //!
-//! May depend on: `core`/`alloc` only (it is `no_std`, built for the host for unit tests and
-//! for `x86_64-unknown-none` for the kernel and domains).
+//! * [`DomainId`]: who owns something. `DomainId::KERNEL` is the kernel.
+//! * [`Exchangeable`]: the types that may live in an RRef or cross an interface: primitives,
+//!   arrays/tuples/`Option`/`Result` of exchangeable types, the RRef family, and structs/enums
+//!   whose fields all are (`#[derive(Exchangeable)]` checks this at compile time). No
+//!   references, raw pointers, `Box`, `Vec`, `String`, trait objects or interior mutability.
+//! * [`RRef<T>`], [`RRefVec<T>`], [`RRefDeque<T, N>`]: owned objects on the **shared heap**.
+//!   Each block starts with a [`Header`]: owner domain, borrow count, and the block's layout.
+//! * [`SharedHeap`]: the heap behind them. The kernel provides it; host tests use
+//!   [`host::HostHeap`]. [`registry::Registry`] is the bookkeeping both use: every live block,
+//!   per-domain counters, and reclamation of a dead domain's blocks.
+//! * [`rpc`]: the contract between generated proxies and the kernel.
+//!
+//! ## Invariants
+//! * A block's owner is the domain that may use and free it. Moving an RRef across a
+//!   boundary ([`Exchangeable::move_to`]) re-tags the block **and every RRef nested in it**,
+//!   so nested blocks always have their container's owner.
+//! * Reclaiming a dead domain frees every block it owns by layout alone — no destructor, no
+//!   code of the dead domain runs (nested blocks are found by their owner tag, not by
+//!   traversal). Blocks lent to another domain at that moment (borrow count > 0) are
+//!   orphaned instead and freed when the last lend ends.
+//!
+//! ## Dependencies and `unsafe`
+//! `no_std` + `alloc` (for [`rpc::Remote`]'s local boxes) + `spin`. This is trusted code
+//! linked into the kernel and every domain, and with the kernel and drivers it is the only
+//! place `unsafe` appears: every block carries a `// SAFETY:` comment.
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate self as rref;
+
+extern crate alloc;
+#[cfg(any(test, feature = "host"))]
+extern crate std;
+
+#[cfg(any(test, feature = "host"))]
+pub mod host;
+pub mod registry;
+pub mod rpc;
+
+mod block;
+mod deque;
+mod exchangeable;
+mod global;
+mod lend;
+// Not `mod rref`: `extern crate self as rref` already takes that name.
+#[path = "rref.rs"]
+mod single;
+#[cfg(test)]
+mod tests;
+mod vec;
+
+pub use deque::RRefDeque;
+pub use global::{heap, set_heap};
+pub use lend::{lend, LendGuard, Lendable};
+pub use single::RRef;
+pub use vec::RRefVec;
+
+/// `#[derive(Exchangeable)]`.
+pub use frond_interface_gen::Exchangeable;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicUsize};
+
+/// Number of domain slots, the kernel's slot 0 included. Domain ids are slot indices; a
+/// restarted domain keeps its slot and gets a new generation.
+pub const MAX_DOMAINS: usize = 64;
+
+/// Identifies a domain slot. The generation is tracked separately by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct DomainId(pub u32);
+
+impl DomainId {
+    pub const KERNEL: DomainId = DomainId(0);
+    /// Owner of blocks whose domain died while they were lent out; freed when the lend ends.
+    pub const ORPHAN: DomainId = DomainId(u32::MAX);
+
+    /// Index for per-domain tables: `0..MAX_DOMAINS`, and `MAX_DOMAINS` for `ORPHAN`.
+    pub fn index(self) -> usize {
+        if self == Self::ORPHAN { MAX_DOMAINS } else { self.0 as usize }
+    }
+}
+
+/// Types whose values may be placed in an RRef or cross an interface.
+///
+/// # Safety
+/// Implementors contain no references, raw pointers, heap pointers other than the RRef
+/// family, trait objects or interior mutability, and `move_to` re-tags every RRef reachable
+/// from `self`. Use `#[derive(Exchangeable)]`; domains cannot write `unsafe impl`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross a domain boundary: it is not Exchangeable",
+    label = "not Exchangeable",
+    note = "only primitives, arrays/tuples/Option/Result of exchangeable types, RRef/RRefVec/RRefDeque and #[derive(Exchangeable)] types may live in an RRef or cross an interface"
+)]
+pub unsafe trait Exchangeable {
+    /// Makes `to` the owner of every RRef reachable from `self`.
+    fn move_to(&self, to: DomainId);
+}
+
+/// The header at the start of every shared-heap block.
+///
+/// `#[repr(C)]` and identical in every binary (one compiler builds them all), so the kernel
+/// can read headers of blocks allocated by any domain.
+#[repr(C)]
+pub struct Header {
+    /// `DomainId` of the owner.
+    pub owner: AtomicU32,
+    /// Number of lends in progress (a lent `&RRef` across a proxied call).
+    pub borrows: AtomicU32,
+    /// Layout of the whole block, header included: freeing needs nothing else.
+    pub size: usize,
+    pub align: usize,
+    /// Registry links, owned by the heap implementation (0 when not registered).
+    pub prev: AtomicUsize,
+    pub next: AtomicUsize,
+}
+
+impl Header {
+    pub fn layout(&self) -> Layout {
+        // A header is only ever written by `SharedHeap::alloc` from a valid Layout.
+        Layout::from_size_align(self.size, self.align).expect("header holds a valid layout")
+    }
+}
+
+/// The shared heap: provided by the kernel (or a host test).
+///
+/// # Safety
+/// `alloc` returns blocks of at least `layout` that do not overlap any live block, with a
+/// header already initialised (owner = [`SharedHeap::current_domain`], borrows 0, layout,
+/// registered). `free` and `moved` keep the registry and counters exact.
+pub unsafe trait SharedHeap: Sync {
+    /// Allocates a block of `layout` (header included), owned by the current domain.
+    fn alloc(&self, layout: Layout) -> Option<NonNull<Header>>;
+    /// Frees a block: unregisters it and returns its memory. Runs no destructor.
+    ///
+    /// # Safety
+    /// `block` came from `alloc` of this heap and is not used afterwards.
+    unsafe fn free(&self, block: NonNull<Header>);
+    /// Records that `block` (already re-tagged in its header) moved from `from` to `to`.
+    fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId);
+    /// The domain whose code runs now: owner of new blocks.
+    fn current_domain(&self) -> DomainId;
+    /// The last lend of a block ended (it may have been orphaned meanwhile): free every
+    /// orphan if none is lent any more. Called at the end of every lend, so it must be cheap
+    /// when there are no orphans ([`registry::Registry::release_orphans`] is).
+    fn release_orphans(&self);
+}

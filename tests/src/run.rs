@@ -400,6 +400,7 @@ pub struct Boot {
     name: Option<String>,
     accel: Option<Accel>,
     firmware: Option<Firmware>,
+    boot_module: Option<PathBuf>,
 }
 
 impl Default for Boot {
@@ -419,7 +420,15 @@ impl Boot {
             name: None,
             accel: None,
             firmware: None,
+            boot_module: None,
         }
+    }
+
+    /// Boots with this boot module instead of `FROND_BOOT_MODULE` (e.g. one with extra,
+    /// deliberately damaged domain images).
+    pub fn boot_module(mut self, path: impl Into<PathBuf>) -> Boot {
+        self.boot_module = Some(path.into());
+        self
     }
 
     /// The kernel command line, e.g. `"test=boot"`.
@@ -478,6 +487,9 @@ impl Boot {
         }
         if let Some(firmware) = self.firmware {
             spec.bios = firmware.bios(Path::new(QBOOT_PATH).is_file())?;
+        }
+        if let Some(m) = &self.boot_module {
+            spec.boot_module = m.clone();
         }
         let from_env = std::mem::take(&mut spec.extra_args);
         spec.extra_args = self.qemu_args.clone();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use frond_tests::{run_ktest, Boot, Exit, Session};
 
-/// The kernel tests this file runs. Adding a kernel test means adding it here *and* a
-/// host test that runs it.
+/// The kernel tests this file and `domains.rs` run. Adding a kernel test means adding it
+/// here *and* a host test that runs it.
 const DRIVEN_KTESTS: &[&str] = &[
     "boot",
     "page_fault",
@@ -22,6 +22,16 @@ const DRIVEN_KTESTS: &[&str] = &[
     "mutex",
     "channel",
     "heap",
+    // tests/domains.rs:
+    "dom_calls",
+    "dom_rref",
+    "dom_nested_panic",
+    "dom_trait_object",
+    "dom_reclaim",
+    "dom_threads",
+    "dom_restart",
+    "dom_crash_loop",
+    "dom_loader",
 ];
 
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(30);

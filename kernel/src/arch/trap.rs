@@ -195,6 +195,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     COUNTS[vector as usize].fetch_add(1, Ordering::Relaxed);
     if vector < 32 {
+        // A fault in a domain's code kills that domain, not the kernel (never returns then).
+        crate::domain::fault_in_domain(frame);
         crate::fault::exception(frame);
     }
     if (0x20..0x30).contains(&vector) {
@@ -215,4 +217,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // Leaving the interrupt: switch threads if the handler made that necessary. The
     // preempted thread resumes here later and returns through the stub's iretq.
     crate::sched::preempt_point();
+    // ...unless the domain it was running died meanwhile: then it is unwound instead.
+    if !in_interrupt() {
+        crate::domain::rpc::check_at_trap_exit(frame.rip);
+    }
 }

@@ -143,6 +143,13 @@ pub fn stats() -> FrameStats {
     FrameStats { total: f.total, free: f.free_count }
 }
 
+impl x86_64::structures::paging::FrameDeallocator<Size4KiB> for PageTableFrames {
+    /// The mapper hands back page-table frames no table references any more.
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        free(frame.start_address());
+    }
+}
+
 /// Adapter for the `x86_64` crate's mapper (page-table frames come out zeroed).
 pub struct PageTableFrames;
 

@@ -7,14 +7,18 @@
 use crate::arch::irq::IrqMutex;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use linked_list_allocator::Heap;
 
 pub struct KernelHeap {
     heap: IrqMutex<Heap>,
+    start: AtomicUsize,
+    end: AtomicUsize,
 }
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap { heap: IrqMutex::new(Heap::empty()) };
+static HEAP: KernelHeap =
+    KernelHeap { heap: IrqMutex::new(Heap::empty()), start: AtomicUsize::new(0), end: AtomicUsize::new(0) };
 
 /// Hands `[start, start+size)` to the allocator.
 ///
@@ -23,6 +27,8 @@ static HEAP: KernelHeap = KernelHeap { heap: IrqMutex::new(Heap::empty()) };
 pub unsafe fn init(start: u64, size: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { HEAP.heap.lock().init(start as *mut u8, size) };
+    HEAP.start.store(start as usize, Relaxed);
+    HEAP.end.store(start as usize + size, Relaxed);
 }
 
 // SAFETY: `linked_list_allocator::Heap` returns blocks that satisfy the layout and never
@@ -33,9 +39,18 @@ unsafe impl GlobalAlloc for KernelHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
+        let Some(p) = NonNull::new(ptr) else { return };
+        let a = ptr as usize;
+        if a >= self.start.load(Relaxed) && a < self.end.load(Relaxed) {
             // SAFETY: `ptr` came from `alloc` with this layout (GlobalAlloc contract).
             unsafe { self.heap.lock().deallocate(p, layout) };
+        } else {
+            // Kernel code dropping something a domain allocated (a closure it passed, an
+            // object it handed out): back to the heap it came from.
+            // SAFETY: the pointer was allocated with `layout` by a domain heap.
+            if !unsafe { crate::domain::dheap::dealloc(ptr, layout) } {
+                log::error!("kernel freed {ptr:p}, which no heap owns; ignored");
+            }
         }
     }
 }

@@ -15,13 +15,18 @@ use super::frame::{self, PageTableFrames};
 use crate::arch::irq::IrqMutex;
 use crate::pvh::{BootInfo, MemType};
 use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::mapper::{MapToError, Translate};
+use x86_64::structures::paging::mapper::{CleanUp, MapToError, Translate};
+use x86_64::structures::paging::page::PageRangeInclusive;
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
 pub const STACK_REGION: u64 = 0xffff_c000_0000_0000;
+/// Domain images: one [`DOMAIN_WINDOW`] per domain slot.
+pub const DOMAIN_REGION: u64 = 0xffff_d000_0000_0000;
+/// Address space per domain slot: the largest image the loader accepts (64 MiB).
+pub const DOMAIN_WINDOW: u64 = 64 << 20;
 const STACK_SLOT: u64 = 1 << 20;
 const STACK_SLOTS: usize = 4096;
 const PAGE: u64 = 4096;
@@ -154,6 +159,56 @@ pub fn map_mmio(phys: u64, len: u64) {
         x86_64::instructions::tlb::flush(VirtAddr::new(a));
         a += PAGE;
     }
+}
+
+/// Page permissions for [`map_range`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perm {
+    Read,
+    ReadWrite,
+    ReadExec,
+}
+
+/// Maps `pages` pages at `va` to the physical run starting at `phys` with `perm`
+/// (W^X: writable pages are never executable).
+pub fn map_range(va: u64, phys: u64, pages: u64, perm: Perm) -> Result<(), &'static str> {
+    let flags = match perm {
+        Perm::Read => F::PRESENT | F::NO_EXECUTE,
+        Perm::ReadWrite => F::PRESENT | F::WRITABLE | F::NO_EXECUTE,
+        Perm::ReadExec => F::PRESENT,
+    };
+    let mut g = MAPPER.lock();
+    let m = g.as_mut().expect("paging not initialised");
+    for i in 0..pages {
+        map4k(m, va + i * PAGE, phys + i * PAGE, flags).map_err(|e| match e {
+            MapToError::FrameAllocationFailed => "out of frames for page tables",
+            MapToError::PageAlreadyMapped(_) => "page already mapped",
+            MapToError::ParentEntryHugePage => "address inside a huge page",
+        })?;
+    }
+    Ok(())
+}
+
+/// Unmaps every mapped page in `[va, va+len)` (the frames are the caller's to free) and
+/// frees page tables left empty, so mapping and unmapping leaves the frame count flat.
+pub fn unmap_range(va: u64, len: u64) {
+    let mut g = MAPPER.lock();
+    let m = g.as_mut().expect("paging not initialised");
+    let mut a = va;
+    while a < va + len {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(a));
+        if let Ok((_, flush)) = m.unmap(page) {
+            flush.flush();
+        }
+        a += PAGE;
+    }
+    let range = PageRangeInclusive {
+        start: Page::containing_address(VirtAddr::new(va)),
+        end: Page::containing_address(VirtAddr::new(va + len - 1)),
+    };
+    // SAFETY: the range lies in the domain region, whose page tables are used by no other
+    // mapping; tables left empty there are unreachable once removed.
+    unsafe { m.clean_up_addr_range(range, &mut PageTableFrames) };
 }
 
 /// Whether `addr` is mapped; `None` if the page tables are busy (fault path: don't wait).

@@ -20,6 +20,7 @@ pub use chan::channel;
 pub use sync::{Mutex, WaitQueue};
 
 use crate::arch::irq::{self, IrqMutex};
+use crate::domain::rpc::{self as domrpc, DomCtx};
 use crate::mem::paging::{self, KStack};
 use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
@@ -71,6 +72,12 @@ struct Thread {
     ticks: u64,
     switches: u64,
     done: Arc<Done>,
+    /// Domain context (current domain, generation, innermost continuation) while switched out.
+    dom: DomCtx,
+    /// The domain that created the thread (0: the kernel); it stops when that domain dies.
+    owner: u32,
+    /// Identifies the current sleep: a wake-up for an earlier one is stale.
+    sleep_seq: u64,
 }
 
 struct Done {
@@ -81,7 +88,7 @@ struct Done {
 struct Sched {
     threads: HashMap<Tid, Box<Thread>>,
     ready: [VecDeque<Tid>; LEVELS],
-    sleepers: BinaryHeap<Reverse<(u64, Tid)>>,
+    sleepers: BinaryHeap<Reverse<(u64, Tid, u64)>>,
     /// Boxed so the `rsp` slot `schedule` saves into stays put while the Vec grows.
     #[allow(clippy::vec_box)]
     zombies: Vec<Box<Thread>>,
@@ -183,6 +190,9 @@ pub fn init() {
             ticks: 0,
             switches: 0,
             done: Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() }),
+            dom: DomCtx::KERNEL,
+            owner: 0,
+            sleep_seq: 0,
         }),
     );
     *SCHED.lock() = Some(s);
@@ -195,10 +205,15 @@ fn with<R>(f: impl FnOnce(&mut Sched) -> R) -> R {
 
 /// Handle to wait for a thread's end.
 pub struct JoinHandle {
+    tid: Tid,
     done: Arc<Done>,
 }
 
 impl JoinHandle {
+    pub fn tid(&self) -> Tid {
+        self.tid
+    }
+
     pub fn join(self) {
         let done = self.done;
         done.wq.wait_until(|| done.finished.load(Ordering::Acquire));
@@ -215,11 +230,12 @@ pub struct Builder {
     name: String,
     prio: Priority,
     stack: usize,
+    owner: u32,
 }
 
 impl Builder {
     pub fn new(name: &str) -> Self {
-        Self { name: String::from(name), prio: Priority::Normal, stack: DEFAULT_STACK }
+        Self { name: String::from(name), prio: Priority::Normal, stack: DEFAULT_STACK, owner: 0 }
     }
     pub fn priority(mut self, prio: Priority) -> Self {
         self.prio = prio;
@@ -227,6 +243,11 @@ impl Builder {
     }
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack = bytes;
+        self
+    }
+    /// Records the domain that owns the thread (shown in `threads`).
+    pub fn domain(mut self, owner: u32) -> Self {
+        self.owner = owner;
         self
     }
 
@@ -241,7 +262,7 @@ impl Builder {
         // SAFETY: the 64 bytes below `top` are mapped, writable and owned by the new stack.
         unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut u64, frame.len()) };
         let done = Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() });
-        with(|s| {
+        let tid = with(|s| {
             let tid = s.next_id;
             s.next_id += 1;
             s.threads.insert(
@@ -257,12 +278,16 @@ impl Builder {
                     ticks: 0,
                     switches: 0,
                     done: done.clone(),
+                    dom: DomCtx::KERNEL,
+                    owner: self.owner,
+                    sleep_seq: 0,
                 }),
             );
             s.make_ready(tid);
+            tid
         });
         preempt_point();
-        Ok(JoinHandle { done })
+        Ok(JoinHandle { tid, done })
     }
 }
 
@@ -322,6 +347,7 @@ fn schedule() {
         }
         n.switches += 1;
         let next_rsp = n.rsp;
+        let next_dom = n.dom;
         s.current = next;
         s.switches += 1;
         let prev_t = if s.threads.get(&prev).is_some_and(|t| t.state == State::Exited) {
@@ -331,6 +357,8 @@ fn schedule() {
         } else {
             s.threads.get_mut(&prev).expect("exists")
         };
+        prev_t.dom = domrpc::save();
+        domrpc::restore(next_dom);
         Some((&mut prev_t.rsp as *mut u64, next_rsp))
     });
     if let Some((save, next)) = switch {
@@ -387,8 +415,11 @@ pub fn sleep_ns(ns: u64) {
     let _irq = irq::disable();
     with(|s| {
         let tid = s.current;
-        s.sleepers.push(Reverse((deadline, tid)));
-        s.cur().state = State::Sleeping;
+        let t = s.cur();
+        t.sleep_seq += 1;
+        t.state = State::Sleeping;
+        let seq = t.sleep_seq;
+        s.sleepers.push(Reverse((deadline, tid, seq)));
     });
     schedule();
 }
@@ -403,12 +434,15 @@ pub fn on_tick() {
     with(|s| {
         s.ticks += 1;
         s.cur().ticks += 1;
-        while let Some(Reverse((deadline, tid))) = s.sleepers.peek().copied() {
+        while let Some(Reverse((deadline, tid, seq))) = s.sleepers.peek().copied() {
             if deadline > now {
                 break;
             }
             s.sleepers.pop();
-            s.make_ready(tid);
+            // A sleep cut short (its thread's domain died) leaves a stale entry behind.
+            if s.threads.get(&tid).is_some_and(|t| t.sleep_seq == seq && t.state == State::Sleeping) {
+                s.make_ready(tid);
+            }
         }
         if s.current == s.idle {
             if s.highest_ready().is_some() {
@@ -427,6 +461,28 @@ pub fn on_tick() {
     });
 }
 
+/// Wakes every thread sleeping inside domain `slot` (it died), so each unwinds at once
+/// instead of when its sleep would have ended. Returns how many were woken.
+pub fn wake_domain(slot: u32) -> usize {
+    let _irq = irq::disable();
+    let n = with(|s| {
+        let tids: Vec<Tid> = s
+            .threads
+            .values()
+            .filter(|t| t.dom.domain == slot && t.state == State::Sleeping)
+            .map(|t| t.id)
+            .collect();
+        for &tid in &tids {
+            if let Some(t) = s.threads.get_mut(&tid) {
+                t.sleep_seq += 1;
+            }
+            s.make_ready(tid);
+        }
+        tids.len()
+    });
+    n
+}
+
 /// A row of the `threads` table.
 pub struct ThreadInfo {
     pub id: Tid,
@@ -436,6 +492,8 @@ pub struct ThreadInfo {
     pub cpu_ms: u64,
     pub switches: u64,
     pub stack_kib: usize,
+    /// Domain that created the thread (0: kernel).
+    pub owner: u32,
 }
 
 pub fn threads() -> Vec<ThreadInfo> {
@@ -450,6 +508,7 @@ pub fn threads() -> Vec<ThreadInfo> {
                 cpu_ms: t.ticks * 1000 / TICK_HZ,
                 switches: t.switches,
                 stack_kib: t.stack.as_ref().map_or(crate::boot::BOOT_STACK_SIZE, |k| k.size()) / 1024,
+                owner: t.owner,
             })
             .collect()
     });

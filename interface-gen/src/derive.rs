@@ -1,0 +1,157 @@
+//! `#[derive(Exchangeable)]`: structs and enums whose every field is exchangeable.
+
+use crate::types::{self, Place};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{parse_quote_spanned, Data, DeriveInput, Error, Fields, Ident, Result};
+
+const UNION: &str = "unions cannot be exchanged: nothing records which field is live, \
+     so the RRefs inside could not be moved to the receiver";
+
+/// Expands `#[derive(Exchangeable)]` on `input` (the item the derive is attached to).
+pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
+    let input: DeriveInput = syn::parse2(input)?;
+    let to = Ident::new("__frond_to", Span::mixed_site());
+
+    // (pattern, fields) for every shape the value can have.
+    let shapes: Vec<(TokenStream, &Fields)> = match &input.data {
+        Data::Union(u) => return Err(Error::new(u.union_token.span, UNION)),
+        Data::Struct(s) => vec![(quote!(Self), &s.fields)],
+        Data::Enum(e) => e
+            .variants
+            .iter()
+            .map(|v| {
+                let name = &v.ident;
+                (quote!(Self::#name), &v.fields)
+            })
+            .collect(),
+    };
+    let fields = || shapes.iter().flat_map(|(_, f)| f.iter());
+
+    let mut errors: Option<Error> = None;
+    for field in fields() {
+        if let Err(e) = types::check(&field.ty, Place::Field) {
+            match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            }
+        }
+    }
+    if let Some(e) = errors {
+        return Err(e);
+    }
+
+    // A field whose type mentions a type parameter gets a bound, at the field's type, so a
+    // generic type is Exchangeable exactly when its fields are. Other fields are checked where
+    // `move_to` moves them (same span, same message): a bound on them would be either trivial
+    // or, for a type recursive through an RRef, an endless cycle.
+    let mut generics = input.generics.clone();
+    let params: Vec<Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
+    let where_clause = generics.make_where_clause();
+    for field in fields() {
+        let ty = &field.ty;
+        let tokens = ty.to_token_stream();
+        if mentions(&tokens, &params) && !mentions(&tokens, std::slice::from_ref(&input.ident)) {
+            where_clause
+                .predicates
+                .push(parse_quote_spanned!(ty.span()=> #ty: ::rref::Exchangeable));
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+
+    let arms = shapes.iter().map(|(path, fields)| {
+        let bind: Vec<Ident> = (0..fields.len()).map(|i| format_ident!("__frond_f{i}")).collect();
+        let pattern = match fields {
+            Fields::Named(named) => {
+                let names = named.named.iter().map(|f| &f.ident);
+                quote!(#path { #(#names: #bind),* })
+            }
+            Fields::Unnamed(_) => quote!(#path(#(#bind),*)),
+            Fields::Unit => quote!(#path),
+        };
+        let moves = fields.iter().zip(&bind).map(|(f, b)| {
+            let ty = &f.ty;
+            quote_spanned!(ty.span()=> <#ty as ::rref::Exchangeable>::move_to(#b, #to);)
+        });
+        quote!(#pattern => { #(#moves)* })
+    });
+    // `match *self {}` is the only way to match an empty enum behind a reference.
+    let body = if shapes.is_empty() {
+        quote!(match *self {})
+    } else {
+        quote!(match self { #(#arms)* })
+    };
+
+    let name = &input.ident;
+    Ok(quote! {
+        // SAFETY: every field is Exchangeable (the where clause), and `move_to` moves each.
+        unsafe impl #impl_generics ::rref::Exchangeable for #name #ty_generics #where_clause {
+            #[inline]
+            fn move_to(&self, #to: ::rref::DomainId) {
+                let _ = #to;
+                #body
+            }
+        }
+    })
+}
+
+/// Whether `tokens` contain one of `names`.
+fn mentions(tokens: &TokenStream, names: &[Ident]) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => names.contains(&i),
+        TokenTree::Group(g) => mentions(&g.stream(), names),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(input: TokenStream) -> String {
+        expand_derive(input).unwrap().to_string().replace(' ', "")
+    }
+
+    #[test]
+    fn struct_bounds_and_moves_every_field() {
+        let out = expand(quote! {
+            struct Packet<T> { head: RRef<[u8; 16]>, body: T, len: u32 }
+        });
+        assert!(out.contains("unsafeimpl<T>::rref::ExchangeableforPacket<T>where"), "{out}");
+        assert!(out.contains("whereT:::rref::Exchangeable{"), "only the generic field is bound: {out}");
+        assert!(out.contains("Self{head:__frond_f0,body:__frond_f1,len:__frond_f2}"), "{out}");
+        assert!(out.contains("<Tas::rref::Exchangeable>::move_to(__frond_f1,__frond_to);"), "{out}");
+        assert!(out.contains("<u32as::rref::Exchangeable>::move_to(__frond_f2,__frond_to);"), "{out}");
+    }
+
+    #[test]
+    fn tuple_unit_and_enum_shapes() {
+        let out = expand(quote!(struct Pair(u8, RRef<u8>);));
+        assert!(out.contains("Self(__frond_f0,__frond_f1)=>"), "{out}");
+        let out = expand(quote!(struct Unit;));
+        assert!(out.contains("matchself{Self=>{}}"), "{out}");
+        let out = expand(quote! {
+            enum Msg<'a, T: Copy> where T: Send { A, B(T), C { x: RRef<T>, y: u8 } }
+        });
+        assert!(out.contains("impl<'a,T:Copy>::rref::ExchangeableforMsg<'a,T>whereT:Send,T:::rref::Exchangeable,RRef<T>:::rref::Exchangeable{"), "{out}");
+        assert!(out.contains("Self::A=>{}"), "{out}");
+        assert!(out.contains("Self::B(__frond_f0)=>{"), "{out}");
+        assert!(out.contains("Self::C{x:__frond_f0,y:__frond_f1}=>{"), "{out}");
+        let out = expand(quote!(enum List<T: Copy> { Nil, Cons(T, RRef<List<T>>) }));
+        assert!(out.contains("whereT:::rref::Exchangeable{"), "no bound on the recursive field: {out}");
+        let out = expand(quote!(enum Never {}));
+        assert!(out.contains("match*self{}"), "{out}");
+    }
+
+    #[test]
+    fn rejects_unions_and_forbidden_fields() {
+        let err = expand_derive(quote!(union U { a: u32, b: f32 })).unwrap_err();
+        assert!(err.to_string().starts_with("unions cannot be exchanged"));
+        let err = expand_derive(quote!(struct S { a: Box<u8>, b: core::cell::Cell<u8> })).unwrap_err();
+        let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0].starts_with("`Box` cannot be exchanged"));
+        assert!(all[1].starts_with("`Cell` cannot be exchanged"));
+    }
+}

@@ -1,0 +1,12 @@
+use frond_interface_gen::interface;
+#[allow(unused_imports)]
+use rref::rpc::{Remote, RpcResult};
+#[allow(unused_imports)]
+use rref::RRef;
+
+#[interface]
+pub trait Echo: Send + Sync {
+    fn peers(&self) -> RpcResult<Option<Remote<dyn Echo>>>;
+}
+
+fn main() {}

@@ -1,0 +1,197 @@
+//! # frond-domrt — the domain ABI and runtime
+//!
+//! Two halves, both trusted (part of the kernel's code base, hence allowed `unsafe`):
+//!
+//! * **The ABI** the kernel and every domain agree on: [`Syscalls`] (the services the
+//!   kernel offers a domain: allocation, the shared heap, threads, time, console, unwinding)
+//!   and [`DomainKind`] (a domain's typed entry: its init arguments and the interface it
+//!   exports), whose signature string is hashed into the image so the loader refuses a
+//!   domain whose entry does not match what the kernel expects.
+//! * **The runtime** every domain links through [`entry!`]: a global allocator that
+//!   forwards to the kernel (so the kernel knows every heap page a domain owns), a panic
+//!   handler that asks the kernel to unwind (domains build with panic=abort), the
+//!   `.frond_abi` record (rustc version, entry signature, name) and the `_start` symbol.
+//!
+//! Domains themselves stay `#![forbid(unsafe_code)]`: the `unsafe` attributes `entry!`
+//! needs are expanded from this crate.
+//!
+//! May depend on: `rref`, `frond-elfload` (for the ABI record's single definition), `spin`.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use core::alloc::{GlobalAlloc, Layout};
+use core::fmt::Write;
+use rref::rpc::{Proxyable, Remote, RpcResult};
+use rref::{DomainId, SharedHeap};
+
+pub use frond_elfload::{fnv1a64, AbiRecord};
+
+/// `rustc -V` of the compiler that built this domain.
+pub const RUSTC: &str = env!("FROND_RUSTC_VERSION");
+
+/// What the kernel offers a domain. Calls are direct (no proxy): the kernel is trusted and
+/// every method runs with the calling domain still current.
+pub trait Syscalls: Send + Sync {
+    /// Writes a line to the console, prefixed with the domain's name.
+    fn print(&self, line: &str);
+    /// The running domain and its generation.
+    fn current(&self) -> (DomainId, u64);
+    /// Allocates from the current domain's private heap (null on exhaustion).
+    fn alloc(&self, layout: Layout) -> *mut u8;
+    /// Returns memory to the heap it came from.
+    ///
+    /// # Safety
+    /// `ptr` was returned by [`Syscalls::alloc`] with `layout` and is not used afterwards.
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout);
+    /// The shared heap for RRefs.
+    fn shared_heap(&self) -> &'static dyn SharedHeap;
+    /// The current domain panicked: the kernel marks it dead, reclaims it, and resumes the
+    /// calling thread at the innermost proxy, which returns `Err(RpcError::Panicked)`.
+    fn unwind(&self, message: &str) -> !;
+    fn sleep_ns(&self, ns: u64);
+    fn yield_now(&self);
+    /// Nanoseconds since boot.
+    fn now_ns(&self) -> u64;
+    /// Starts a thread owned by the current domain, running `f` inside it. When the domain
+    /// dies the thread is stopped.
+    fn spawn(&self, name: &str, f: Box<dyn FnOnce() + Send>) -> RpcResult<u64>;
+}
+
+/// A kind of domain: what its init takes and what it exports.
+pub trait DomainKind: 'static {
+    /// Passed by value to the domain's init.
+    type Args: Send + 'static;
+    /// The interface the domain's init returns.
+    type Export: ?Sized + Proxyable;
+    /// Unique description of the entry signature; its hash is recorded in the image.
+    const SIG: &'static str;
+}
+
+/// The `_start` symbol of a domain of kind `K` (Rust ABI: kernel and domain are built by
+/// the same compiler, which the loader checks).
+pub type EntryFn<K> =
+    fn(&'static dyn Syscalls, <K as DomainKind>::Args) -> Remote<<K as DomainKind>::Export>;
+
+/// Declares a [`DomainKind`]: `domain_kind!(pub EchoKind: () => dyn Echo);`
+#[macro_export]
+macro_rules! domain_kind {
+    ($vis:vis $name:ident : $args:ty => $export:ty) => {
+        $vis struct $name;
+        impl $crate::DomainKind for $name {
+            type Args = $args;
+            type Export = $export;
+            const SIG: &'static str =
+                concat!(stringify!($name), ": ", stringify!($args), " => ", stringify!($export));
+        }
+    };
+}
+
+static SYS: spin::Once<&'static dyn Syscalls> = spin::Once::new();
+
+/// The kernel's services, for code inside a domain.
+pub fn sys() -> &'static dyn Syscalls {
+    *SYS.get().expect("frond-domrt: used before the domain's entry ran")
+}
+
+/// Called first by `_start`: remembers the kernel and installs the shared heap.
+#[doc(hidden)]
+pub fn init(sys: &'static dyn Syscalls) {
+    SYS.call_once(|| sys);
+    rref::set_heap(sys.shared_heap());
+}
+
+/// The domain's global allocator: every allocation comes from the kernel, which records
+/// which domain owns each heap page.
+pub struct DomainAlloc;
+
+// SAFETY: the kernel's allocator returns blocks satisfying `layout` from the domain's own
+// heap and never hands the same memory out twice; `dealloc` passes back exactly what
+// `alloc` returned, as GlobalAlloc's contract requires of callers.
+unsafe impl GlobalAlloc for DomainAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        sys().alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded GlobalAlloc contract.
+        unsafe { sys().dealloc(ptr, layout) }
+    }
+}
+
+/// Formats a panic without allocating (the heap may be what failed) and asks the kernel
+/// to unwind.
+#[doc(hidden)]
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    let mut buf = Buf { bytes: [0; 256], len: 0 };
+    let _ = write!(buf, "{}", info.message());
+    if let Some(l) = info.location() {
+        let _ = write!(buf, " at {}:{}", l.file(), l.line());
+    }
+    let s = core::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or("panic message is not UTF-8");
+    match SYS.get() {
+        Some(sys) => sys.unwind(s),
+        // No kernel handle: the domain panicked before init; nothing to return to but a
+        // halt, which the kernel's watchdog of init calls never sees. Cannot happen: init
+        // runs first in `_start`.
+        None => loop {
+            core::hint::spin_loop()
+        },
+    }
+}
+
+struct Buf {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl Write for Buf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.bytes.len() {
+                return Err(core::fmt::Error);
+            }
+            self.bytes[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Makes a crate a domain of kind `$kind` whose init is `$init`:
+/// `frond_domrt::entry!(EchoKind, init);` with `fn init(args: ()) -> Remote<dyn Echo>`.
+#[macro_export]
+macro_rules! entry {
+    ($kind:ty, $init:path) => {
+        #[global_allocator]
+        static __FROND_ALLOC: $crate::DomainAlloc = $crate::DomainAlloc;
+
+        #[panic_handler]
+        fn __frond_panic(info: &core::panic::PanicInfo) -> ! {
+            $crate::panic(info)
+        }
+
+        #[used]
+        #[unsafe(link_section = ".frond_abi")]
+        static __FROND_ABI: $crate::AbiRecord = $crate::AbiRecord::new(
+            $crate::RUSTC,
+            $crate::fnv1a64(<$kind as $crate::DomainKind>::SIG),
+            env!("CARGO_PKG_NAME"),
+        );
+
+        /// The domain's entry point, called by the kernel's loader.
+        #[unsafe(no_mangle)]
+        pub fn _start(
+            sys: &'static dyn $crate::Syscalls,
+            args: <$kind as $crate::DomainKind>::Args,
+        ) -> ::rref::rpc::Remote<<$kind as $crate::DomainKind>::Export> {
+            // Keeps the record in the image even if the linker garbage-collects sections.
+            let _ = &__FROND_ABI;
+            $crate::init(sys);
+            let f: $crate::EntryFn<$kind> = $init;
+            f(sys, args)
+        }
+    };
+}

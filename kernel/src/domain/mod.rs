@@ -1,0 +1,507 @@
+//! Domains: separately compiled, separately loaded binaries with private heaps.
+//!
+//! A domain occupies a **slot** (its `DomainId`) and has a **generation**, a state, a
+//! private heap ([`dheap`]), RRefs on the shared heap ([`shared`]), the image it was loaded
+//! from and the closure that re-creates its init arguments. Life cycle:
+//!
+//! * [`create`] loads the image ([`loader`]), gives it a new generation and heap, and calls
+//!   its typed entry as a protected call ([`rpc`]); the object it returns becomes the slot's
+//!   **root export**, which the kernel grants to other domains as proxies ([`grant`],
+//!   [`grant_recover`]).
+//! * A domain **dies** when it panics, faults, or is killed: [`die`] marks the generation
+//!   dead (calls into it now fail fast), wakes threads sleeping inside it so they unwind,
+//!   frees its RRefs and heap by owner, and unmaps its image — without running any of its
+//!   code. Heap counters return to where they were before the domain existed.
+//! * [`restart`] reloads the pristine image from the boot module into the same slot with
+//!   the next generation and re-runs init with freshly made arguments. Recovery proxies do
+//!   this on their own ([`KernelRt::recover`]).
+//!
+//! Locking: `TABLE` (an interrupt-disabling spin lock) is never held while domain code
+//! runs; `LIFECYCLE` (a sleeping mutex) serialises create/restart/kill. Code that must not
+//! be abandoned half-way runs [`rpc::as_kernel`], so a dying caller is unwound only after.
+
+pub mod dheap;
+pub mod loader;
+pub mod rpc;
+pub mod shared;
+mod sys;
+
+use crate::arch::irq::IrqMutex;
+use crate::sched;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use frond_domrt::{DomainKind, EntryFn};
+use rref::rpc::{Proxyable, Remote, RpcError, RpcResult, Runtime, Target};
+use rref::DomainId;
+
+pub use sys::KERNEL_SYS;
+
+/// Domain slots, the kernel's slot 0 included.
+pub const MAX: usize = rref::MAX_DOMAINS;
+/// The kernel's (only) generation.
+pub const KERNEL_GEN: u64 = 1;
+
+/// The live generation of each slot, 0 if none: the proxies' fast alive check.
+pub static ALIVE: [AtomicU64; MAX] = {
+    let mut a = [const { AtomicU64::new(0) }; MAX];
+    a[0] = AtomicU64::new(KERNEL_GEN);
+    a
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Alive,
+    /// Crashed or killed; its resources are reclaimed.
+    Dead,
+    /// Being reloaded.
+    Restarting,
+}
+
+type Starter = Arc<dyn Fn(usize) -> Result<(), String> + Send + Sync>;
+
+struct Record {
+    name: String,
+    generation: u64,
+    state: State,
+    image: Option<loader::Image>,
+    /// `Root<K::Export>`: the target of the slot's export in the latest generation.
+    root: Option<Box<dyn Any + Send>>,
+    start: Starter,
+    crashes: u64,
+    restarts: u64,
+    /// TSC ticks the last restart took (unload excluded, reload + init included).
+    last_restart_tsc: u64,
+}
+
+struct Root<T: ?Sized>(Target<T>);
+
+static TABLE: IrqMutex<[Option<Record>; MAX]> = IrqMutex::new([const { None }; MAX]);
+static LIFECYCLE: sched::Mutex<()> = sched::Mutex::new(());
+static MODULE: spin::Once<&'static [u8]> = spin::Once::new();
+
+/// Remembers the boot module, where domain images are found as `domains/<name>`.
+pub fn init(module: Option<&'static [u8]>) {
+    if let Some(m) = module {
+        MODULE.call_once(|| m);
+    }
+}
+
+/// A file of the boot module.
+pub fn module_file(name: &str) -> Result<&'static [u8], String> {
+    let m = MODULE.get().ok_or("no boot module")?;
+    frond_bootfmt::find(m, name).map_err(|e| format!("boot module entry `{name}`: {e}"))
+}
+
+/// Names of boot-module entries under `prefix`.
+pub fn module_entries(prefix: &str) -> Vec<String> {
+    let Some(m) = MODULE.get() else { return Vec::new() };
+    match frond_bootfmt::entries(m) {
+        Ok(it) => it.filter(|(n, _)| n.starts_with(prefix)).map(|(n, _)| n.to_string()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Creates a domain of kind `K` from boot-module entry `image`, named `name`. `make_args`
+/// runs (in the kernel) before every init, the first and each restart.
+pub fn create<K: DomainKind>(
+    name: &str,
+    image: &str,
+    make_args: impl Fn() -> K::Args + Send + Sync + 'static,
+) -> Result<DomainId, String>
+where
+    K::Export: Sync,
+{
+    let bytes = module_file(image)?;
+    create_from::<K>(name, bytes, make_args)
+}
+
+/// [`create`] from image bytes (the loader tests feed damaged images this way).
+pub fn create_from<K: DomainKind>(
+    name: &str,
+    bytes: &'static [u8],
+    make_args: impl Fn() -> K::Args + Send + Sync + 'static,
+) -> Result<DomainId, String>
+where
+    K::Export: Sync,
+{
+    let _g = LIFECYCLE.lock();
+    let start: Starter = Arc::new(move |slot| start::<K>(slot, bytes, &make_args));
+    let slot = {
+        let mut t = TABLE.lock();
+        let slot = (1..MAX).find(|&i| t[i].is_none()).ok_or("all domain slots are in use")?;
+        t[slot] = Some(Record {
+            name: name.to_string(),
+            generation: 0,
+            state: State::Restarting,
+            image: None,
+            root: None,
+            start: start.clone(),
+            crashes: 0,
+            restarts: 0,
+            last_restart_tsc: 0,
+        });
+        slot
+    };
+    match rpc::as_kernel(|| start(slot)) {
+        Ok(()) => Ok(DomainId(slot as u32)),
+        Err(e) => {
+            TABLE.lock()[slot] = None;
+            Err(e)
+        }
+    }
+}
+
+/// Loads the image into `slot` with the next generation and runs its init.
+fn start<K: DomainKind>(slot: usize, bytes: &'static [u8], make_args: &(dyn Fn() -> K::Args + Send + Sync)) -> Result<(), String>
+where
+    K::Export: Sync,
+{
+    let sig = frond_domrt::fnv1a64(K::SIG);
+    let image = loader::load(slot, bytes, sig)?;
+    // SAFETY: the loader checked that the image's `_start` was built by this compiler for
+    // exactly this entry signature (the hash of `K::SIG`), so it has type `EntryFn<K>`.
+    let entry: EntryFn<K> = unsafe { core::mem::transmute::<u64, EntryFn<K>>(image.entry) };
+    let generation = {
+        let mut t = TABLE.lock();
+        let r = t[slot].as_mut().expect("slot reserved");
+        r.generation += 1;
+        r.image = Some(image);
+        r.state = State::Alive;
+        r.generation
+    };
+    dheap::create(slot);
+    ALIVE[slot].store(generation, Relaxed);
+    let args = make_args();
+    // SAFETY: a zero-sized target: only the domain and generation are used.
+    let t = unsafe { Target::new(DomainId(slot as u32), generation, NonNull::<()>::dangling()) };
+    match rpc::protected_call(&t, move |_| entry(&KERNEL_SYS, args)) {
+        Ok(remote) => match remote.into_local() {
+            Ok(object) => {
+                let ptr = NonNull::from(Box::leak(object));
+                // SAFETY: the object was allocated by this generation of the domain and
+                // lives until the generation dies (its heap is then freed whole).
+                let root = unsafe { Target::new(DomainId(slot as u32), generation, ptr) };
+                let mut t = TABLE.lock();
+                if let Some(r) = t[slot].as_mut().filter(|r| r.generation == generation && r.state == State::Alive) {
+                    r.root = Some(Box::new(Root(root)));
+                }
+                Ok(())
+            }
+            Err(proxied) => {
+                core::mem::forget(proxied);
+                die(slot, generation, RpcError::Refused);
+                Err("init returned a handle to another domain instead of its own object".into())
+            }
+        },
+        // A panic in init already killed and reclaimed the domain.
+        Err(e) => Err(format!("init failed: {e}")),
+    }
+}
+
+/// Marks `slot` (generation `generation`) dead and reclaims everything it owned. Runs no
+/// domain code. Idempotent: a second death of the same generation does nothing.
+pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
+    rpc::as_kernel(|| {
+        if ALIVE[slot].compare_exchange(generation, 0, Relaxed, Relaxed).is_err() {
+            return None;
+        }
+        // The root target stays: recovery grants made while the domain is dead need its
+        // slot and type; `start` replaces it with the next generation's.
+        let image = {
+            let mut t = TABLE.lock();
+            let r = t[slot].as_mut()?;
+            r.state = State::Dead;
+            if reason != RpcError::Refused {
+                r.crashes += 1;
+            }
+            r.image.take()
+        };
+        let woken = sched::wake_domain(slot as u32);
+        let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
+        let heap = dheap::destroy(slot);
+        if let Some(i) = &image {
+            loader::unload(i);
+        }
+        Some(Reclaim {
+            rref_blocks: rrefs.freed_blocks as u64,
+            rref_bytes: rrefs.freed_bytes as u64,
+            orphaned: rrefs.orphaned_blocks as u64,
+            heap_bytes: heap,
+            woken,
+        })
+    })
+}
+
+/// What [`die`] gave back.
+#[derive(Clone, Copy, Debug)]
+pub struct Reclaim {
+    pub rref_blocks: u64,
+    pub rref_bytes: u64,
+    pub orphaned: u64,
+    pub heap_bytes: usize,
+    pub woken: usize,
+}
+
+/// Finds a domain by name or id.
+pub fn lookup(name_or_id: &str) -> Option<DomainId> {
+    let t = TABLE.lock();
+    if let Ok(i) = name_or_id.parse::<usize>() {
+        return (i < MAX && t[i].is_some()).then_some(DomainId(i as u32));
+    }
+    (1..MAX).find(|&i| t[i].as_ref().is_some_and(|r| r.name == name_or_id)).map(|i| DomainId(i as u32))
+}
+
+/// Kills a domain as if it had crashed.
+pub fn kill(id: DomainId) -> Result<Reclaim, String> {
+    let _g = LIFECYCLE.lock();
+    let slot = id.0 as usize;
+    let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).unwrap_or(0);
+    if slot == 0 || generation == 0 {
+        return Err(format!("domain {} is not alive", id.0));
+    }
+    die(slot, generation, RpcError::Killed).ok_or_else(|| "it died meanwhile".into())
+}
+
+/// Reloads a domain from its pristine image (killing it first if it is alive).
+pub fn restart(id: DomainId) -> Result<u64, String> {
+    let _g = LIFECYCLE.lock();
+    restart_locked(id.0 as usize)
+}
+
+fn restart_locked(slot: usize) -> Result<u64, String> {
+    rpc::as_kernel(|| {
+        let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).ok_or("no such domain")?;
+        if slot == 0 {
+            return Err("the kernel cannot be restarted".to_string());
+        }
+        if generation != 0 {
+            die(slot, generation, RpcError::Killed);
+        }
+        let start = {
+            let mut t = TABLE.lock();
+            let r = t[slot].as_mut().ok_or("no such domain")?;
+            r.state = State::Restarting;
+            r.start.clone()
+        };
+        let t0 = crate::time::rdtsc();
+        let res = start(slot);
+        let dt = crate::time::rdtsc() - t0;
+        let mut t = TABLE.lock();
+        let r = t[slot].as_mut().ok_or("domain vanished")?;
+        match res {
+            Ok(()) => {
+                r.restarts += 1;
+                r.last_restart_tsc = dt;
+                Ok(r.generation)
+            }
+            Err(e) => {
+                r.state = State::Dead;
+                Err(e)
+            }
+        }
+    })
+}
+
+/// A plain proxy to `id`'s export in its live generation (fails fast once it dies).
+pub fn grant<T: ?Sized + Proxyable + Sync>(id: DomainId) -> Result<Remote<T>, String> {
+    let root = root_of::<T>(id.0 as usize, true)?;
+    // SAFETY: the view is the kernel runtime's; a grant owns nothing, so no release.
+    Ok(unsafe { Remote::proxied(root, T::proxy_view::<KernelRt>(), None) })
+}
+
+/// A recovery proxy to `id`'s export: follows restarts, restarts on crash.
+pub fn grant_recover<T: ?Sized + Proxyable + Sync>(id: DomainId) -> Result<Remote<T>, String> {
+    let root = root_of::<T>(id.0 as usize, false)?;
+    let view = T::recover_view::<KernelRt>().ok_or("the interface is not declared #[interface(recover)]")?;
+    // SAFETY: as in `grant`.
+    Ok(unsafe { Remote::proxied(root, view, None) })
+}
+
+fn root_of<T: ?Sized + 'static>(slot: usize, alive: bool) -> Result<Target<T>, String> {
+    let t = TABLE.lock();
+    let r = t.get(slot).and_then(|r| r.as_ref()).ok_or("no such domain")?;
+    if alive && r.state != State::Alive {
+        return Err(format!("domain `{}` is not alive", r.name));
+    }
+    let root = r.root.as_ref().ok_or("domain never started")?;
+    match root.downcast_ref::<Root<T>>() {
+        Some(Root(t)) => Ok(*t),
+        None => Err(format!("domain `{}` does not export this interface", r.name)),
+    }
+}
+
+/// The kernel's side of every generated proxy.
+pub struct KernelRt;
+
+// SAFETY: `call` goes through `rpc::protected_call`, which checks the generation before
+// dereferencing and turns a callee's death into Err without running more of its code.
+unsafe impl Runtime for KernelRt {
+    #[inline(always)]
+    fn current() -> (DomainId, u64) {
+        rpc::current()
+    }
+
+    #[inline(always)]
+    fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O> {
+        rpc::protected_call(target, f)
+    }
+
+    fn recover<T: ?Sized + 'static>(target: &Target<T>) -> RpcResult<Target<T>> {
+        let slot = target.domain().0 as usize;
+        for _ in 0..2 {
+            let alive = {
+                let t = TABLE.lock();
+                let r = t.get(slot).and_then(|r| r.as_ref()).ok_or(RpcError::DomainDead)?;
+                match (r.state, r.root.as_ref()) {
+                    (State::Alive, Some(root)) => {
+                        Some(root.downcast_ref::<Root<T>>().map(|r| r.0).ok_or(RpcError::Refused)?)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(t) = alive {
+                return Ok(t);
+            }
+            let _g = LIFECYCLE.lock();
+            if ALIVE[slot].load(Relaxed) == 0 {
+                if let Err(e) = restart_locked(slot) {
+                    log::warn!("recovery of domain {slot} failed: {e}");
+                    return Err(RpcError::RestartFailed);
+                }
+            }
+        }
+        Err(RpcError::RestartFailed)
+    }
+
+    fn release<T: ?Sized>(target: &Target<T>) {
+        let ptr = target.as_ptr();
+        // Runs the object's destructor inside its domain; its memory goes back to that
+        // domain's heap (the kernel's allocator routes frees by page owner).
+        let _ = rpc::protected_call(target, move |_| {
+            // SAFETY: the object was leaked from a Box by `rref::rpc::adopt` and is
+            // released exactly once, when its only handle drops, while alive.
+            drop(unsafe { Box::from_raw(ptr.as_ptr()) })
+        });
+    }
+}
+
+/// A row of the `domains` table.
+pub struct DomainInfo {
+    pub id: u32,
+    pub name: String,
+    pub generation: u64,
+    pub state: State,
+    pub heap_used: usize,
+    pub heap_reserved: usize,
+    pub rrefs: u64,
+    pub rref_bytes: u64,
+    pub calls: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub last_restart_tsc: u64,
+    pub image_kib: u64,
+}
+
+pub fn list() -> Vec<DomainInfo> {
+    let rows: Vec<(usize, String, u64, State, u64, u64, u64, u64)> = {
+        let t = TABLE.lock();
+        (1..MAX)
+            .filter_map(|i| {
+                t[i].as_ref().map(|r| {
+                    (i, r.name.clone(), r.generation, r.state, r.crashes, r.restarts, r.last_restart_tsc,
+                     r.image.as_ref().map_or(0, |im| im.span / 1024))
+                })
+            })
+            .collect()
+    };
+    let c = shared::SHARED.counters();
+    rows.into_iter()
+        .map(|(i, name, generation, state, crashes, restarts, last_restart_tsc, image_kib)| {
+            let h = dheap::info(i);
+            let d = DomainId(i as u32);
+            DomainInfo {
+                id: i as u32,
+                name,
+                generation,
+                state,
+                heap_used: h.used,
+                heap_reserved: h.reserved,
+                rrefs: c.blocks(d),
+                rref_bytes: c.bytes(d),
+                calls: rpc::CALLS[i].load(Relaxed),
+                crashes,
+                restarts,
+                last_restart_tsc,
+                image_kib,
+            }
+        })
+        .collect()
+}
+
+/// Forgets a dead domain's slot entirely (tests that create many domains use this).
+pub fn remove(id: DomainId) -> Result<(), String> {
+    let _g = LIFECYCLE.lock();
+    let slot = id.0 as usize;
+    let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).ok_or("no such domain")?;
+    if generation != 0 {
+        die(slot, generation, RpcError::Refused);
+    }
+    let r = TABLE.lock()[slot].take();
+    drop(r);
+    rpc::CALLS[slot].store(0, Relaxed);
+    Ok(())
+}
+
+/// A domain faulted (exception in its code): contain it like a panic. Returns only if the
+/// fault is not a domain's.
+pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
+    let (d, generation) = rpc::current();
+    let slot = d.0 as usize;
+    let in_window = frame.rip >= loader::window(slot) && frame.rip < loader::window(slot) + crate::mem::paging::DOMAIN_WINDOW;
+    let containable = matches!(frame.vector, 0 | 4 | 5 | 6 | 13 | 14 | 16 | 17 | 19);
+    if slot == 0 || !in_window || !containable || !rpc::has_continuation() {
+        return;
+    }
+    contain(slot, generation, RpcError::Panicked, |name| {
+        crate::println!(
+            "domain `{name}` (id {slot}, generation {generation}) faulted: {} at {:#x} (offset {:#x} in its image); contained",
+            crate::fault::exception_name(frame.vector as u8),
+            frame.rip,
+            frame.rip - loader::window(slot)
+        );
+    });
+    rpc::unwind(RpcError::Panicked);
+}
+
+/// Reports a crash of the running domain and reclaims it. Everything allocated here is
+/// freed before returning, because the caller then unwinds, abandoning its own frame.
+pub fn contain(slot: usize, generation: u64, reason: RpcError, report: impl FnOnce(&str)) {
+    rpc::as_kernel(|| {
+        let name = name_of(slot);
+        report(&name);
+        if log::log_enabled!(log::Level::Debug) {
+            let mut s = String::new();
+            crate::fault::backtrace(&mut s, 0, crate::fault::current_rbp());
+            crate::println!("{s}");
+        }
+        if let Some(r) = die(slot, generation, reason) {
+            log::info!(
+                "domain `{name}` reclaimed: {} RRefs ({} bytes), {} orphaned, {} KiB of heap",
+                r.rref_blocks,
+                r.rref_bytes,
+                r.orphaned,
+                r.heap_bytes / 1024
+            );
+        }
+    });
+}
+
+pub fn name_of(slot: usize) -> String {
+    TABLE.lock().get(slot).and_then(|r| r.as_ref()).map_or_else(|| format!("#{slot}"), |r| r.name.clone())
+}

@@ -1,0 +1,125 @@
+//! The shared heap: where RRefs live.
+//!
+//! One contiguous, identity-mapped region (so a buffer's address is its physical address,
+//! as DMA needs) managed by `linked_list_allocator`, plus `rref`'s registry of live blocks
+//! and per-domain counters — the same bookkeeping code the host tests exercise. Reclaiming
+//! a dead domain frees its blocks by their owner tag, running none of its code.
+
+use super::rpc;
+use crate::arch::irq::IrqMutex;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use linked_list_allocator::Heap;
+use rref::registry::{Counters, Reclaimed, Registry};
+use rref::{DomainId, Header, SharedHeap};
+
+struct Inner {
+    heap: Heap,
+    registry: Registry,
+}
+
+pub struct KernelSharedHeap {
+    inner: IrqMutex<Inner>,
+    counters: Counters,
+}
+
+pub static SHARED: KernelSharedHeap = KernelSharedHeap {
+    inner: IrqMutex::new(Inner { heap: Heap::empty(), registry: Registry::new() }),
+    counters: Counters::new(),
+};
+
+/// Hands `[start, start+size)` to the shared heap.
+///
+/// # Safety
+/// The range is unused, identity-mapped RAM owned by the shared heap from now on.
+pub unsafe fn init(start: u64, size: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { SHARED.inner.lock().heap.init(start as *mut u8, size) };
+    rref::set_heap(&SHARED);
+}
+
+impl KernelSharedHeap {
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Bytes of the region in use (headers and padding included).
+    pub fn used(&self) -> usize {
+        self.inner.lock().heap.used()
+    }
+
+    pub fn size(&self) -> usize {
+        self.inner.lock().heap.size()
+    }
+
+    pub fn live_blocks(&self) -> usize {
+        self.inner.lock().registry.len()
+    }
+
+    /// Frees (or orphans, if one is lent out) every block `dead` owns.
+    pub fn reclaim(&self, dead: DomainId) -> Reclaimed {
+        let mut g = self.inner.lock();
+        let Inner { heap, registry } = &mut *g;
+        // SAFETY: every registered block came from `heap` with its header's layout, and a
+        // dead domain's blocks are no longer reachable by running code except through
+        // lends, which the registry defers.
+        unsafe {
+            registry.reclaim(dead, &self.counters, |b, l| heap.deallocate(b.cast(), l))
+        }
+    }
+}
+
+// SAFETY: blocks come from one allocator and never overlap; every block is registered with
+// an initialised header before it is returned, and counters follow every change of owner.
+unsafe impl SharedHeap for KernelSharedHeap {
+    fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
+        let owner = self.current_domain();
+        let mut g = self.inner.lock();
+        let p = g.heap.allocate_first_fit(layout).ok()?.cast::<Header>();
+        // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (rref asks
+        // for the header in every layout), suitably aligned.
+        unsafe {
+            p.as_ptr().write(Header {
+                owner: core::sync::atomic::AtomicU32::new(owner.0),
+                borrows: core::sync::atomic::AtomicU32::new(0),
+                size: layout.size(),
+                align: layout.align(),
+                prev: core::sync::atomic::AtomicUsize::new(0),
+                next: core::sync::atomic::AtomicUsize::new(0),
+            });
+            g.registry.insert(p, &self.counters);
+        }
+        Some(p)
+    }
+
+    unsafe fn free(&self, block: NonNull<Header>) {
+        let mut g = self.inner.lock();
+        // SAFETY: `block` is live and registered (caller's contract); its header holds
+        // the layout it was allocated with.
+        unsafe {
+            let layout = block.as_ref().layout();
+            g.registry.remove(block, &self.counters);
+            g.heap.deallocate(block.cast(), layout);
+        }
+    }
+
+    fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
+        // SAFETY: a live block's header is readable.
+        let size = unsafe { block.as_ref().size };
+        self.counters.moved(from, to, size as u64);
+    }
+
+    #[inline]
+    fn current_domain(&self) -> DomainId {
+        rpc::current().0
+    }
+
+    fn release_orphans(&self) {
+        let mut g = self.inner.lock();
+        let Inner { heap, registry } = &mut *g;
+        // SAFETY: as in `reclaim`.
+        unsafe {
+            registry.release_orphans(&self.counters, |b, l| heap.deallocate(b.cast(), l));
+        }
+    }
+}

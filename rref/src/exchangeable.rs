@@ -1,0 +1,71 @@
+//! [`Exchangeable`] for the built-in types: primitives, arrays, tuples, `Option`, `Result`,
+//! `PhantomData` and [`DomainId`].
+
+use crate::{DomainId, Exchangeable};
+use core::marker::PhantomData;
+
+macro_rules! plain {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: plain data: no pointers, no interior mutability, no RRef to re-tag.
+        unsafe impl Exchangeable for $t {
+            #[inline(always)]
+            fn move_to(&self, _to: DomainId) {}
+        }
+    )*};
+}
+plain!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool, char, f32, f64, (), DomainId);
+
+// SAFETY: holds no data at all.
+unsafe impl<T: ?Sized> Exchangeable for PhantomData<T> {
+    #[inline(always)]
+    fn move_to(&self, _to: DomainId) {}
+}
+
+// SAFETY: exchangeable elements, every one of which is moved.
+unsafe impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
+    fn move_to(&self, to: DomainId) {
+        for item in self {
+            item.move_to(to);
+        }
+    }
+}
+
+// SAFETY: an exchangeable value, moved if present.
+unsafe impl<T: Exchangeable> Exchangeable for Option<T> {
+    fn move_to(&self, to: DomainId) {
+        if let Some(v) = self {
+            v.move_to(to);
+        }
+    }
+}
+
+// SAFETY: an exchangeable value in either case, moved.
+unsafe impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
+    fn move_to(&self, to: DomainId) {
+        match self {
+            Ok(v) => v.move_to(to),
+            Err(e) => e.move_to(to),
+        }
+    }
+}
+
+macro_rules! tuple {
+    ($($name:ident)+) => {
+        // SAFETY: exchangeable fields, every one of which is moved.
+        unsafe impl<$($name: Exchangeable),+> Exchangeable for ($($name,)+) {
+            fn move_to(&self, to: DomainId) {
+                #[allow(non_snake_case)]
+                let ($($name,)+) = self;
+                $($name.move_to(to);)+
+            }
+        }
+    };
+}
+tuple!(A);
+tuple!(A B);
+tuple!(A B C);
+tuple!(A B C D);
+tuple!(A B C D E);
+tuple!(A B C D E F);
+tuple!(A B C D E F G);
+tuple!(A B C D E F G H);

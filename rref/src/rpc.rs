@@ -1,0 +1,294 @@
+//! The contract between generated proxies and the kernel that runs them.
+//!
+//! * [`RpcError`] / [`RpcResult`]: what every interface method returns.
+//! * [`Target`]: which domain instance (id + generation) an object lives in, and where.
+//! * [`Runtime`]: the kernel's side of a proxied call (protected call, restart, release).
+//!   Generated proxies are generic over it; only the kernel instantiates them, so a proxy's
+//!   code is kernel code even when a domain holds the handle.
+//! * [`Proxy`] / [`Recover`]: `#[repr(transparent)]` views of a [`Target`] on which
+//!   `#[interface]` implements the trait; [`Remote`] is the handle domains hold.
+//!
+//! Invariants: a `Target` is only dereferenced by a `Runtime` after it checked that the
+//! target's generation is alive, and only for the duration of the call it protects.
+
+use crate::{DomainId, Exchangeable};
+use alloc::boxed::Box;
+use core::marker::PhantomData;
+use core::ops::Deref;
+use core::ptr::NonNull;
+
+/// Why a proxied call did not reach (or did not come back from) its callee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RpcError {
+    /// The callee panicked (or faulted) during this call and is now dead.
+    Panicked,
+    /// The callee was killed from outside while this call was inside it.
+    Killed,
+    /// The callee was already dead when the call was made: calls fail fast.
+    DomainDead,
+    /// A recovery proxy could not bring the domain back (its image or init failed).
+    RestartFailed,
+    /// The kernel refused the call (e.g. the caller passed an RRef it does not own).
+    Refused,
+}
+
+impl RpcError {
+    /// True for the errors that mean "the callee died": a recovery proxy restarts on these.
+    pub fn is_crash(self) -> bool {
+        matches!(self, RpcError::Panicked | RpcError::Killed | RpcError::DomainDead)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpcError::Panicked => "callee panicked during the call",
+            RpcError::Killed => "callee was killed during the call",
+            RpcError::DomainDead => "callee domain is dead",
+            RpcError::RestartFailed => "callee domain could not be restarted",
+            RpcError::Refused => "call refused by the kernel",
+        }
+    }
+}
+
+impl core::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// SAFETY: plain data without RRefs.
+unsafe impl Exchangeable for RpcError {
+    #[inline(always)]
+    fn move_to(&self, _to: DomainId) {}
+}
+
+/// What every interface method returns.
+pub type RpcResult<T> = Result<T, RpcError>;
+
+/// How many times a recovery proxy retries an idempotent call after restarting its callee.
+/// One retry covers a crash caused by state the restart wiped; more would only repeat a
+/// crash the request itself causes.
+pub const MAX_RETRIES: u32 = 2;
+
+/// An object in a domain instance: the domain's id, its generation, and the object's address.
+pub struct Target<T: ?Sized> {
+    domain: DomainId,
+    generation: u64,
+    ptr: NonNull<T>,
+}
+
+impl<T: ?Sized> Clone for Target<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: ?Sized> Copy for Target<T> {}
+
+// SAFETY: a Target is an address plus ids; it is only dereferenced by a Runtime, which
+// hands out `&T` for the duration of a call. `T: Sync` makes sharing that `&T` sound.
+unsafe impl<T: ?Sized + Sync> Send for Target<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for Target<T> {}
+
+impl<T: ?Sized> Target<T> {
+    /// # Safety
+    /// `ptr` must point to a live `T` owned by domain `domain` in generation `generation`,
+    /// and stay valid for as long as that generation is alive.
+    pub unsafe fn new(domain: DomainId, generation: u64, ptr: NonNull<T>) -> Self {
+        Self { domain, generation, ptr }
+    }
+    pub fn domain(&self) -> DomainId {
+        self.domain
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn as_ptr(&self) -> NonNull<T> {
+        self.ptr
+    }
+    /// # Safety
+    /// The caller (a [`Runtime`]) has checked that the target's generation is alive and
+    /// keeps it alive, or stops using the reference, before the domain's memory is freed.
+    pub unsafe fn get(&self) -> &T {
+        // SAFETY: guaranteed by the caller and by `new`'s contract.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// The kernel's side of proxied calls. Implemented once, by the kernel.
+///
+/// # Safety
+/// `call` must only dereference the target after checking its generation is alive, must
+/// run `f` with the current domain switched to the target's, and must turn a panic or death
+/// of the callee into `Err` without running any more of the callee's code.
+pub unsafe trait Runtime: 'static {
+    /// The domain (and its generation) whose code is running now.
+    fn current() -> (DomainId, u64);
+
+    /// A protected call into `target`'s domain. `Err(DomainDead)` without calling `f` if the
+    /// generation is not alive; `Err(Panicked | Killed)` if the callee died during the call.
+    fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O>;
+
+    /// For recovery proxies: the live target behind `target`'s domain slot. If that
+    /// domain is dead, restarts it from its pristine image first (once, however many
+    /// callers ask at the same time).
+    fn recover<T: ?Sized + 'static>(target: &Target<T>) -> RpcResult<Target<T>>;
+
+    /// Runs the destructor of an object a callee handed out, inside its domain, if that
+    /// domain generation is still alive (otherwise its heap is already gone: nothing to do).
+    fn release<T: ?Sized>(target: &Target<T>);
+}
+
+/// A plain proxy: every call goes to one fixed domain generation; after that generation
+/// died, calls fail fast with [`RpcError::DomainDead`].
+#[repr(transparent)]
+pub struct Proxy<T: ?Sized, R> {
+    target: Target<T>,
+    _rt: PhantomData<fn() -> R>,
+}
+
+/// A recovery proxy: calls go to the live generation of the target's domain slot; a crash
+/// restarts the domain, and idempotent calls are retried.
+#[repr(transparent)]
+pub struct Recover<T: ?Sized, R> {
+    target: Target<T>,
+    _rt: PhantomData<fn() -> R>,
+}
+
+macro_rules! view {
+    ($ty:ident) => {
+        impl<T: ?Sized, R> $ty<T, R> {
+            /// Views a target as a proxy of this kind (no copy, no allocation).
+            pub fn from_target(target: &Target<T>) -> &Self {
+                // SAFETY: `Self` is `repr(transparent)` over `Target<T>` (the other field
+                // is a zero-sized PhantomData), so the two have the same layout.
+                unsafe { &*(target as *const Target<T> as *const Self) }
+            }
+            pub fn target(&self) -> &Target<T> {
+                &self.target
+            }
+        }
+    };
+}
+view!(Proxy);
+view!(Recover);
+
+/// The function a [`Remote`] uses to view its target as a proxy.
+pub type ViewFn<T> = for<'a> fn(&'a Target<T>) -> &'a T;
+
+/// Implemented by `#[interface]` for `dyn Trait`: how to make proxies of it.
+pub trait Proxyable: 'static {
+    fn proxy_view<R: Runtime>() -> ViewFn<Self>;
+    /// `None` unless the interface was declared `#[interface(recover)]`.
+    fn recover_view<R: Runtime>() -> Option<ViewFn<Self>>;
+}
+
+enum Repr<T: ?Sized + 'static> {
+    /// Still in the domain that created it: calls are direct.
+    Local(Box<T>),
+    /// Lives in another domain: calls go through a proxy.
+    Proxied { target: Target<T>, view: ViewFn<T>, release: Option<fn(&Target<T>)> },
+}
+
+/// A handle to an interface object, local or in another domain. Deref gives `&dyn Trait`.
+///
+/// A domain creates one with [`Remote::local`]; when it crosses a boundary the generated
+/// proxy turns it into a proxied handle ([`adopt`]). Handles the kernel grants at init are
+/// proxied from the start. A proxied handle holds no memory of its own, so a domain that
+/// dies holding one leaks nothing.
+pub struct Remote<T: ?Sized + 'static> {
+    repr: Repr<T>,
+}
+
+impl<T: ?Sized + 'static> Remote<T> {
+    pub fn local(object: Box<T>) -> Self {
+        Self { repr: Repr::Local(object) }
+    }
+
+    /// # Safety
+    /// `view` must be the proxy view of `T` for a [`Runtime`]; `release`, if any, must
+    /// release `target` through that runtime and may be called once, when the handle drops.
+    pub unsafe fn proxied(target: Target<T>, view: ViewFn<T>, release: Option<fn(&Target<T>)>) -> Self {
+        Self { repr: Repr::Proxied { target, view, release } }
+    }
+
+    pub fn is_proxied(&self) -> bool {
+        matches!(self.repr, Repr::Proxied { .. })
+    }
+
+    /// The proxied target, if this handle is proxied.
+    pub fn target(&self) -> Option<&Target<T>> {
+        match &self.repr {
+            Repr::Proxied { target, .. } => Some(target),
+            Repr::Local(_) => None,
+        }
+    }
+
+    /// The local object, if the handle is still local.
+    pub fn into_local(self) -> Result<Box<T>, Self> {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again after the read.
+        let repr = unsafe { core::ptr::read(&mut this.repr) };
+        match repr {
+            Repr::Local(b) => Ok(b),
+            other => Err(Self { repr: other }),
+        }
+    }
+}
+
+impl<T: ?Sized + 'static> Deref for Remote<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        match &self.repr {
+            Repr::Local(b) => b,
+            Repr::Proxied { target, view, .. } => view(target),
+        }
+    }
+}
+
+impl<T: ?Sized + 'static> Drop for Remote<T> {
+    fn drop(&mut self) {
+        if let Repr::Proxied { target, release: Some(release), .. } = &self.repr {
+            release(target);
+        }
+    }
+}
+
+fn release_with<T: ?Sized, R: Runtime>(target: &Target<T>) {
+    R::release(target)
+}
+
+/// Used by generated proxies on a `Remote` that crossed from domain `from` (generation
+/// `generation`): a local handle becomes a proxy into that domain, owned by the receiver
+/// (dropping it runs the object's destructor in `from`). A handle that is already proxied
+/// passes through unchanged.
+pub fn adopt<T: ?Sized + Proxyable, R: Runtime>(remote: Remote<T>, from: DomainId, generation: u64) -> Remote<T> {
+    match remote.into_local() {
+        Ok(object) => {
+            let ptr = NonNull::from(Box::leak(object));
+            // SAFETY: `ptr` is an object allocated by domain `from` (generation
+            // `generation`), valid until that generation dies or the object is released.
+            let target = unsafe { Target::new(from, generation, ptr) };
+            // SAFETY: the view and release functions are the runtime's own.
+            unsafe { Remote::proxied(target, T::proxy_view::<R>(), Some(release_with::<T, R>)) }
+        }
+        Err(proxied) => proxied,
+    }
+}
+
+/// Arguments of `#[idempotent]` methods: a retried call passes them again, so they must be
+/// `Copy` (lent `&RRef`s are references and therefore `Copy`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an argument of an #[idempotent] method",
+    label = "a retried call would need this argument a second time",
+    note = "idempotent methods take Copy values or lent `&RRef`s; pass owned RRefs to non-idempotent methods"
+)]
+pub trait Retryable {}
+impl<T: Copy> Retryable for T {}
+
+/// Compile-time check used by generated code.
+#[doc(hidden)]
+pub const fn assert_retryable<T: Retryable>() {}
+/// Compile-time check used by generated code.
+#[doc(hidden)]
+pub const fn assert_exchangeable<T: Exchangeable + ?Sized>() {}

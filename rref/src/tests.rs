@@ -1,0 +1,658 @@
+//! Host unit tests, on the shared [`HostHeap`]. Tests run in parallel on that one heap, so
+//! they only assert on the counters of domains they got from `fresh_domain`.
+
+use crate::host::HostHeap;
+use crate::registry::{Counters, Reclaimed, Registry};
+use crate::*;
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::mem;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::collections::VecDeque;
+use std::format;
+use std::vec::Vec;
+
+/// Installs the host heap and makes a fresh domain current on this thread.
+fn domain() -> (&'static HostHeap, DomainId) {
+    let h = HostHeap::install();
+    let d = h.fresh_domain();
+    h.set_current(d);
+    (h, d)
+}
+
+/// (blocks, bytes) owned by `d`.
+fn counts(h: &HostHeap, d: DomainId) -> (u64, u64) {
+    (h.counters().blocks(d), h.counters().bytes(d))
+}
+
+/// Size of a block holding one `T`, as the spec computes it.
+fn block_size<T>() -> u64 {
+    Layout::new::<Header>().extend(Layout::new::<T>()).unwrap().0.pad_to_align().size() as u64
+}
+
+fn header_size(hdr: core::ptr::NonNull<Header>) -> u64 {
+    // SAFETY: only called on headers of handles the test still holds.
+    unsafe { hdr.as_ref() }.size as u64
+}
+
+/// Declares a payload type `$name` whose drops are counted in its own static `$drops`.
+macro_rules! counted {
+    ($name:ident, $drops:ident) => {
+        static $drops: AtomicUsize = AtomicUsize::new(0);
+        #[allow(dead_code)]
+        struct $name(usize);
+        impl Drop for $name {
+            fn drop(&mut self) {
+                $drops.fetch_add(1, SeqCst);
+            }
+        }
+        // SAFETY: plain data, no RRef inside.
+        unsafe impl Exchangeable for $name {
+            fn move_to(&self, _to: DomainId) {}
+        }
+    };
+}
+
+/// A struct with RRefs inside, as `#[derive(Exchangeable)]` would handle it.
+struct Packet {
+    id: u32,
+    body: RRef<[u8; 16]>,
+    meta: Option<RRef<u64>>,
+}
+
+// SAFETY: every field is exchangeable and moved.
+unsafe impl Exchangeable for Packet {
+    fn move_to(&self, to: DomainId) {
+        self.id.move_to(to);
+        self.body.move_to(to);
+        self.meta.move_to(to);
+    }
+}
+
+#[repr(align(64))]
+struct Aligned([u8; 64]);
+
+// SAFETY: plain data.
+unsafe impl Exchangeable for Aligned {
+    fn move_to(&self, _to: DomainId) {}
+}
+
+#[test]
+fn rref_new_deref_drop_restores_counters() {
+    let (h, d) = domain();
+    assert_eq!(counts(h, d), (0, 0));
+    let mut r = RRef::new(41u64);
+    assert_eq!(*r, 41);
+    *r += 1;
+    assert_eq!(*r, 42);
+    assert_eq!(r.owner(), d);
+    assert_eq!(r.borrow_count(), 0);
+    assert_eq!(mem::size_of::<Header>(), 40);
+    assert_eq!(block_size::<u64>(), 48);
+    assert_eq!(header_size(r.header()), 48);
+    assert_eq!(counts(h, d), (1, 48));
+    drop(r);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn rref_try_new_into_inner_and_debug() {
+    let (h, d) = domain();
+    let r = RRef::try_new((7u16, 'x')).expect("heap has room");
+    assert_eq!(counts(h, d), (1, block_size::<(u16, char)>()));
+    assert_eq!(format!("{r:?}"), "(7, 'x')");
+    assert_eq!(r.into_inner(), (7, 'x'));
+    assert_eq!(counts(h, d), (0, 0));
+
+    counted!(Noisy, DROPS);
+    let n = RRef::new(Noisy(3)).into_inner();
+    assert_eq!(DROPS.load(SeqCst), 0, "into_inner must not drop the value");
+    assert_eq!(n.0, 3);
+    drop(n);
+    assert_eq!(DROPS.load(SeqCst), 1);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn payload_follows_header_at_its_alignment() {
+    let (h, d) = domain();
+    let small = RRef::new(1u8);
+    let big = RRef::new(Aligned([9; 64]));
+    let offset = |hdr: core::ptr::NonNull<Header>, p: *const u8| p as usize - hdr.as_ptr() as usize;
+    assert_eq!(offset(small.header(), &*small), mem::size_of::<Header>());
+    assert_eq!(header_size(small.header()), 48);
+    assert_eq!(offset(big.header(), big.0.as_ptr()), 64);
+    assert_eq!((&*big as *const Aligned as usize) % 64, 0);
+    assert_eq!(header_size(big.header()), 128);
+    // SAFETY: `big` is alive.
+    assert_eq!(unsafe { big.header().as_ref() }.align, 64);
+    assert!(big.0.iter().all(|&b| b == 9));
+    assert_eq!(counts(h, d), (2, 176));
+    drop((small, big));
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn move_to_retags_and_moves_counters() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let r = RRef::new(5u32);
+    let size = block_size::<u32>();
+    r.move_to(b);
+    assert_eq!(r.owner(), b);
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b), (1, size));
+    r.move_to(b);
+    assert_eq!(counts(h, b), (1, size), "moving to the owner changes nothing");
+    r.move_to(a);
+    assert_eq!((counts(h, a), counts(h, b)), ((1, size), (0, 0)));
+    r.move_to(b);
+    drop(r);
+    assert_eq!((counts(h, a), counts(h, b)), ((0, 0), (0, 0)));
+}
+
+#[test]
+fn nested_rref_move_retags_every_block() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let p = RRef::new(Packet { id: 1, body: RRef::new([3; 16]), meta: Some(RRef::new(9)) });
+    let bytes = header_size(p.header()) + header_size(p.body.header()) + header_size(p.meta.as_ref().unwrap().header());
+    assert_eq!(counts(h, a), (3, bytes));
+    p.move_to(b);
+    assert_eq!(p.owner(), b);
+    assert_eq!(p.body.owner(), b);
+    assert_eq!(p.meta.as_ref().unwrap().owner(), b);
+    assert_eq!((counts(h, a), counts(h, b)), ((0, 0), (3, bytes)));
+    assert_eq!((p.id, p.body[5], **p.meta.as_ref().unwrap()), (1, 3, 9));
+    drop(p);
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn vec_of_rrefs_move_retags_every_block() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let v = RRefVec::new_with(5, |i| RRef::new(i as u32 * 10));
+    assert_eq!(counts(h, a).0, 6);
+    v.move_to(b);
+    assert_eq!(v.owner(), b);
+    assert!(v.iter().all(|r| r.owner() == b));
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b), (6, header_size(v.header()) + 5 * block_size::<u32>()));
+    assert_eq!(v.iter().map(|r| **r).collect::<Vec<_>>(), [0, 10, 20, 30, 40]);
+    drop(v);
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn deque_of_rrefs_move_retags_every_block() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let mut q: RRefDeque<RRef<u32>, 4> = RRefDeque::new();
+    for i in 0..3 {
+        q.push_back(RRef::new(i)).unwrap();
+    }
+    assert_eq!(counts(h, a).0, 4);
+    q.move_to(b);
+    assert_eq!(q.owner(), b);
+    assert!(q.iter().all(|r| r.owner() == b));
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b), (4, header_size(q.header()) + 3 * block_size::<u32>()));
+    let first = q.pop_front().unwrap();
+    assert_eq!((*first, first.owner()), (0, b));
+    drop((first, q));
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn tuples_arrays_options_results_move_nested_rrefs() {
+    fn exchangeable<T: Exchangeable>() {}
+    exchangeable::<(u8, u16, u32, u64, u128, usize, i8, i16)>();
+    exchangeable::<(i32, i64, i128, isize, bool, char, f32, f64)>();
+    exchangeable::<((), [u8; 0], PhantomData<*const u8>, DomainId, Result<(), rpc::RpcError>)>();
+
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    type Mix = (RRef<u8>, [RRef<u16>; 2], Option<RRef<u32>>, Result<RRef<u64>, u8>, PhantomData<u8>, DomainId, bool);
+    let mix: RRef<Mix> = RRef::new((
+        RRef::new(1),
+        [RRef::new(2), RRef::new(3)],
+        Some(RRef::new(4)),
+        Ok(RRef::new(5)),
+        PhantomData,
+        a,
+        true,
+    ));
+    assert_eq!(counts(h, a).0, 6);
+    mix.move_to(b);
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b).0, 6);
+    assert_eq!(mix.1[1].owner(), b);
+    assert_eq!(mix.3.as_ref().unwrap().owner(), b);
+    let err: Result<RRef<u8>, RRef<u8>> = Err(RRef::new(6));
+    err.move_to(b);
+    assert_eq!(err.as_ref().unwrap_err().owner(), b);
+    drop((mix, err));
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn lend_guard_counts_borrows() {
+    let (h, d) = domain();
+    let r = RRef::new(1u8);
+    let v = RRefVec::from_slice(&[1u8, 2]);
+    let q: RRefDeque<u8, 2> = RRefDeque::new();
+    let g1 = lend(&r);
+    let g2 = lend(&r);
+    assert_eq!(r.borrow_count(), 2);
+    drop(g1);
+    assert_eq!(r.borrow_count(), 1);
+    drop(g2);
+    assert_eq!(r.borrow_count(), 0);
+    let (gv, gq) = (lend(&v), lend(&q));
+    assert_eq!((v.borrow_count(), q.borrow_count()), (1, 1));
+    drop((gv, gq));
+    assert_eq!((v.borrow_count(), q.borrow_count()), (0, 0));
+    assert_eq!(r.owner(), d);
+    assert_eq!(counts(h, d).0, 3);
+    drop((r, v, q));
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn reclaim_frees_nested_blocks_without_destructors() {
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let outer = RRef::new((RRef::new(Noisy(1)), RRefVec::new_with(3, |i| RRef::new(Noisy(i)))));
+    let mut q: RRefDeque<Noisy, 4> = RRefDeque::new();
+    q.push_back(Noisy(7)).ok().unwrap();
+    q.push_back(Noisy(8)).ok().unwrap();
+    let before = counts(h, d);
+    assert_eq!(before.0, 7);
+    // SAFETY: the handles are forgotten below, never used again.
+    let got = unsafe { h.reclaim(d) };
+    assert_eq!(got, Reclaimed { freed_blocks: 7, freed_bytes: before.1 as usize, orphaned_blocks: 0 });
+    assert_eq!(counts(h, d), (0, 0));
+    assert_eq!(DROPS.load(SeqCst), 0, "reclaim must run no destructor");
+    mem::forget((outer, q));
+}
+
+#[test]
+fn reclaim_leaves_other_domains_intact() {
+    let (h, a) = domain();
+    let mine = RRef::new(Packet { id: 7, body: RRef::new([1; 16]), meta: None });
+    let mine_counts = counts(h, a);
+    let b = h.fresh_domain();
+    h.set_current(b);
+    let theirs = RRefVec::new_with(4, |i| RRef::new(i as u64));
+    assert_eq!(counts(h, b).0, 5);
+    // SAFETY: `theirs` is forgotten below.
+    let got = unsafe { h.reclaim(b) };
+    mem::forget(theirs);
+    assert_eq!((got.freed_blocks, got.orphaned_blocks), (5, 0));
+    assert_eq!(counts(h, b), (0, 0));
+    assert_eq!(counts(h, a), mine_counts);
+    assert_eq!((mine.id, mine.body[15], mine.owner(), mine.body.owner()), (7, 1, a, a));
+    drop(mine);
+    assert_eq!(counts(h, a), (0, 0));
+}
+
+#[test]
+fn reclaim_skips_block_lent_to_dead_domain() {
+    let (h, a) = domain();
+    let r = RRef::new(Packet { id: 3, body: RRef::new([2; 16]), meta: Some(RRef::new(8)) });
+    let a_counts = counts(h, a);
+    // Lent to `b`, which then dies.
+    let b = h.fresh_domain();
+    let guard = lend(&r);
+    h.set_current(b);
+    let own = RRef::new(0u64);
+    // SAFETY: `own` is forgotten below.
+    let got = unsafe { h.reclaim(b) };
+    mem::forget(own);
+    assert_eq!(got, Reclaimed { freed_blocks: 1, freed_bytes: block_size::<u64>() as usize, orphaned_blocks: 0 });
+    assert_eq!(counts(h, a), a_counts);
+    assert_eq!((r.owner(), r.borrow_count()), (a, 1));
+    assert_eq!((r.id, r.body[0], **r.meta.as_ref().unwrap()), (3, 2, 8));
+    drop(guard);
+    assert_eq!(r.borrow_count(), 0);
+    drop(r);
+    assert_eq!(counts(h, a), (0, 0));
+}
+
+/// Orphans are pooled process-wide: tests that create them must not overlap.
+static ORPHAN_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn reclaim_while_lent_orphans_all_then_last_guard_frees() {
+    let _serial = ORPHAN_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let outer = RRef::new((RRef::new(Noisy(1)), 5u32));
+    let other = RRefVec::new_with(2, |i| RRef::new(Noisy(i)));
+    let idle = RRef::new(Noisy(9));
+    let before = counts(h, d);
+    assert_eq!(before.0, 6);
+    // The kernel lent `outer` and `other` to callees; then `d` died.
+    let g1 = lend(&outer);
+    let g2 = lend(&other);
+    // SAFETY: the handles are forgotten below; until then only the lends use them.
+    let got = unsafe { h.reclaim(d) };
+    assert_eq!(got, Reclaimed { freed_blocks: 0, freed_bytes: 0, orphaned_blocks: 6 });
+    assert_eq!(counts(h, d), (0, 0));
+    assert_eq!(counts(h, DomainId::ORPHAN), before);
+    // The borrowers can still reach everything, nested blocks included.
+    assert_eq!(outer.owner(), DomainId::ORPHAN);
+    assert_eq!(outer.0.owner(), DomainId::ORPHAN);
+    assert_eq!((outer.0 .0, outer.1, other[1].0), (1, 5, 1));
+    drop(g1);
+    assert_eq!(counts(h, DomainId::ORPHAN), before, "still lent: nothing may be freed");
+    drop(g2);
+    assert_eq!(counts(h, DomainId::ORPHAN), (0, 0), "the last lend frees every orphan");
+    assert_eq!(DROPS.load(SeqCst), 0, "orphans are freed without destructors");
+    mem::forget((outer, other, idle));
+}
+
+#[test]
+fn drop_while_lent_keeps_block_until_reclaim() {
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let r = RRef::new(Noisy(0));
+    let guard = lend(&r);
+    drop(r);
+    assert_eq!(DROPS.load(SeqCst), 1, "the value is dropped");
+    assert_eq!(counts(h, d), (1, block_size::<Noisy>()), "the lent block stays allocated");
+    drop(guard);
+    assert_eq!(counts(h, d).0, 1);
+    // SAFETY: `d` holds no handles any more.
+    let got = unsafe { h.reclaim(d) };
+    assert_eq!(got.freed_blocks, 1);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn deque_fifo_full_and_empty() {
+    let (h, d) = domain();
+    let mut q: RRefDeque<u32, 3> = RRefDeque::default();
+    assert!(q.is_empty() && !q.is_full());
+    assert_eq!((q.len(), q.capacity()), (0, 3));
+    assert_eq!(q.pop_front(), None);
+    for i in 1..=3 {
+        q.push_back(i).unwrap();
+    }
+    assert!(q.is_full());
+    assert_eq!(q.push_back(4), Err(4));
+    assert_eq!(q.iter().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(format!("{q:?}"), "[1, 2, 3]");
+    assert_eq!((q.pop_front(), q.pop_front()), (Some(1), Some(2)));
+    q.push_back(4).unwrap();
+    q.push_back(5).unwrap();
+    assert_eq!(q.iter().copied().collect::<Vec<_>>(), [3, 4, 5], "wrapped around");
+    assert_eq!((q.pop_front(), q.pop_front(), q.pop_front(), q.pop_front()), (Some(3), Some(4), Some(5), None));
+    assert!(q.is_empty());
+    assert_eq!((q.owner(), counts(h, d)), (d, (1, block_size::<(usize, usize, [u32; 3])>())));
+    drop(q);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn deque_wraps_around_like_vecdeque() {
+    let (h, d) = domain();
+    let mut q: RRefDeque<u64, 5> = RRefDeque::new();
+    let mut model = VecDeque::new();
+    let mut next = 0u64;
+    for step in 0..500usize {
+        // Pushes outnumber pops for a while, then the other way round, and so on.
+        let push = (step / 37) % 2 == 0 || step % 3 == 0;
+        if push {
+            let got = q.push_back(next);
+            if model.len() < 5 {
+                model.push_back(next);
+                assert_eq!(got, Ok(()));
+            } else {
+                assert_eq!(got, Err(next));
+            }
+            next += 1;
+        } else {
+            assert_eq!(q.pop_front(), model.pop_front());
+        }
+        assert_eq!(q.len(), model.len());
+        assert_eq!(q.is_full(), model.len() == 5);
+        assert!(q.iter().eq(model.iter()));
+    }
+    drop(q);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn deque_drop_drops_remaining_elements() {
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let mut q: RRefDeque<Noisy, 4> = RRefDeque::new();
+    for i in 0..4 {
+        q.push_back(Noisy(i)).ok().unwrap();
+    }
+    drop(q.pop_front());
+    drop(q.pop_front());
+    assert_eq!(DROPS.load(SeqCst), 2);
+    q.push_back(Noisy(4)).ok().unwrap(); // wraps
+    q.push_back(Noisy(5)).ok().unwrap();
+    assert!(q.is_full());
+    let rejected = q.push_back(Noisy(6)).unwrap_err(); // full: handed back
+    assert_eq!(rejected.0, 6);
+    drop(rejected);
+    assert_eq!(DROPS.load(SeqCst), 3);
+    assert_eq!(q.iter().map(|n| n.0).collect::<Vec<_>>(), [2, 3, 4, 5]);
+    drop(q);
+    assert_eq!(DROPS.load(SeqCst), 7, "the 4 remaining elements are dropped with the deque");
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn deque_zero_capacity() {
+    let (h, d) = domain();
+    let mut q: RRefDeque<u8, 0> = RRefDeque::new();
+    assert!(q.is_empty() && q.is_full());
+    assert_eq!(q.push_back(1), Err(1));
+    assert_eq!(q.pop_front(), None);
+    assert_eq!(q.iter().count(), 0);
+    drop(q);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn vec_len_zero() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let mut v: RRefVec<u64> = RRefVec::new_with(0, |_| unreachable!());
+    assert!(v.is_empty());
+    assert_eq!(v.len(), 0);
+    assert_eq!(&*v, &[] as &[u64]);
+    assert!(v.iter_mut().next().is_none());
+    assert_eq!(counts(h, a), (1, mem::size_of::<Header>() as u64));
+    v.move_to(b);
+    assert_eq!((v.owner(), counts(h, b).0), (b, 1));
+    let aligned: RRefVec<Aligned> = RRefVec::new_with(0, |_| unreachable!());
+    assert_eq!(aligned.len(), 0);
+    assert_eq!(aligned.as_ptr() as usize % 64, 0);
+    assert_eq!(format!("{:?}", RRefVec::<u8>::from_slice(&[])), "[]");
+    drop((v, aligned));
+    assert_eq!((counts(h, a), counts(h, b)), ((0, 0), (0, 0)));
+}
+
+#[test]
+fn vec_many_elements() {
+    let (h, d) = domain();
+    let data: Vec<u32> = (0..10_000).collect();
+    let mut v = RRefVec::from_slice(&data);
+    assert_eq!(v.len(), 10_000);
+    assert_eq!(&*v, &data[..]);
+    assert_eq!(counts(h, d), (1, 40 + 40_000));
+    for x in v.iter_mut() {
+        *x *= 2;
+    }
+    assert_eq!(v.iter().map(|&x| x as u64).sum::<u64>(), 2 * (0..10_000u64).sum::<u64>());
+    let w = RRefVec::new_with(1000, |i| (i as u8, i as u64));
+    assert_eq!(w[999], (231, 999));
+    drop((v, w));
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn vec_drop_drops_every_element() {
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let v = RRefVec::new_with(7, Noisy);
+    assert_eq!(v[6].0, 6);
+    drop(v);
+    assert_eq!(DROPS.load(SeqCst), 7);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn vec_new_with_panic_drops_made_elements_and_frees() {
+    counted!(Noisy, DROPS);
+    let (h, d) = domain();
+    let result =
+        std::panic::catch_unwind(|| RRefVec::new_with(5, |i| if i == 3 { panic!("element 3") } else { Noisy(i) }));
+    assert!(result.is_err());
+    assert_eq!(DROPS.load(SeqCst), 3);
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+#[should_panic(expected = "rref: shared heap exhausted")]
+fn vec_too_large_panics() {
+    let _ = domain();
+    let _ = RRefVec::new_with(usize::MAX / 4, |_| 0u64);
+}
+
+#[test]
+fn counters_exact_after_many_alloc_free_cycles() {
+    let (h, d) = domain();
+    let (mut rrefs, mut vecs, mut deques) = (Vec::new(), Vec::new(), Vec::new());
+    // Block sizes, computed independently of the headers.
+    let vec_bytes = |n: usize| (40 + 2 * n as u64).next_multiple_of(8);
+    assert_eq!((block_size::<[u64; 3]>(), block_size::<(usize, usize, [u8; 9])>()), (64, 72));
+    for i in 0..2000usize {
+        rrefs.push(RRef::new([i as u64; 3]));
+        vecs.push(RRefVec::new_with(i % 17, |j| j as u16));
+        deques.push(RRefDeque::<u8, 9>::new());
+        if i % 3 == 0 {
+            // Free from the middle and the start of the registry's list.
+            rrefs.remove(rrefs.len() / 2);
+            vecs.swap_remove(0);
+        }
+        if i % 100 == 99 {
+            deques.clear();
+        }
+        let blocks = (rrefs.len() + vecs.len() + deques.len()) as u64;
+        let bytes =
+            64 * rrefs.len() as u64 + vecs.iter().map(|v| vec_bytes(v.len())).sum::<u64>() + 72 * deques.len() as u64;
+        assert_eq!(counts(h, d), (blocks, bytes), "after cycle {i}");
+    }
+    drop((rrefs, vecs, deques));
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+struct NoHeap;
+
+// SAFETY: never used to allocate: every method panics.
+unsafe impl SharedHeap for NoHeap {
+    fn alloc(&self, _: Layout) -> Option<core::ptr::NonNull<Header>> {
+        unreachable!()
+    }
+    unsafe fn free(&self, _: core::ptr::NonNull<Header>) {
+        unreachable!()
+    }
+    fn moved(&self, _: core::ptr::NonNull<Header>, _: DomainId, _: DomainId) {
+        unreachable!()
+    }
+    fn current_domain(&self) -> DomainId {
+        unreachable!()
+    }
+    fn release_orphans(&self) {
+        unreachable!()
+    }
+}
+
+#[test]
+fn set_heap_first_call_wins() {
+    static OTHER: NoHeap = NoHeap;
+    let host = HostHeap::install();
+    assert!(!set_heap(&OTHER));
+    assert!(core::ptr::addr_eq(heap(), host));
+    assert!(core::ptr::addr_eq(HostHeap::install(), host));
+}
+
+/// A block made by hand, for testing the registry without a heap.
+fn raw_block(owner: DomainId, size: usize) -> core::ptr::NonNull<Header> {
+    let layout = Layout::from_size_align(size, 8).unwrap();
+    // SAFETY: non-zero size.
+    let p = core::ptr::NonNull::new(unsafe { std::alloc::alloc(layout) }).unwrap().cast::<Header>();
+    let h = Header {
+        owner: AtomicU32::new(owner.0),
+        borrows: AtomicU32::new(0),
+        size,
+        align: 8,
+        prev: Default::default(),
+        next: Default::default(),
+    };
+    // SAFETY: fresh allocation of at least a header.
+    unsafe { p.write(h) };
+    p
+}
+
+fn raw_free(block: core::ptr::NonNull<Header>, layout: Layout) {
+    // SAFETY: blocks come from `raw_block` with this layout.
+    unsafe { std::alloc::dealloc(block.as_ptr().cast(), layout) }
+}
+
+#[test]
+fn registry_links_counters_reclaim_and_orphans() {
+    let (c, mut reg) = (Counters::new(), Registry::new());
+    let (d1, d2, d3) = (DomainId(1), DomainId(2), DomainId(3));
+    let blocks = [(d1, 40), (d2, 48), (d1, 64), (d3, 32), (d2, 40), (d3, 56)].map(|(d, s)| raw_block(d, s));
+    for &b in &blocks {
+        // SAFETY: fresh headers, registered once, freed only through the registry.
+        unsafe { reg.insert(b, &c) };
+    }
+    assert_eq!(reg.len(), 6);
+    assert_eq!((c.blocks(d1), c.bytes(d1), c.blocks(d2), c.bytes(d2)), (2, 104, 2, 88));
+    assert_eq!((c.total_blocks(), c.total_bytes()), (6, 280));
+
+    // Remove from the middle of the list, then free by hand.
+    // SAFETY: registered above; freed right after.
+    unsafe { reg.remove(blocks[1], &c) };
+    raw_free(blocks[1], Layout::from_size_align(48, 8).unwrap());
+    assert_eq!((reg.len(), c.blocks(d2), c.bytes(d2)), (5, 1, 40));
+
+    // SAFETY: nothing uses d1's blocks any more.
+    let got = unsafe { reg.reclaim(d1, &c, raw_free) };
+    assert_eq!(got, Reclaimed { freed_blocks: 2, freed_bytes: 104, orphaned_blocks: 0 });
+    assert_eq!((reg.len(), c.blocks(d1), c.bytes(d1)), (3, 0, 0));
+
+    // d3 dies while one of its blocks is lent: both are orphaned.
+    // SAFETY: blocks[3] is still registered.
+    let lent = unsafe { blocks[3].as_ref() };
+    lent.borrows.store(1, SeqCst);
+    // SAFETY: nothing uses d3's blocks any more except the lend.
+    let got = unsafe { reg.reclaim(d3, &c, raw_free) };
+    assert_eq!(got, Reclaimed { freed_blocks: 0, freed_bytes: 0, orphaned_blocks: 2 });
+    assert_eq!((c.blocks(d3), c.blocks(DomainId::ORPHAN), c.bytes(DomainId::ORPHAN)), (0, 2, 88));
+    assert_eq!(reg.len(), 3);
+    // SAFETY: orphans are only used by the lend.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 0, "an orphan is still lent");
+    lent.borrows.store(0, SeqCst);
+    // SAFETY: as above, and the lend ended.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 2);
+    assert_eq!((reg.len(), c.blocks(DomainId::ORPHAN), c.bytes(DomainId::ORPHAN)), (1, 0, 0));
+    // SAFETY: no orphans left: nothing to free.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 0);
+
+    // SAFETY: nothing uses d2's last block.
+    let got = unsafe { reg.reclaim(d2, &c, raw_free) };
+    assert_eq!((got.freed_blocks, got.freed_bytes), (1, 40));
+    assert!(reg.is_empty());
+    assert_eq!((c.total_blocks(), c.total_bytes()), (0, 0));
+}
