@@ -1,6 +1,7 @@
 //! `#[derive(Exchangeable)]`: structs and enums whose every field is exchangeable.
 
 use crate::types::{self, Place};
+use crate::Errors;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -29,18 +30,11 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
     };
     let fields = || shapes.iter().flat_map(|(_, f)| f.iter());
 
-    let mut errors: Option<Error> = None;
+    let mut errors = Errors::default();
     for field in fields() {
-        if let Err(e) = types::check(&field.ty, Place::Field) {
-            match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            }
-        }
+        errors.ok(types::check(&field.ty, Place::Field));
     }
-    if let Some(e) = errors {
-        return Err(e);
-    }
+    errors.finish()?;
 
     // A field whose type mentions a type parameter gets a bound, at the field's type, so a
     // generic type is Exchangeable exactly when its fields are. Other fields are checked where
@@ -48,11 +42,12 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
     // or, for a type recursive through an RRef, an endless cycle.
     let mut generics = input.generics.clone();
     let params: Vec<Ident> = generics.type_params().map(|p| p.ident.clone()).collect();
+    let itself = [input.ident.clone(), Ident::new("Self", Span::call_site())];
     let where_clause = generics.make_where_clause();
     for field in fields() {
         let ty = &field.ty;
         let tokens = ty.to_token_stream();
-        if mentions(&tokens, &params) && !mentions(&tokens, std::slice::from_ref(&input.ident)) {
+        if mentions(&tokens, &params) && !mentions(&tokens, &itself) {
             where_clause
                 .predicates
                 .push(parse_quote_spanned!(ty.span()=> #ty: ::rref::Exchangeable));
@@ -61,7 +56,9 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
 
     let arms = shapes.iter().map(|(path, fields)| {
-        let bind: Vec<Ident> = (0..fields.len()).map(|i| format_ident!("__frond_f{i}")).collect();
+        let bind: Vec<Ident> = (0..fields.len())
+            .map(|i| format_ident!("__frond_f{i}"))
+            .collect();
         let pattern = match fields {
             Fields::Named(named) => {
                 let names = named.named.iter().map(|f| &f.ident);
@@ -83,9 +80,10 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
         quote!(match self { #(#arms)* })
     };
 
+    // Sound: every field is Exchangeable (by the bounds, or the body would not compile), and
+    // `move_to` moves each of them.
     let name = &input.ident;
     Ok(quote! {
-        // SAFETY: every field is Exchangeable (the where clause), and `move_to` moves each.
         unsafe impl #impl_generics ::rref::Exchangeable for #name #ty_generics #where_clause {
             #[inline]
             fn move_to(&self, #to: ::rref::DomainId) {
@@ -118,18 +116,37 @@ mod tests {
         let out = expand(quote! {
             struct Packet<T> { head: RRef<[u8; 16]>, body: T, len: u32 }
         });
-        assert!(out.contains("unsafeimpl<T>::rref::ExchangeableforPacket<T>where"), "{out}");
-        assert!(out.contains("whereT:::rref::Exchangeable{"), "only the generic field is bound: {out}");
-        assert!(out.contains("Self{head:__frond_f0,body:__frond_f1,len:__frond_f2}"), "{out}");
-        assert!(out.contains("<Tas::rref::Exchangeable>::move_to(__frond_f1,__frond_to);"), "{out}");
-        assert!(out.contains("<u32as::rref::Exchangeable>::move_to(__frond_f2,__frond_to);"), "{out}");
+        assert!(
+            out.contains("unsafeimpl<T>::rref::ExchangeableforPacket<T>where"),
+            "{out}"
+        );
+        assert!(
+            out.contains("whereT:::rref::Exchangeable{"),
+            "only the generic field is bound: {out}"
+        );
+        assert!(
+            out.contains("Self{head:__frond_f0,body:__frond_f1,len:__frond_f2}"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<Tas::rref::Exchangeable>::move_to(__frond_f1,__frond_to);"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<u32as::rref::Exchangeable>::move_to(__frond_f2,__frond_to);"),
+            "{out}"
+        );
     }
 
     #[test]
     fn tuple_unit_and_enum_shapes() {
-        let out = expand(quote!(struct Pair(u8, RRef<u8>);));
+        let out = expand(quote!(
+            struct Pair(u8, RRef<u8>);
+        ));
         assert!(out.contains("Self(__frond_f0,__frond_f1)=>"), "{out}");
-        let out = expand(quote!(struct Unit;));
+        let out = expand(quote!(
+            struct Unit;
+        ));
         assert!(out.contains("matchself{Self=>{}}"), "{out}");
         let out = expand(quote! {
             enum Msg<'a, T: Copy> where T: Send { A, B(T), C { x: RRef<T>, y: u8 } }
@@ -137,10 +154,23 @@ mod tests {
         assert!(out.contains("impl<'a,T:Copy>::rref::ExchangeableforMsg<'a,T>whereT:Send,T:::rref::Exchangeable,RRef<T>:::rref::Exchangeable{"), "{out}");
         assert!(out.contains("Self::A=>{}"), "{out}");
         assert!(out.contains("Self::B(__frond_f0)=>{"), "{out}");
-        assert!(out.contains("Self::C{x:__frond_f0,y:__frond_f1}=>{"), "{out}");
-        let out = expand(quote!(enum List<T: Copy> { Nil, Cons(T, RRef<List<T>>) }));
-        assert!(out.contains("whereT:::rref::Exchangeable{"), "no bound on the recursive field: {out}");
-        let out = expand(quote!(enum Never {}));
+        assert!(
+            out.contains("Self::C{x:__frond_f0,y:__frond_f1}=>{"),
+            "{out}"
+        );
+        let out = expand(quote!(
+            enum List<T: Copy> {
+                Nil,
+                Cons(T, RRef<List<T>>),
+            }
+        ));
+        assert!(
+            out.contains("whereT:::rref::Exchangeable{"),
+            "no bound on the recursive field: {out}"
+        );
+        let out = expand(quote!(
+            enum Never {}
+        ));
         assert!(out.contains("match*self{}"), "{out}");
     }
 
@@ -148,7 +178,13 @@ mod tests {
     fn rejects_unions_and_forbidden_fields() {
         let err = expand_derive(quote!(union U { a: u32, b: f32 })).unwrap_err();
         assert!(err.to_string().starts_with("unions cannot be exchanged"));
-        let err = expand_derive(quote!(struct S { a: Box<u8>, b: core::cell::Cell<u8> })).unwrap_err();
+        let err = expand_derive(quote!(
+            struct S {
+                a: Box<u8>,
+                b: core::cell::Cell<u8>,
+            }
+        ))
+        .unwrap_err();
         let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
         assert_eq!(all.len(), 2, "{all:?}");
         assert!(all[0].starts_with("`Box` cannot be exchanged"));

@@ -66,7 +66,10 @@ pub fn expand_interface(attr: TokenStream, item: TokenStream) -> Result<TokenStr
                 None
             }
             _ => {
-                errors.push(Error::new_spanned(it, "an interface may only contain methods"));
+                errors.push(Error::new_spanned(
+                    it,
+                    "an interface may only contain methods",
+                ));
                 None
             }
         })
@@ -132,7 +135,8 @@ pub fn fallback(item: TokenStream) -> TokenStream {
 
 /// `recover` or nothing.
 fn parse_attr(attr: TokenStream) -> Result<bool> {
-    let arg = Parser::parse2(Option::<Ident>::parse, attr.clone()).map_err(|_| unknown_arg(&attr))?;
+    let arg =
+        Parser::parse2(Option::<Ident>::parse, attr.clone()).map_err(|_| unknown_arg(&attr))?;
     match arg {
         None => Ok(false),
         Some(id) if id == "recover" => Ok(true),
@@ -161,7 +165,10 @@ fn check_trait(item: &ItemTrait, errors: &mut Errors) {
         ));
     }
     if let Some(a) = &item.auto_token {
-        errors.push(Error::new_spanned(a, "an auto trait cannot be an interface"));
+        errors.push(Error::new_spanned(
+            a,
+            "an auto trait cannot be an interface",
+        ));
     }
 }
 
@@ -208,9 +215,16 @@ fn method(f: &TraitItemFn) -> Result<Method<'_>> {
         ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(Error::new_spanned(abi, "interface methods use the Rust ABI: proxies call them as trait methods"));
+        errors.push(Error::new_spanned(
+            abi,
+            "interface methods use the Rust ABI: proxies call them as trait methods",
+        ));
     }
-    let generic = sig.generics.params.iter().any(|p| !matches!(p, GenericParam::Lifetime(_)));
+    let generic = sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, GenericParam::Lifetime(_)));
     if generic || sig.generics.where_clause.is_some() {
         errors.push(Error::new_spanned(
             &sig.generics,
@@ -230,7 +244,11 @@ fn method(f: &TraitItemFn) -> Result<Method<'_>> {
     for (i, input) in inputs.enumerate() {
         let FnArg::Typed(pt) = input else { continue };
         if let Some(kind) = errors.ok(arg_kind(&pt.ty)) {
-            args.push(Arg { name: format_ident!("__frond_a{i}"), ty: &pt.ty, kind });
+            args.push(Arg {
+                name: format_ident!("__frond_a{i}"),
+                ty: &pt.ty,
+                kind,
+            });
         }
     }
 
@@ -254,15 +272,27 @@ fn method(f: &TraitItemFn) -> Result<Method<'_>> {
         }
     };
     errors.finish()?;
-    let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
-    Ok(Method { sig, cfgs, idempotent, args, ret: ret.expect("errors.finish() passed") })
+    let cfgs = f
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect();
+    Ok(Method {
+        sig,
+        cfgs,
+        idempotent,
+        args,
+        ret: ret.expect("errors.finish() passed"),
+    })
 }
 
 fn arg_kind(ty: &Type) -> Result<Kind<'_>> {
     if let Type::Reference(r) = ty {
         if types::last_segment_is(&r.elem, LENDABLE) {
             types::check(&r.elem, Place::Interface)?;
-            return Ok(Kind::Lent { mutable: r.mutability.is_some() });
+            return Ok(Kind::Lent {
+                mutable: r.mutability.is_some(),
+            });
         }
     }
     whole_value(ty)
@@ -284,8 +314,14 @@ fn whole_value(ty: &Type) -> Result<Kind<'_>> {
 /// Emitted in the body that retries (or the proxy's, without `recover`): a failed check there
 /// also keeps the compiler from reporting the loop's "use of moved value".
 fn retry_checks(m: &Method) -> TokenStream {
-    let owned = m.args.iter().filter(|a| m.idempotent && !matches!(a.kind, Kind::Lent { .. }));
-    owned
+    if !m.idempotent {
+        return TokenStream::new();
+    }
+    let passed_again = m
+        .args
+        .iter()
+        .filter(|a| !matches!(a.kind, Kind::Lent { .. }));
+    passed_again
         .map(|a| {
             let ty = a.ty;
             quote_spanned!(ty.span()=> ::rref::rpc::assert_retryable::<#ty>();)
@@ -349,7 +385,11 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             __frond_v
         }),
     };
-    let checks = if retry_checks_here { retry_checks(m) } else { TokenStream::new() };
+    let checks = if retry_checks_here {
+        retry_checks(m)
+    } else {
+        TokenStream::new()
+    };
     let cfgs = &m.cfgs;
     quote! {
         #(#cfgs)*
@@ -397,8 +437,8 @@ fn recover_method(name: &Ident, m: &Method) -> TokenStream {
             #(#args),*
         );
     };
-    let checks = retry_checks(m);
     let body = if m.idempotent {
+        let checks = retry_checks(m);
         quote! {
             #checks
             let mut __frond_attempt = 0u32;
@@ -437,7 +477,10 @@ mod tests {
 
     /// Token text without whitespace, so assertions do not depend on token spacing.
     fn squash(t: impl ToString) -> String {
-        t.to_string().chars().filter(|c| !c.is_whitespace()).collect()
+        t.to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
     }
 
     fn expand(attr: TokenStream, item: TokenStream) -> String {
@@ -464,13 +507,18 @@ mod tests {
     }
 
     fn error(attr: TokenStream, item: TokenStream) -> String {
-        expand_interface(attr, item).expect_err("should be rejected").to_string()
+        expand_interface(attr, item)
+            .expect_err("should be rejected")
+            .to_string()
     }
 
     #[test]
     fn trait_is_reemitted_without_idempotent() {
         let out = expand(quote!(recover), echo());
-        assert_has(&out, "pub trait Echo: Send + Sync { fn ping(&self) -> RpcResult<()>;");
+        assert_has(
+            &out,
+            "pub trait Echo: Send + Sync { fn ping(&self) -> RpcResult<()>;",
+        );
         assert!(!out.contains("idempotent"), "{out}");
     }
 
@@ -478,25 +526,48 @@ mod tests {
     fn proxyable_views() {
         let out = expand(quote!(recover), echo());
         assert_has(&out, "impl ::rref::rpc::Proxyable for dyn Echo");
-        assert_has(&out, "::rref::rpc::Proxy::<Self, R>::from_target(__frond_t)");
-        assert_has(&out, "::rref::rpc::Recover::<Self, R>::from_target(__frond_t)");
+        assert_has(
+            &out,
+            "::rref::rpc::Proxy::<Self, R>::from_target(__frond_t)",
+        );
+        assert_has(
+            &out,
+            "::rref::rpc::Recover::<Self, R>::from_target(__frond_t)",
+        );
         let out = expand(quote!(), echo());
-        assert_has(&out, "-> ::core::option::Option<::rref::rpc::ViewFn<Self>> { ::core::option::Option::None }");
+        assert_has(
+            &out,
+            "-> ::core::option::Option<::rref::rpc::ViewFn<Self>> { ::core::option::Option::None }",
+        );
         assert!(!out.contains("Recover"), "{out}");
     }
 
     #[test]
     fn proxy_moves_owned_args_in_and_results_out() {
         let out = expand(quote!(), echo());
-        assert_has(&out, "impl<__FrondR: ::rref::rpc::Runtime> Echo for ::rref::rpc::Proxy<dyn Echo, __FrondR>");
-        assert_has(&out, "fn take(&self, __frond_a0: RRef<[u8; 64]>) -> RpcResult<RRef<[u8; 64]>>");
+        assert_has(
+            &out,
+            "impl<__FrondR: ::rref::rpc::Runtime> Echo for ::rref::rpc::Proxy<dyn Echo, __FrondR>",
+        );
+        assert_has(
+            &out,
+            "fn take(&self, __frond_a0: RRef<[u8; 64]>) -> RpcResult<RRef<[u8; 64]>>",
+        );
         let take = method(&out, "Proxy<dyn Echo, __FrondR>", "take");
         let call = take.find("::call(").unwrap();
         let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t));");
-        assert!(take.find(&moved_in).is_some_and(|i| i > call), "moved inside the call: {take}");
+        assert!(
+            take.find(&moved_in).is_some_and(|i| i > call),
+            "moved inside the call: {take}"
+        );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
-        let moved_out = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller);");
-        assert!(take.find(&moved_out).is_some_and(|i| i > call), "moved after the call: {take}");
+        let moved_out = squash(
+            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller);",
+        );
+        assert!(
+            take.find(&moved_out).is_some_and(|i| i > call),
+            "moved after the call: {take}"
+        );
     }
 
     #[test]
@@ -507,8 +578,16 @@ mod tests {
         assert_has(peek, "let __frond_a1_lend = ::rref::lend(&*__frond_a1);");
         let call = peek.find("::call(").unwrap();
         assert!(peek.find("::lend(").unwrap() < call, "{peek}");
-        assert!(peek.find(&squash("::core::mem::drop(__frond_a0_lend);")).unwrap() > call, "{peek}");
-        assert!(!peek.contains("move_to(&__frond_a"), "lent args are not moved: {peek}");
+        assert!(
+            peek.find(&squash("::core::mem::drop(__frond_a0_lend);"))
+                .unwrap()
+                > call,
+            "{peek}"
+        );
+        assert!(
+            !peek.contains("move_to(&__frond_a"),
+            "lent args are not moved: {peek}"
+        );
     }
 
     #[test]
@@ -523,9 +602,13 @@ mod tests {
 
     /// The text of method `name` in the impl for `self_ty`.
     fn method<'a>(out: &'a str, self_ty: &str, name: &str) -> &'a str {
-        let imp = &out[out.find(&squash(format!("Echo for ::rref::rpc::{self_ty}"))).unwrap()..];
+        let imp = &out[out
+            .find(&squash(format!("Echo for ::rref::rpc::{self_ty}")))
+            .unwrap()..];
         let start = imp.find(&format!("fn{name}(")).unwrap();
-        let len = imp[start + 2..].find("fn").map_or(imp.len() - start, |n| n + 2);
+        let len = imp[start + 2..]
+            .find("fn")
+            .map_or(imp.len() - start, |n| n + 2);
         &imp[start..start + len]
     }
 
@@ -537,10 +620,16 @@ mod tests {
         assert!(add.contains("loop{"), "{add}");
         assert_has(add, "let __frond_t = <__FrondR as ::rref::rpc::Runtime>::recover(::rref::rpc::Recover::target(self))?;");
         assert_has(add, "__frond_attempt < ::rref::rpc::MAX_RETRIES");
-        assert_has(add, "<::rref::rpc::Proxy<dyn Echo, __FrondR> as Echo>::add(");
+        assert_has(
+            add,
+            "<::rref::rpc::Proxy<dyn Echo, __FrondR> as Echo>::add(",
+        );
         let take = method(&out, "Recover<dyn Echo, __FrondR>", "take");
         assert!(!take.contains("loop"), "{take}");
-        assert_has(take, "let _ = <__FrondR as ::rref::rpc::Runtime>::recover(&__frond_t);");
+        assert_has(
+            take,
+            "let _ = <__FrondR as ::rref::rpc::Runtime>::recover(&__frond_t);",
+        );
         let peek = method(&out, "Recover<dyn Echo, __FrondR>", "peek");
         assert!(peek.contains("loop{"), "{peek}");
         assert_has(peek, "::rref::rpc::Proxy::<dyn Echo, __FrondR>::from_target(&__frond_t), &*__frond_a0, &mut *__frond_a1)");
@@ -550,9 +639,15 @@ mod tests {
     fn retry_checks_are_where_the_retry_is() {
         let out = expand(quote!(), echo());
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
-        assert_has(add, "::rref::rpc::assert_retryable::<u64>(); ::rref::rpc::assert_retryable::<u64>();");
+        assert_has(
+            add,
+            "::rref::rpc::assert_retryable::<u64>(); ::rref::rpc::assert_retryable::<u64>();",
+        );
         let peek = method(&out, "Proxy<dyn Echo, __FrondR>", "peek");
-        assert!(!peek.contains("assert_retryable"), "lent references are Copy: {peek}");
+        assert!(
+            !peek.contains("assert_retryable"),
+            "lent references are Copy: {peek}"
+        );
         let out = expand(quote!(recover), echo());
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("assert_retryable"), "{add}");
@@ -565,36 +660,146 @@ mod tests {
     #[test]
     fn rule_violations_are_explained() {
         let cases: &[(TokenStream, &str)] = &[
-            (quote!(fn f(&self, x: &u8) -> RpcResult<()>;), "only &self and lent"),
-            (quote!(fn f(&self, x: Box<u8>) -> RpcResult<()>;), "`Box` cannot be exchanged"),
-            (quote!(fn f(&self) -> RpcResult<String>;), "`String` cannot be exchanged"),
-            (quote!(fn f(&self, x: (u8, RefCell<u8>)) -> RpcResult<()>;), "`RefCell` cannot"),
-            (quote!(fn f(&self, x: impl Send) -> RpcResult<()>;), "`impl Trait` cannot"),
-            (quote!(fn f(&self, x: Option<Remote<dyn E>>) -> RpcResult<()>;), "Remote may only be"),
-            (quote!(fn f(&self, x: Remote<u8>) -> RpcResult<()>;), "write Remote<dyn Trait>"),
-            (quote!(fn f(&self);), "interface methods return RpcResult<_>"),
-            (quote!(fn f(&self) -> Result<(), E>;), "interface methods return RpcResult<_>"),
-            (quote!(fn f(&mut self) -> RpcResult<()>;), "take &self"),
-            (quote!(fn f(self) -> RpcResult<()>;), "take &self"),
-            (quote!(fn f() -> RpcResult<()>;), "take &self"),
-            (quote!(fn f<T>(&self, t: T) -> RpcResult<()>;), "cannot be generic"),
-            (quote!(fn f(&self) -> RpcResult<()> { Ok(()) }), "default body"),
-            (quote!(async fn f(&self) -> RpcResult<()>;), "`async`"),
-            (quote!(unsafe fn f(&self) -> RpcResult<()>;), "`unsafe`"),
-            (quote!(type T;), "associated types"),
-            (quote!(const N: u8;), "associated types or consts"),
-            (quote!(#[idempotent(yes)] fn f(&self) -> RpcResult<()>;), "unexpected token"),
+            (
+                quote!(
+                    fn f(&self, x: &u8) -> RpcResult<()>;
+                ),
+                "only &self and lent",
+            ),
+            (
+                quote!(
+                    fn f(&self, x: Box<u8>) -> RpcResult<()>;
+                ),
+                "`Box` cannot be exchanged",
+            ),
+            (
+                quote!(
+                    fn f(&self) -> RpcResult<String>;
+                ),
+                "`String` cannot be exchanged",
+            ),
+            (
+                quote!(
+                    fn f(&self, x: (u8, RefCell<u8>)) -> RpcResult<()>;
+                ),
+                "`RefCell` cannot",
+            ),
+            (
+                quote!(
+                    fn f(&self, x: impl Send) -> RpcResult<()>;
+                ),
+                "`impl Trait` cannot",
+            ),
+            (
+                quote!(
+                    fn f(&self, x: Option<Remote<dyn E>>) -> RpcResult<()>;
+                ),
+                "Remote may only be",
+            ),
+            (
+                quote!(
+                    fn f(&self, x: Remote<u8>) -> RpcResult<()>;
+                ),
+                "write Remote<dyn Trait>",
+            ),
+            (
+                quote!(
+                    fn f(&self);
+                ),
+                "interface methods return RpcResult<_>",
+            ),
+            (
+                quote!(
+                    fn f(&self) -> Result<(), E>;
+                ),
+                "interface methods return RpcResult<_>",
+            ),
+            (
+                quote!(
+                    fn f(&mut self) -> RpcResult<()>;
+                ),
+                "take &self",
+            ),
+            (
+                quote!(
+                    fn f(self) -> RpcResult<()>;
+                ),
+                "take &self",
+            ),
+            (
+                quote!(
+                    fn f() -> RpcResult<()>;
+                ),
+                "take &self",
+            ),
+            (
+                quote!(
+                    fn f<T>(&self, t: T) -> RpcResult<()>;
+                ),
+                "cannot be generic",
+            ),
+            (
+                quote!(
+                    fn f(&self) -> RpcResult<()> {
+                        Ok(())
+                    }
+                ),
+                "default body",
+            ),
+            (
+                quote!(
+                    async fn f(&self) -> RpcResult<()>;
+                ),
+                "`async`",
+            ),
+            (
+                quote!(
+                    unsafe fn f(&self) -> RpcResult<()>;
+                ),
+                "`unsafe`",
+            ),
+            (
+                quote!(
+                    type T;
+                ),
+                "associated types",
+            ),
+            (
+                quote!(
+                    const N: u8;
+                ),
+                "associated types or consts",
+            ),
+            (
+                quote!(
+                    #[idempotent(yes)]
+                    fn f(&self) -> RpcResult<()>;
+                ),
+                "unexpected token",
+            ),
         ];
         for (method, want) in cases {
             let err = error(quote!(), quote!(trait T { #method }));
-            assert!(err.contains(want), "{method}: `{err}` does not say `{want}`");
+            assert!(
+                err.contains(want),
+                "{method}: `{err}` does not say `{want}`"
+            );
         }
         assert!(error(quote!(retry), echo()).starts_with("unknown #[interface] argument"));
-        assert!(error(quote!(recover, recover), echo()).starts_with("unknown #[interface] argument"));
+        assert!(
+            error(quote!(recover, recover), echo()).starts_with("unknown #[interface] argument")
+        );
     }
 
     #[test]
     fn lifetimes_are_not_generics() {
-        expand(quote!(), quote!(trait T { fn f<'a>(&'a self, x: &'a RRef<u8>) -> RpcResult<()>; }));
+        expand(
+            quote!(),
+            quote!(
+                trait T {
+                    fn f<'a>(&'a self, x: &'a RRef<u8>) -> RpcResult<()>;
+                }
+            ),
+        );
     }
 }

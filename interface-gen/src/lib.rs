@@ -29,7 +29,9 @@
 //!   `Remote` that is not a whole argument or return value; an `#[idempotent]` method with a
 //!   non-`Copy` argument; an `#[interface]` argument other than `recover`.
 //!
-//! Generated code names only `::rref::...` and `::core::...` paths.
+//! Generated code names only `::rref::...` and `::core::...` paths. `PhantomData<_>` is not
+//! looked into (it holds no data). A `#[cfg]`'d interface method is checked whatever the cfg
+//! (the macro runs before cfg evaluation); its proxies carry the same `#[cfg]`.
 //!
 //! ## Dependencies
 //! `proc-macro2`, `syn`, `quote`; runs on the host at compile time only. Tests also use

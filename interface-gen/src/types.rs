@@ -14,9 +14,11 @@ pub(crate) enum Place {
     Interface,
 }
 
-pub(crate) const REF_IN_INTERFACE: &str = "only &self and lent &RRef<T>/&mut RRef<T> may be references: \
+pub(crate) const REF_IN_INTERFACE: &str =
+    "only &self and lent &RRef<T>/&mut RRef<T> may be references: \
      anything else would let the callee keep a pointer into the caller's memory";
-const REF_IN_FIELD: &str = "references cannot be exchanged: they point into the sending domain's memory; \
+const REF_IN_FIELD: &str =
+    "references cannot be exchanged: they point into the sending domain's memory; \
      use RRef<T>";
 pub(crate) const NESTED_REMOTE: &str =
     "Remote may only be a whole argument or the whole return value: the proxy must see it to wrap it";
@@ -125,8 +127,12 @@ pub(crate) fn last_segment_is(ty: &Type, names: &[&str]) -> bool {
 /// The generic type arguments of `ty`'s last path segment (empty if it has none).
 pub(crate) fn type_args(ty: &Type) -> Vec<&Type> {
     let Type::Path(p) = ty else { return Vec::new() };
-    let Some(last) = p.path.segments.last() else { return Vec::new() };
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return Vec::new() };
+    let Some(last) = p.path.segments.last() else {
+        return Vec::new();
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return Vec::new();
+    };
     args.args
         .iter()
         .filter_map(|a| match a {
@@ -142,7 +148,9 @@ mod tests {
     use syn::parse_quote;
 
     fn err(ty: Type, place: Place) -> String {
-        check(&ty, place).expect_err("type should be rejected").to_string()
+        check(&ty, place)
+            .expect_err("type should be rejected")
+            .to_string()
     }
 
     #[test]
@@ -166,7 +174,9 @@ mod tests {
         assert!(err(parse_quote!(&u8), Place::Field).starts_with("references cannot"));
         assert!(err(parse_quote!(*const u8), Place::Field).starts_with("raw pointers"));
         assert!(err(parse_quote!(Option<Box<u8>>), Place::Field).starts_with("`Box` cannot"));
-        assert!(err(parse_quote!(RRef<(u8, std::vec::Vec<u8>)>), Place::Field).contains("RRefVec<T>"));
+        assert!(
+            err(parse_quote!(RRef<(u8, std::vec::Vec<u8>)>), Place::Field).contains("RRefVec<T>")
+        );
         assert!(err(parse_quote!([String; 2]), Place::Field).starts_with("`String`"));
         assert!(err(parse_quote!(Box<dyn Fn()>), Place::Field).starts_with("`Box`"));
         assert!(err(parse_quote!(Option<dyn Send>), Place::Field).starts_with("trait objects"));
@@ -176,14 +186,28 @@ mod tests {
 
     #[test]
     fn interior_mutability_is_rejected() {
-        for name in ["Cell", "RefCell", "UnsafeCell", "OnceCell", "Mutex", "RwLock", "AtomicU64"] {
+        for name in [
+            "Cell",
+            "RefCell",
+            "UnsafeCell",
+            "OnceCell",
+            "Mutex",
+            "RwLock",
+            "AtomicU64",
+        ] {
             let ty: Type = syn::parse_str(&format!("(u8, core::cell::{name}<u8>)")).unwrap();
-            assert!(err(ty, Place::Field).contains("interior mutability"), "{name}");
+            assert!(
+                err(ty, Place::Field).contains("interior mutability"),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn nested_remote_is_rejected() {
-        assert_eq!(err(parse_quote!(Option<Remote<dyn Echo>>), Place::Interface), NESTED_REMOTE);
+        assert_eq!(
+            err(parse_quote!(Option<Remote<dyn Echo>>), Place::Interface),
+            NESTED_REMOTE
+        );
     }
 }

@@ -45,13 +45,15 @@ pub trait Plain: Send + Sync {
 // ---------------------------------------------------------------------------------------
 // The mock runtime.
 
+/// Builds the object of a new generation (domain, generation): the domain's "pristine image".
+type Image = Box<dyn Fn(DomainId, u64) -> Box<dyn Any>>;
+
 struct Slot {
     generation: u64,
     alive: bool,
     /// The live object's `Target<T>`, for `recover`.
     live: Option<Box<dyn Any>>,
-    /// Builds the object of a new generation: the domain's "pristine image".
-    restart: Option<Box<dyn Fn(DomainId, u64) -> Box<dyn Any>>>,
+    restart: Option<Image>,
 }
 
 thread_local! {
@@ -115,8 +117,12 @@ unsafe impl Runtime for MockRt {
                 s.restart = Some(restart);
             });
         }
-        slot(d, |s| s.live.as_ref().and_then(|l| l.downcast_ref::<Target<T>>().copied()))
-            .ok_or(RpcError::RestartFailed)
+        slot(d, |s| {
+            s.live
+                .as_ref()
+                .and_then(|l| l.downcast_ref::<Target<T>>().copied())
+        })
+        .ok_or(RpcError::RestartFailed)
     }
 
     fn release<T: ?Sized>(target: &Target<T>) {
@@ -132,13 +138,25 @@ unsafe impl Runtime for MockRt {
 /// A new domain (generation 1) with no object: the test's own "client" domain.
 fn client() -> DomainId {
     let d = HostHeap::install().fresh_domain();
-    SLOTS.with(|s| s.borrow_mut().insert(d, Slot { generation: 1, alive: true, live: None, restart: None }));
+    SLOTS.with(|s| {
+        s.borrow_mut().insert(
+            d,
+            Slot {
+                generation: 1,
+                alive: true,
+                live: None,
+                restart: None,
+            },
+        )
+    });
     switch_to((d, 1));
     d
 }
 
 fn echo_target(d: DomainId, generation: u64) -> Target<dyn Echo> {
-    let obj: Box<dyn Echo> = Box::new(EchoImpl { id: generation * 100 });
+    let obj: Box<dyn Echo> = Box::new(EchoImpl {
+        id: generation * 100,
+    });
     // SAFETY: a leaked object of domain `d`, generation `generation`.
     unsafe { Target::new(d, generation, NonNull::from(Box::leak(obj))) }
 }
@@ -149,7 +167,12 @@ fn spawn_echo() -> Target<dyn Echo> {
     let t = echo_target(d, 1);
     let restart = |d, g| Box::new(echo_target(d, g)) as Box<dyn Any>;
     SLOTS.with(|s| {
-        let slot = Slot { generation: 1, alive: true, live: Some(Box::new(t)), restart: Some(Box::new(restart)) };
+        let slot = Slot {
+            generation: 1,
+            alive: true,
+            live: Some(Box::new(t)),
+            restart: Some(Box::new(restart)),
+        };
         s.borrow_mut().insert(d, slot)
     });
     t
@@ -195,7 +218,11 @@ impl Echo for EchoImpl {
     }
 
     fn take(&self, mut buf: RRef<[u8; 64]>) -> RpcResult<RRef<[u8; 64]>> {
-        assert_eq!(buf.owner(), me(), "a moved RRef belongs to the callee inside the call");
+        assert_eq!(
+            buf.owner(),
+            me(),
+            "a moved RRef belongs to the callee inside the call"
+        );
         crash_if(&CRASH_TAKE);
         buf[0] += 1;
         Ok(buf)
@@ -204,7 +231,11 @@ impl Echo for EchoImpl {
     fn take_data(&self, data: RRef<Data>) -> RpcResult<u64> {
         assert_eq!(data.owner(), me());
         let extra = data.extra.as_ref().expect("test passes an extra RRef");
-        assert_eq!(extra.owner(), me(), "nested RRefs move with their container");
+        assert_eq!(
+            extra.owner(),
+            me(),
+            "nested RRefs move with their container"
+        );
         Ok(data.value + u64::from(**extra))
     }
 
@@ -221,7 +252,10 @@ impl Echo for EchoImpl {
     }
 
     fn give(&self, cb: Remote<dyn Echo>) -> RpcResult<u64> {
-        assert!(cb.is_proxied(), "a handle from another domain arrives proxied");
+        assert!(
+            cb.is_proxied(),
+            "a handle from another domain arrives proxied"
+        );
         let home = cb.target().expect("proxied").domain();
         assert_ne!(home, me());
         // Calls back into the caller's domain through the proxy.
@@ -257,7 +291,11 @@ fn plain_call_reaches_the_callee() {
     let t = spawn_echo();
     assert_eq!(proxy(&t).ping(), Ok(()));
     assert_eq!(proxy(&t).add(2, 3), Ok(105));
-    assert_eq!(me(), _me, "the caller's domain is current again after the call");
+    assert_eq!(
+        me(),
+        _me,
+        "the caller's domain is current again after the call"
+    );
 }
 
 #[test]
@@ -278,7 +316,10 @@ fn moved_rref_belongs_to_callee_inside_and_result_to_caller_after() {
 fn nested_rrefs_move_with_a_derived_struct() {
     let me = client();
     let t = spawn_echo();
-    let data = RRef::new(Data { value: 40, extra: Some(RRef::new(2)) });
+    let data = RRef::new(Data {
+        value: 40,
+        extra: Some(RRef::new(2)),
+    });
     assert_eq!(blocks(me), 2);
     assert_eq!(proxy(&t).take_data(data), Ok(42));
     // The callee dropped both blocks, in its domain.
@@ -289,7 +330,10 @@ fn nested_rrefs_move_with_a_derived_struct() {
 fn lent_rrefs_are_borrowed_for_the_call_only() {
     let me = client();
     let t = spawn_echo();
-    let data = RRef::new(Data { value: 10, extra: None });
+    let data = RRef::new(Data {
+        value: 10,
+        extra: None,
+    });
     let mut v = RRefVec::from_slice(&[0u32, 5]);
     assert_eq!(proxy(&t).peek(&data, &mut v), Ok(15));
     assert_eq!((data.borrow_count(), v.borrow_count()), (0, 0));
@@ -306,7 +350,10 @@ fn dead_callee_fails_fast_and_the_argument_stays_with_the_caller() {
     let t = spawn_echo();
     slot(t.domain(), |s| s.alive = false);
     assert_eq!(proxy(&t).ping(), Err(RpcError::DomainDead));
-    assert_eq!(proxy(&t).take(RRef::new([0; 64])).unwrap_err(), RpcError::DomainDead);
+    assert_eq!(
+        proxy(&t).take(RRef::new([0; 64])).unwrap_err(),
+        RpcError::DomainDead
+    );
     assert_eq!(blocks(me), 0, "the argument was dropped by the caller");
     assert_eq!(blocks(t.domain()), 0);
 }
@@ -317,7 +364,11 @@ fn crash_during_call_is_an_error_for_the_plain_proxy() {
     let t = spawn_echo();
     CRASH_ADD.with(|c| c.set(1));
     assert_eq!(proxy(&t).add(1, 1), Err(RpcError::Panicked));
-    assert_eq!(proxy(&t).add(1, 1), Err(RpcError::DomainDead), "no restart without recover");
+    assert_eq!(
+        proxy(&t).add(1, 1),
+        Err(RpcError::DomainDead),
+        "no restart without recover"
+    );
 }
 
 #[test]
@@ -325,7 +376,11 @@ fn recovery_proxy_retries_idempotent_methods() {
     let _me = client();
     let t = spawn_echo();
     CRASH_ADD.with(|c| c.set(1));
-    assert_eq!(recovering(&t).add(1, 2), Ok(203), "answered by generation 2");
+    assert_eq!(
+        recovering(&t).add(1, 2),
+        Ok(203),
+        "answered by generation 2"
+    );
     assert_eq!(generation(t.domain()), 2);
     // Two crashes in a row are still covered (MAX_RETRIES = 2) ...
     CRASH_ADD.with(|c| c.set(2));
@@ -340,7 +395,10 @@ fn recovery_proxy_does_not_retry_other_methods_but_restarts() {
     let me = client();
     let t = spawn_echo();
     CRASH_TAKE.with(|c| c.set(1));
-    assert_eq!(recovering(&t).take(RRef::new([0; 64])).unwrap_err(), RpcError::Panicked);
+    assert_eq!(
+        recovering(&t).take(RRef::new([0; 64])).unwrap_err(),
+        RpcError::Panicked
+    );
     assert_eq!(generation(t.domain()), 2, "restarted for the next caller");
     assert!(slot(t.domain(), |s| s.alive));
     let back = recovering(&t).take(RRef::new([0; 64])).unwrap();
@@ -364,10 +422,18 @@ fn returned_remote_is_proxied_into_the_callee() {
     assert!(r.is_proxied());
     let target = r.target().unwrap();
     assert_eq!((target.domain(), target.generation()), (t.domain(), 1));
-    assert_eq!(r.add(1, 1), Ok(9), "calls go through the proxy into the callee");
+    assert_eq!(
+        r.add(1, 1),
+        Ok(9),
+        "calls go through the proxy into the callee"
+    );
     drop(r);
     let dropped = DROPPED.with(|d| d.borrow().clone());
-    assert_eq!(dropped, [(7, t.domain())], "released inside the callee's domain");
+    assert_eq!(
+        dropped,
+        [(7, t.domain())],
+        "released inside the callee's domain"
+    );
 }
 
 #[test]
@@ -377,7 +443,11 @@ fn remote_argument_is_adopted_by_the_callee() {
     let mine: Remote<dyn Echo> = Remote::local(Box::new(EchoImpl { id: 50 }));
     assert_eq!(proxy(&t).give(mine), Ok(53 * 1000 + u64::from(me.0)));
     let dropped = DROPPED.with(|d| d.borrow().clone());
-    assert_eq!(dropped, [(50, me)], "the callee released it: the destructor ran in our domain");
+    assert_eq!(
+        dropped,
+        [(50, me)],
+        "the callee released it: the destructor ran in our domain"
+    );
 }
 
 #[test]
@@ -393,11 +463,22 @@ fn proxyable_views() {
 
     // A Remote built on the view, as the kernel grants handles.
     let d = HostHeap::install().fresh_domain();
-    SLOTS.with(|s| s.borrow_mut().insert(d, Slot { generation: 1, alive: true, live: None, restart: None }));
+    SLOTS.with(|s| {
+        s.borrow_mut().insert(
+            d,
+            Slot {
+                generation: 1,
+                alive: true,
+                live: None,
+                restart: None,
+            },
+        )
+    });
     let obj: Box<dyn Plain> = Box::new(PlainImpl);
     // SAFETY: a leaked object of domain `d`, generation 1.
     let pt = unsafe { Target::new(d, 1, NonNull::from(Box::leak(obj))) };
     // SAFETY: the view is the proxy view of `dyn Plain` for MockRt; no release.
-    let handle = unsafe { Remote::proxied(pt, <dyn Plain as Proxyable>::proxy_view::<MockRt>(), None) };
+    let handle =
+        unsafe { Remote::proxied(pt, <dyn Plain as Proxyable>::proxy_view::<MockRt>(), None) };
     assert_eq!(handle.get(), Ok(5));
 }

@@ -118,17 +118,19 @@ fn cmd_uptime(_: &str) {
 
 fn cmd_domains(_: &str) {
     println!(
-        "  {:>3}  {:<10} {:>4} {:<10} {:>10} {:>8} {:>10} {:>9} {:>7} {:>8}",
-        "id", "name", "gen", "state", "heap B", "RRefs", "RRef B", "calls", "crashes", "restarts"
+        "  {:>3}  {:<10} {:>4} {:<10} {:>6} {:>9} {:>7} {:>7} {:>9} {:>9} {:>7} {:>8}",
+        "id", "name", "gen", "state", "image", "heap used", "heap", "RRefs", "RRef B", "calls", "crashes", "restarts"
     );
     for d in crate::domain::list() {
         println!(
-            "  {:>3}  {:<10} {:>4} {:<10} {:>10} {:>8} {:>10} {:>9} {:>7} {:>8}",
+            "  {:>3}  {:<10} {:>4} {:<10} {:>5}K {:>9} {:>6}K {:>7} {:>9} {:>9} {:>7} {:>8}",
             d.id,
             d.name,
             d.generation,
             alloc::format!("{:?}", d.state),
+            d.image_kib,
             d.heap_used,
+            d.heap_reserved / 1024,
             d.rrefs,
             d.rref_bytes,
             d.calls,

@@ -82,10 +82,9 @@ fn crash_loop_leaves_counters_flat() {
 
 /// Builds a boot module with the standard entries plus damaged copies of the echo domain.
 fn module_with_bad_images() -> PathBuf {
-    let module = std::env::var_os("FROND_BOOT_MODULE").map(PathBuf::from).expect("FROND_BOOT_MODULE (run `make test`)");
+    let module = frond_tests::Artifacts::locate().unwrap_or_else(|e| panic!("{e}")).boot_module;
     let base = std::fs::read(&module).expect("boot module");
-    let echo = std::fs::read(std::env::var_os("FROND_DOMAIN_ELF").map(PathBuf::from).expect("FROND_DOMAIN_ELF"))
-        .expect("echo domain ELF");
+    let echo = frond_bootfmt::find(&base, "domains/dom-echo").expect("the boot module holds the echo domain").to_vec();
     let mut entries: Vec<(String, Vec<u8>)> = frond_bootfmt::entries(&base)
         .expect("valid module")
         .map(|(n, d)| (n.to_string(), d.to_vec()))
@@ -138,13 +137,16 @@ fn bad_images(echo: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     v.push(("machine", e));
     let mut e = echo.to_vec();
     let loads = load_phdrs(&e);
-    let first_vaddr = u64_at(&e, loads[0] + 16);
-    put_u64(&mut e, loads[1] + 16, first_vaddr); // second PT_LOAD over the first
-    put_u64(&mut e, loads[1] + 24, first_vaddr);
+    // The second PT_LOAD moved onto the first one's page (same page offset as its file
+    // offset, so only the overlap is wrong).
+    let onto = u64_at(&e, loads[0] + 16) / 4096 * 4096 + u64_at(&e, loads[1] + 8) % 4096;
+    put_u64(&mut e, loads[1] + 16, onto);
+    put_u64(&mut e, loads[1] + 24, onto);
     v.push(("overlap", e));
     let mut e = echo.to_vec();
-    let len = e.len() as u64;
-    put_u64(&mut e, loads[1] + 8, len); // p_offset past the end of the file
+    // p_offset far past the end of the file (same page offset, so only the range is wrong).
+    let past = (e.len() as u64).next_multiple_of(4096) + 0x10000 + u64_at(&e, loads[1] + 16) % 4096;
+    put_u64(&mut e, loads[1] + 8, past);
     v.push(("segment-oob", e));
     let mut e = echo.to_vec();
     let (rela, size) = section(&e, ".rela.dyn").expect("the echo domain has relocations");
@@ -187,5 +189,4 @@ fn loader_rejects_bad_images() {
     }
     assert!(out.serial.contains("ktest-reject wrong-kind:"), "{out}");
     assert!(out.serial.to_lowercase().contains("entry signature"), "{out}");
-    let _ = Duration::ZERO;
 }

@@ -39,6 +39,14 @@ enum List {
     Cons(u64, RRef<List>),
 }
 
+/// Generic and recursive through `Self`.
+#[derive(Exchangeable)]
+struct Tree<T: rref::Exchangeable> {
+    value: T,
+    kids: Option<RRefVec<Tree<T>>>,
+    parent: Option<RRef<Self>>,
+}
+
 #[derive(Exchangeable)]
 struct Wrapper<'a, T: ?Sized + 'a> {
     marker: core::marker::PhantomData<&'a T>,
@@ -60,6 +68,7 @@ const _: () = {
     assert_exchangeable::<Never>();
     assert_exchangeable::<Message<u8, 4>>();
     assert_exchangeable::<List>();
+    assert_exchangeable::<Tree<(u8, RRef<u16>)>>();
     assert_exchangeable::<Wrapper<'static, str>>();
     assert_exchangeable::<Public>();
     assert_exchangeable::<RRefDeque<List, 2>>();

@@ -20,7 +20,6 @@ pub struct Image {
     pub span: u64,
     pub entry: u64,
     phys: u64,
-    pub name: String,
 }
 
 pub fn window(slot: usize) -> u64 {
@@ -47,7 +46,8 @@ pub fn load(slot: usize, bytes: &[u8], entry_sig: u64) -> Result<Image, String> 
         let o = r.offset as usize;
         mem[o..o + 8].copy_from_slice(&(base + r.addend).to_le_bytes());
     }
-    let image = Image { base, span: plan.span, entry: base + plan.entry, phys, name: plan.name.clone() };
+    let image = Image { base, span: plan.span, entry: base + plan.entry, phys };
+    log::debug!("domain image `{}` at {base:#x}: {} KiB, {} relocations", plan.name, plan.span / 1024, plan.relocs.len());
     for s in &plan.segments {
         let first = s.vaddr / FRAME * FRAME;
         let end = (s.vaddr + s.mem_size).div_ceil(FRAME) * FRAME;

@@ -205,7 +205,9 @@ where
 }
 
 /// Marks `slot` (generation `generation`) dead and reclaims everything it owned. Runs no
-/// domain code. Idempotent: a second death of the same generation does nothing.
+/// domain code. Idempotent: a second death of the same generation does nothing. `reason`
+/// `Refused` (an orderly stop: explicit restart, refused init, removal) is not counted as
+/// a crash.
 pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
     rpc::as_kernel(|| {
         if ALIVE[slot].compare_exchange(generation, 0, Relaxed, Relaxed).is_err() {
@@ -281,7 +283,8 @@ fn restart_locked(slot: usize) -> Result<u64, String> {
             return Err("the kernel cannot be restarted".to_string());
         }
         if generation != 0 {
-            die(slot, generation, RpcError::Killed);
+            // An explicit restart of a live domain: not a crash.
+            die(slot, generation, RpcError::Refused);
         }
         let start = {
             let mut t = TABLE.lock();

@@ -1,13 +1,16 @@
 //! Protected calls: the continuation mechanism behind every proxy.
 //!
 //! A proxied call runs through [`frond_rpc_enter`], an assembly trampoline that records a
-//! resume point (the callee-saved registers, rsp, the return address and rflags — exactly
-//! what the System V ABI requires a function to preserve) in a [`Cont`] on the caller's
-//! stack, links it on the thread's continuation chain, and calls into the callee. If the
+//! resume point (the callee-saved registers, rsp and the return address — exactly what the
+//! System V ABI requires a function to preserve) in a [`Cont`] on the caller's stack, links it on the thread's continuation chain, and calls into the callee. If the
 //! callee's domain dies during the call, [`unwind`] loads that resume point: execution
 //! continues as if `frond_rpc_enter` had returned a non-zero error code, and the frames of
 //! the dead domain are simply abandoned — no destructor or other code of the dead domain
 //! runs. This is setjmp/longjmp without "returns twice": Rust sees an ordinary call.
+//!
+//! Protected calls are made with interrupts enabled (domain code may block), so resuming
+//! a continuation re-enables them: an unwind out of an interrupt or exception handler
+//! needs no saved flags.
 //!
 //! The running thread's domain context — current domain, its generation and the innermost
 //! continuation — lives in three per-CPU words saved and restored by the scheduler on every
@@ -30,7 +33,6 @@ pub struct Cont {
     regs: [u64; 6], // rbx, rbp, r12, r13, r14, r15
     rsp: u64,
     rip: u64,
-    rflags: u64,
     prev: *mut Cont,
     /// The domain the call came from (restored on return) and its generation.
     caller: u32,
@@ -54,13 +56,10 @@ frond_rpc_enter:
     mov [rdi + 48], rax
     mov rax, [rsp]
     mov [rdi + 56], rax
-    pushfq
-    pop qword ptr [rdi + 64]
-    push rbp
-    mov rbp, rsp
+    sub rsp, 8
     mov rdi, rdx
     call rsi
-    pop rbp
+    add rsp, 8
     xor eax, eax
     ret
 
@@ -75,10 +74,8 @@ frond_rpc_resume:
     mov r15, [rdi + 40]
     mov rsp, [rdi + 48]
     mov rax, rsi
-    push qword ptr [rdi + 56]
-    push qword ptr [rdi + 64]
-    popfq
-    ret
+    sti
+    jmp qword ptr [rdi + 56]
 "#
 );
 
@@ -127,9 +124,12 @@ pub fn current() -> (DomainId, u64) {
     (DomainId(CUR_DOMAIN.load(Relaxed)), CUR_GEN.load(Relaxed))
 }
 
+/// `slot` comes from a `Target` (built only by the kernel, with a valid slot) or from the
+/// running context, so masking instead of a bounds check is exact.
 #[inline(always)]
 fn alive(slot: usize, generation: u64) -> bool {
-    slot < MAX && ALIVE[slot].load(Relaxed) == generation
+    const _: () = assert!(MAX.is_power_of_two());
+    ALIVE[slot & (MAX - 1)].load(Relaxed) == generation
 }
 
 fn code_of(e: RpcError) -> u64 {
@@ -185,7 +185,9 @@ pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F
         (*c).caller_gen = caller_gen;
     }
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
-    CALLS[slot].store(CALLS[slot].load(Relaxed) + 1, Relaxed);
+    debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
+    let counter = &CALLS[slot & (MAX - 1)];
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
     CONT_TOP.store(c, Relaxed);
     CUR_DOMAIN.store(slot as u32, Relaxed);
     CUR_GEN.store(generation, Relaxed);

@@ -52,10 +52,6 @@ impl KernelSharedHeap {
         self.inner.lock().heap.size()
     }
 
-    pub fn live_blocks(&self) -> usize {
-        self.inner.lock().registry.len()
-    }
-
     /// Frees (or orphans, if one is lent out) every block `dead` owns.
     pub fn reclaim(&self, dead: DomainId) -> Reclaimed {
         let mut g = self.inner.lock();
