@@ -1,12 +1,13 @@
 //! Protected calls: the continuation mechanism behind every proxy.
 //!
-//! A proxied call runs through [`frond_rpc_enter`], an assembly trampoline that records a
-//! resume point (the callee-saved registers, rsp and the return address — exactly what the
-//! System V ABI requires a function to preserve) in a [`Cont`] on the caller's stack, links it on the thread's continuation chain, and calls into the callee. If the
-//! callee's domain dies during the call, [`unwind`] loads that resume point: execution
-//! continues as if `frond_rpc_enter` had returned a non-zero error code, and the frames of
-//! the dead domain are simply abandoned — no destructor or other code of the dead domain
-//! runs. This is setjmp/longjmp without "returns twice": Rust sees an ordinary call.
+//! A proxied call records a resume point in a [`Cont`] on the caller's stack (what the
+//! System V ABI makes callee-saved — rbx, rbp, r12–r15 — plus rsp and the resume address:
+//! the inline assembly that makes the call declares every other register clobbered), links it on the thread's
+//! continuation chain, and calls into the callee. If the callee's domain dies during the
+//! call, [`unwind`] loads that resume point: execution
+//! continues after that assembly block with a non-zero error code, and the frames of the
+//! dead domain are simply abandoned — no destructor or other code of the dead domain runs.
+//! This is setjmp/longjmp without "returns twice": Rust sees one opaque operation.
 //!
 //! Protected calls are made with interrupts enabled (domain code may block), so resuming
 //! a continuation re-enables them: an unwind out of an interrupt or exception handler
@@ -14,7 +15,7 @@
 //!
 //! The running thread's domain context — current domain, its generation and the innermost
 //! continuation — lives in three per-CPU words saved and restored by the scheduler on every
-//! switch ([`DomCtx`]). One CPU, so plain relaxed atomics suffice.
+//! switch ([`DomCtx`]). One CPU, so plain cells suffice.
 //!
 //! When a domain dies, threads inside it are unwound at the next point they would run its
 //! code again: at the end of an interrupt that preempted them ([`check_at_trap_exit`]),
@@ -22,72 +23,74 @@
 //! made from it returns (the caller-alive check in [`protected_call`]).
 
 use super::{ALIVE, MAX};
+use core::cell::Cell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use rref::rpc::{RpcError, Target};
 use rref::DomainId;
 
 /// A resume point. Field offsets are used by the assembly below.
 #[repr(C)]
 pub struct Cont {
-    regs: [u64; 6], // rbx, rbp, r12, r13, r14, r15
+    rbx: u64,
+    rbp: u64,
     rsp: u64,
+    /// Where execution resumes: the end of the `asm!` block in [`protected_call`].
     rip: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    /// The next outer resume point of this thread.
     prev: *mut Cont,
-    /// The domain the call came from (restored on return) and its generation.
-    caller: u32,
-    callee: u32,
-    caller_gen: u64,
 }
 
 core::arch::global_asm!(
     r#"
     .section .text
-    .global frond_rpc_enter
-// u64 frond_rpc_enter(Cont *c /*rdi*/, void (*f)(void *) /*rsi*/, void *data /*rdx*/)
-frond_rpc_enter:
-    mov [rdi + 0], rbx
-    mov [rdi + 8], rbp
-    mov [rdi + 16], r12
-    mov [rdi + 24], r13
-    mov [rdi + 32], r14
-    mov [rdi + 40], r15
-    lea rax, [rsp + 8]
-    mov [rdi + 48], rax
-    mov rax, [rsp]
-    mov [rdi + 56], rax
-    sub rsp, 8
-    mov rdi, rdx
-    call rsi
-    add rsp, 8
-    xor eax, eax
-    ret
-
     .global frond_rpc_resume
 // noreturn frond_rpc_resume(const Cont *c /*rdi*/, u64 code /*rsi*/)
 frond_rpc_resume:
     mov rbx, [rdi + 0]
     mov rbp, [rdi + 8]
-    mov r12, [rdi + 16]
-    mov r13, [rdi + 24]
-    mov r14, [rdi + 32]
-    mov r15, [rdi + 40]
-    mov rsp, [rdi + 48]
+    mov rsp, [rdi + 16]
+    mov r12, [rdi + 32]
+    mov r13, [rdi + 40]
+    mov r14, [rdi + 48]
+    mov r15, [rdi + 56]
     mov rax, rsi
     sti
-    jmp qword ptr [rdi + 56]
+    jmp qword ptr [rdi + 24]
 "#
 );
 
 unsafe extern "C" {
-    fn frond_rpc_enter(c: *mut Cont, f: unsafe extern "C" fn(*mut u8), data: *mut u8) -> u64;
     fn frond_rpc_resume(c: *const Cont, code: u64) -> !;
 }
 
 /// The running thread's domain context (per CPU; saved per thread by the scheduler).
-static CUR_DOMAIN: AtomicU32 = AtomicU32::new(0);
-static CUR_GEN: AtomicU64 = AtomicU64::new(super::KERNEL_GEN);
-static CONT_TOP: AtomicPtr<Cont> = AtomicPtr::new(core::ptr::null_mut());
+///
+/// Plain cells, not atomics, so the compiler may drop reads a proxy does not use. Sound on
+/// one CPU: only the running thread touches them, except the scheduler, which (with
+/// interrupts disabled) saves them for the outgoing thread and restores the incoming
+/// thread's — so whenever a thread runs, it sees exactly the values it left.
+struct PerCpu {
+    domain: Cell<u32>,
+    generation: Cell<u64>,
+    cont: Cell<*mut Cont>,
+}
+
+struct CpuCell(PerCpu);
+
+// SAFETY: one CPU; see `PerCpu`.
+unsafe impl Sync for CpuCell {}
+
+static CPU: CpuCell = CpuCell(PerCpu {
+    domain: Cell::new(0),
+    generation: Cell::new(super::KERNEL_GEN),
+    cont: Cell::new(core::ptr::null_mut()),
+});
+
 /// Calls into each domain slot.
 pub static CALLS: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
 
@@ -109,19 +112,19 @@ impl DomCtx {
 
 /// Scheduler hook: the outgoing thread's context.
 pub fn save() -> DomCtx {
-    DomCtx { domain: CUR_DOMAIN.load(Relaxed), generation: CUR_GEN.load(Relaxed), cont: CONT_TOP.load(Relaxed) }
+    DomCtx { domain: CPU.0.domain.get(), generation: CPU.0.generation.get(), cont: CPU.0.cont.get() }
 }
 
 /// Scheduler hook: install the incoming thread's context.
 pub fn restore(c: DomCtx) {
-    CUR_DOMAIN.store(c.domain, Relaxed);
-    CUR_GEN.store(c.generation, Relaxed);
-    CONT_TOP.store(c.cont, Relaxed);
+    CPU.0.domain.set(c.domain);
+    CPU.0.generation.set(c.generation);
+    CPU.0.cont.set(c.cont);
 }
 
 #[inline(always)]
 pub fn current() -> (DomainId, u64) {
-    (DomainId(CUR_DOMAIN.load(Relaxed)), CUR_GEN.load(Relaxed))
+    (DomainId(CPU.0.domain.get()), CPU.0.generation.get())
 }
 
 /// `slot` comes from a `Target` (built only by the kernel, with a valid slot) or from the
@@ -173,31 +176,53 @@ pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F
     if !alive(slot, generation) {
         return Err(RpcError::DomainDead);
     }
-    let caller = CUR_DOMAIN.load(Relaxed);
-    let caller_gen = CUR_GEN.load(Relaxed);
+    let caller = CPU.0.domain.get();
+    let caller_gen = CPU.0.generation.get();
     let mut cont = MaybeUninit::<Cont>::uninit();
     let c = cont.as_mut_ptr();
-    // SAFETY: writing plain fields of our own stack slot.
-    unsafe {
-        (*c).prev = CONT_TOP.load(Relaxed);
-        (*c).caller = caller;
-        (*c).callee = slot as u32;
-        (*c).caller_gen = caller_gen;
-    }
+    // SAFETY: writing a plain field of our own stack slot (the asm writes the others).
+    unsafe { (*c).prev = CPU.0.cont.get() };
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
     let counter = &CALLS[slot & (MAX - 1)];
     counter.store(counter.load(Relaxed) + 1, Relaxed);
-    CONT_TOP.store(c, Relaxed);
-    CUR_DOMAIN.store(slot as u32, Relaxed);
-    CUR_GEN.store(generation, Relaxed);
+    CPU.0.cont.set(c);
+    CPU.0.domain.set(slot as u32);
+    CPU.0.generation.set(generation);
+    let code: u64;
+    // The resume point is the end of this block. It saves the registers the ABI makes
+    // callee-saved (rbx, rbp, r12–r15) and rsp in the Cont, and declares the others
+    // clobbered, so a resume restores exactly what the compiler may keep across it. The call is the only way
+    // into the callee, so from Rust's view this is one opaque operation, and a resume
+    // "returns" from it once, with a non-zero code in rax.
     // SAFETY: `c` is a live Cont on this stack, linked as the innermost resume point until
-    // we unlink it below; `shim` matches `frame`'s type parameters.
-    let code = unsafe { frond_rpc_enter(c, shim::<T, F, O>, &mut frame as *mut _ as *mut u8) };
+    // we unlink it below; `shim` matches `frame`'s type parameters; the function is not a
+    // leaf (it calls `unwind`), so rsp is 16-byte aligned here as the call requires.
+    unsafe {
+        core::arch::asm!(
+            "lea rax, [rip + 2f]",
+            "mov [{c}], rbx",
+            "mov [{c} + 8], rbp",
+            "mov [{c} + 16], rsp",
+            "mov [{c} + 24], rax",
+            "mov [{c} + 32], r12",
+            "mov [{c} + 40], r13",
+            "mov [{c} + 48], r14",
+            "mov [{c} + 56], r15",
+            "call {f}",
+            "xor eax, eax",
+            "2:",
+            c = in(reg) c,
+            f = in(reg) shim::<T, F, O> as unsafe extern "C" fn(*mut u8),
+            in("rdi") &mut frame as *mut _ as *mut u8,
+            out("rax") code,
+            clobber_abi("C"),
+        );
+    }
     // SAFETY: `prev` was written above and the Cont is still ours.
-    CONT_TOP.store(unsafe { (*c).prev }, Relaxed);
-    CUR_DOMAIN.store(caller, Relaxed);
-    CUR_GEN.store(caller_gen, Relaxed);
+    CPU.0.cont.set(unsafe { (*c).prev });
+    CPU.0.domain.set(caller);
+    CPU.0.generation.set(caller_gen);
     if caller as usize != 0 && !alive(caller as usize, caller_gen) {
         // We were called from a domain that died meanwhile: never return into its code.
         if code == 0 {
@@ -216,7 +241,7 @@ pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F
 /// Abandons the current domain's frames: resumes the innermost continuation, whose proxy
 /// returns `Err(reason)`. The current domain must already be marked dead.
 pub fn unwind(reason: RpcError) -> ! {
-    let c = CONT_TOP.load(Relaxed);
+    let c = CPU.0.cont.get();
     assert!(!c.is_null(), "unwind with no continuation: kernel code cannot be unwound");
     // SAFETY: `c` is the innermost continuation of this thread, on this thread's stack,
     // below the frames being abandoned; its registers and rsp are a valid resume state.
@@ -226,8 +251,8 @@ pub fn unwind(reason: RpcError) -> ! {
 /// True if the running thread is inside a dead domain and must be unwound.
 #[inline]
 pub fn must_unwind() -> bool {
-    let d = CUR_DOMAIN.load(Relaxed) as usize;
-    d != 0 && !alive(d, CUR_GEN.load(Relaxed))
+    let d = CPU.0.domain.get() as usize;
+    d != 0 && !alive(d, CPU.0.generation.get())
 }
 
 /// After a kernel service returns to a domain: unwind if the domain died meanwhile.
@@ -248,19 +273,19 @@ pub fn check_at_trap_exit(rip: u64) {
 
 /// True if the running thread is inside at least one protected call.
 pub fn has_continuation() -> bool {
-    !CONT_TOP.load(Relaxed).is_null()
+    !CPU.0.cont.get().is_null()
 }
 
 /// Runs kernel code that must not be abandoned half-way (it takes locks, frees memory)
 /// as the kernel: a trap or a returning call cannot unwind it even if the domain the
 /// thread was running for dies meanwhile. The unwind happens after, at the next check.
 pub fn as_kernel<R>(f: impl FnOnce() -> R) -> R {
-    let saved_domain = CUR_DOMAIN.load(Relaxed);
-    let saved_gen = CUR_GEN.load(Relaxed);
-    CUR_DOMAIN.store(0, Relaxed);
-    CUR_GEN.store(super::KERNEL_GEN, Relaxed);
+    let saved_domain = CPU.0.domain.get();
+    let saved_gen = CPU.0.generation.get();
+    CPU.0.domain.set(0);
+    CPU.0.generation.set(super::KERNEL_GEN);
     let r = f();
-    CUR_DOMAIN.store(saved_domain, Relaxed);
-    CUR_GEN.store(saved_gen, Relaxed);
+    CPU.0.domain.set(saved_domain);
+    CPU.0.generation.set(saved_gen);
     r
 }
