@@ -69,7 +69,7 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
         };
         let moves = fields.iter().zip(&bind).map(|(f, b)| {
             let ty = &f.ty;
-            quote_spanned!(ty.span()=> <#ty as ::rref::Exchangeable>::move_to(#b, #to);)
+            quote_spanned!(ty.span()=> <#ty as ::rref::Exchangeable>::move_to(#b, #to, __frond_token);)
         });
         quote!(#pattern => { #(#moves)* })
     });
@@ -86,7 +86,7 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
     Ok(quote! {
         unsafe impl #impl_generics ::rref::Exchangeable for #name #ty_generics #where_clause {
             #[inline]
-            fn move_to(&self, #to: ::rref::DomainId) {
+            fn move_to(&self, #to: ::rref::DomainId, __frond_token: ::rref::MoveToken) {
                 let _ = #to;
                 #body
             }
@@ -129,11 +129,11 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("<Tas::rref::Exchangeable>::move_to(__frond_f1,__frond_to);"),
+            out.contains("<Tas::rref::Exchangeable>::move_to(__frond_f1,__frond_to,__frond_token);"),
             "{out}"
         );
         assert!(
-            out.contains("<u32as::rref::Exchangeable>::move_to(__frond_f2,__frond_to);"),
+            out.contains("<u32as::rref::Exchangeable>::move_to(__frond_f2,__frond_to,__frond_token);"),
             "{out}"
         );
     }

@@ -358,7 +358,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
         let (arg, ty) = (&a.name, a.ty);
         match a.kind {
             Kind::Owned => moves.extend(quote_spanned! {ty.span()=>
-                <#ty as ::rref::Exchangeable>::move_to(&#arg, #callee);
+                <#ty as ::rref::Exchangeable>::move_to(&#arg, #callee, #rt::move_token());
             }),
             Kind::Lent { .. } => {
                 let guard = format_ident!("{}_lend", arg);
@@ -381,7 +381,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             )
         },
         _ => quote_spanned!(ret.span()=> {
-            <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller);
+            <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token());
             __frond_v
         }),
     };
@@ -555,14 +555,14 @@ mod tests {
         );
         let take = method(&out, "Proxy<dyn Echo, __FrondR>", "take");
         let call = take.find("::call(").unwrap();
-        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t));");
+        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t), <__FrondR as ::rref::rpc::Runtime>::move_token());");
         assert!(
             take.find(&moved_in).is_some_and(|i| i > call),
             "moved inside the call: {take}"
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
         let moved_out = squash(
-            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller);",
+            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token());",
         );
         assert!(
             take.find(&moved_out).is_some_and(|i| i > call),

@@ -88,6 +88,11 @@ unsafe impl Runtime for MockRt {
         CURRENT.with(Cell::get)
     }
 
+    fn move_token() -> rref::MoveToken {
+        // SAFETY: the mock is this test's proxy runtime.
+        unsafe { rref::MoveToken::new() }
+    }
+
     fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O> {
         if !is_alive(target) {
             return Err(RpcError::DomainDead);

@@ -83,7 +83,7 @@ pub fn nested_panic() {
     let echo_c = domain::grant::<dyn Echo>(c).expect("grant c");
     assert_eq!(relay.relay_add(20, 22), Ok(42), "A→B→C works before the crash");
     let report = relay.relay_panic().expect("the relay itself must not fail");
-    metric("inner_error", format!("{:?}", report.inner));
+    crate::println!("ktest-info inner_error={:?}", report.inner);
     assert_eq!(report.inner, Some(RpcError::Panicked), "B sees C's panic as an error");
     assert_eq!(report.after, 55, "B carried on after the failed call");
     assert_eq!(relay.whoami(), Ok(b), "B is alive");
@@ -251,13 +251,13 @@ pub fn restart() {
     assert_eq!(r.bump(), Ok(3));
     r.arm_crash().expect("arm");
     let v = r.add_checked(2, 3);
-    metric("idempotent_after_crash", format!("{v:?}"));
+    metric("idempotent_after_crash", v.map_or(-1, |v| v as i64));
     assert_eq!(v, Ok(5), "the idempotent call was retried after the restart: no error");
     let (_, generation) = r.whoami().expect("whoami");
     metric("generation_after_restart", generation);
     assert_eq!(generation, 2);
     let b = r.bump();
-    metric("static_after_restart", format!("{b:?}"));
+    metric("static_after_restart", b.map_or(-1, |v| v as i64));
     assert_eq!(b, Ok(1), "statics start fresh after a restart");
     assert_eq!(plain.ping(), Err(RpcError::DomainDead), "a plain proxy stays bound to the dead generation");
     // Not idempotent: the caller sees the crash, and the domain is back for the next call.

@@ -56,7 +56,8 @@ impl Block {
     pub(crate) fn retag(&self, to: DomainId) {
         let from = DomainId(self.header().owner.swap(to.0, SeqCst));
         if from != to {
-            heap().moved(self.0, from, to);
+            // SAFETY: `self.0` is this live block of the installed heap.
+            unsafe { heap().moved(self.0, from, to) };
         }
     }
 

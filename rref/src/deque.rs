@@ -1,7 +1,7 @@
 //! [`RRefDeque<T, N>`]: a fixed-capacity FIFO ring of `T` on the shared heap.
 
 use crate::block::Block;
-use crate::{DomainId, Exchangeable, Header, RRef};
+use crate::{DomainId, Exchangeable, Header, RRef, MoveToken};
 use core::alloc::Layout;
 use core::fmt;
 use core::mem::MaybeUninit;
@@ -53,9 +53,9 @@ impl<T, const N: usize> Drop for Ring<T, N> {
 // SAFETY: re-tags everything reachable from every element (the block is re-tagged by the
 // RRef around the ring).
 unsafe impl<T: Exchangeable, const N: usize> Exchangeable for Ring<T, N> {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         for item in self.iter() {
-            item.move_to(to);
+            item.move_to(to, token);
         }
     }
 }
@@ -147,7 +147,7 @@ impl<T: Exchangeable + fmt::Debug, const N: usize> fmt::Debug for RRefDeque<T, N
 
 // SAFETY: the RRef re-tags the block, then the ring moves every element.
 unsafe impl<T: Exchangeable, const N: usize> Exchangeable for RRefDeque<T, N> {
-    fn move_to(&self, to: DomainId) {
-        self.ring.move_to(to);
+    fn move_to(&self, to: DomainId, token: MoveToken) {
+        self.ring.move_to(to, token);
     }
 }

@@ -1,7 +1,7 @@
 //! [`Exchangeable`] for the built-in types: primitives, arrays, tuples, `Option`, `Result`,
 //! `PhantomData` and [`DomainId`].
 
-use crate::{DomainId, Exchangeable};
+use crate::{DomainId, Exchangeable, MoveToken};
 use core::marker::PhantomData;
 
 macro_rules! plain {
@@ -9,7 +9,7 @@ macro_rules! plain {
         // SAFETY: plain data: no pointers, no interior mutability, no RRef to re-tag.
         unsafe impl Exchangeable for $t {
             #[inline(always)]
-            fn move_to(&self, _to: DomainId) {}
+            fn move_to(&self, _to: DomainId, _token: MoveToken) {}
         }
     )*};
 }
@@ -18,33 +18,33 @@ plain!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool, cha
 // SAFETY: holds no data at all.
 unsafe impl<T: ?Sized> Exchangeable for PhantomData<T> {
     #[inline(always)]
-    fn move_to(&self, _to: DomainId) {}
+    fn move_to(&self, _to: DomainId, _token: MoveToken) {}
 }
 
 // SAFETY: exchangeable elements, every one of which is moved.
 unsafe impl<T: Exchangeable, const N: usize> Exchangeable for [T; N] {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         for item in self {
-            item.move_to(to);
+            item.move_to(to, token);
         }
     }
 }
 
 // SAFETY: an exchangeable value, moved if present.
 unsafe impl<T: Exchangeable> Exchangeable for Option<T> {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         if let Some(v) = self {
-            v.move_to(to);
+            v.move_to(to, token);
         }
     }
 }
 
 // SAFETY: an exchangeable value in either case, moved.
 unsafe impl<T: Exchangeable, E: Exchangeable> Exchangeable for Result<T, E> {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         match self {
-            Ok(v) => v.move_to(to),
-            Err(e) => e.move_to(to),
+            Ok(v) => v.move_to(to, token),
+            Err(e) => e.move_to(to, token),
         }
     }
 }
@@ -53,10 +53,10 @@ macro_rules! tuple {
     ($($name:ident)+) => {
         // SAFETY: exchangeable fields, every one of which is moved.
         unsafe impl<$($name: Exchangeable),+> Exchangeable for ($($name,)+) {
-            fn move_to(&self, to: DomainId) {
+            fn move_to(&self, to: DomainId, token: MoveToken) {
                 #[allow(non_snake_case)]
                 let ($($name,)+) = self;
-                $($name.move_to(to);)+
+                $($name.move_to(to, token);)+
             }
         }
     };

@@ -125,7 +125,7 @@ unsafe impl SharedHeap for HostHeap {
         dealloc_block(block, layout);
     }
 
-    fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
+    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
         // SAFETY: `moved` is called by an RRef-family handle on its own live block.
         let size = unsafe { block.as_ref() }.size;
         self.counters.moved(from, to, size as u64);

@@ -99,8 +99,25 @@ impl DomainId {
     note = "only primitives, arrays/tuples/Option/Result of exchangeable types, RRef/RRefVec/RRefDeque and #[derive(Exchangeable)] types may live in an RRef or cross an interface"
 )]
 pub unsafe trait Exchangeable {
-    /// Makes `to` the owner of every RRef reachable from `self`.
-    fn move_to(&self, to: DomainId);
+    /// Makes `to` the owner of every RRef reachable from `self`. Only the kernel's proxy
+    /// runtime can make the [`MoveToken`]: a domain cannot re-tag blocks behind its back.
+    fn move_to(&self, to: DomainId, token: MoveToken);
+}
+
+/// Permission to re-tag RRefs. Only code that may move ownership between domains — the
+/// kernel's proxy runtime (through [`rpc::Runtime::move_token`]) and tests standing in for
+/// it — can make one; a domain that could would move a block it still uses to another
+/// domain, whose death would then free it under the domain's feet.
+#[derive(Clone, Copy, Debug)]
+pub struct MoveToken(());
+
+impl MoveToken {
+    /// # Safety
+    /// Only proxy runtimes (and tests) may re-tag blocks: every move must be one the
+    /// runtime performs for a call.
+    pub unsafe fn new() -> Self {
+        MoveToken(())
+    }
 }
 
 /// The header at the start of every shared-heap block.
@@ -143,7 +160,10 @@ pub unsafe trait SharedHeap: Sync {
     /// `block` came from `alloc` of this heap and is not used afterwards.
     unsafe fn free(&self, block: NonNull<Header>);
     /// Records that `block` (already re-tagged in its header) moved from `from` to `to`.
-    fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId);
+    ///
+    /// # Safety
+    /// `block` is a live block of this heap.
+    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId);
     /// The domain whose code runs now: owner of new blocks.
     fn current_domain(&self) -> DomainId;
     /// The last lend of a block ended (it may have been orphaned meanwhile): free every

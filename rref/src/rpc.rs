@@ -11,7 +11,7 @@
 //! Invariants: a `Target` is only dereferenced by a `Runtime` after it checked that the
 //! target's generation is alive, and only for the duration of the call it protects.
 
-use crate::{DomainId, Exchangeable};
+use crate::{DomainId, Exchangeable, MoveToken};
 use alloc::boxed::Box;
 use core::marker::PhantomData;
 use core::ops::Deref;
@@ -58,7 +58,7 @@ impl core::fmt::Display for RpcError {
 // SAFETY: plain data without RRefs.
 unsafe impl Exchangeable for RpcError {
     #[inline(always)]
-    fn move_to(&self, _to: DomainId) {}
+    fn move_to(&self, _to: DomainId, _token: MoveToken) {}
 }
 
 /// What every interface method returns.
@@ -123,6 +123,9 @@ impl<T: ?Sized> Target<T> {
 pub unsafe trait Runtime: 'static {
     /// The domain (and its generation) whose code is running now.
     fn current() -> (DomainId, u64);
+
+    /// Permission for generated proxies to move RRef arguments and results.
+    fn move_token() -> MoveToken;
 
     /// A protected call into `target`'s domain. `Err(DomainDead)` without calling `f` if the
     /// generation is not alive; `Err(Panicked | Killed)` if the callee died during the call.

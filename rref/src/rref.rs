@@ -1,7 +1,7 @@
 //! [`RRef<T>`]: one value of type `T` on the shared heap, owned by one domain at a time.
 
 use crate::block::Block;
-use crate::{DomainId, Exchangeable, Header};
+use crate::{DomainId, Exchangeable, Header, MoveToken};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -114,8 +114,8 @@ unsafe impl<T: Exchangeable + Sync> Sync for RRef<T> {}
 
 // SAFETY: re-tags this block, then everything reachable from the value.
 unsafe impl<T: Exchangeable> Exchangeable for RRef<T> {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         self.block.retag(to);
-        (**self).move_to(to);
+        (**self).move_to(to, token);
     }
 }

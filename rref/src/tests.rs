@@ -12,6 +12,12 @@ use std::collections::VecDeque;
 use std::format;
 use std::vec::Vec;
 
+/// Tests stand in for the proxy runtime, which alone may move blocks.
+fn tok() -> MoveToken {
+    // SAFETY: test code playing the runtime.
+    unsafe { MoveToken::new() }
+}
+
 /// Installs the host heap and makes a fresh domain current on this thread.
 fn domain() -> (&'static HostHeap, DomainId) {
     let h = HostHeap::install();
@@ -48,7 +54,7 @@ macro_rules! counted {
         }
         // SAFETY: plain data, no RRef inside.
         unsafe impl Exchangeable for $name {
-            fn move_to(&self, _to: DomainId) {}
+            fn move_to(&self, _to: DomainId, _token: MoveToken) {}
         }
     };
 }
@@ -62,10 +68,10 @@ struct Packet {
 
 // SAFETY: every field is exchangeable and moved.
 unsafe impl Exchangeable for Packet {
-    fn move_to(&self, to: DomainId) {
-        self.id.move_to(to);
-        self.body.move_to(to);
-        self.meta.move_to(to);
+    fn move_to(&self, to: DomainId, token: MoveToken) {
+        self.id.move_to(to, token);
+        self.body.move_to(to, token);
+        self.meta.move_to(to, token);
     }
 }
 
@@ -74,7 +80,7 @@ struct Aligned([u8; 64]);
 
 // SAFETY: plain data.
 unsafe impl Exchangeable for Aligned {
-    fn move_to(&self, _to: DomainId) {}
+    fn move_to(&self, _to: DomainId, _token: MoveToken) {}
 }
 
 #[test]
@@ -138,15 +144,15 @@ fn move_to_retags_and_moves_counters() {
     let b = h.fresh_domain();
     let r = RRef::new(5u32);
     let size = block_size::<u32>();
-    r.move_to(b);
+    r.move_to(b, tok());
     assert_eq!(r.owner(), b);
     assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b), (1, size));
-    r.move_to(b);
+    r.move_to(b, tok());
     assert_eq!(counts(h, b), (1, size), "moving to the owner changes nothing");
-    r.move_to(a);
+    r.move_to(a, tok());
     assert_eq!((counts(h, a), counts(h, b)), ((1, size), (0, 0)));
-    r.move_to(b);
+    r.move_to(b, tok());
     drop(r);
     assert_eq!((counts(h, a), counts(h, b)), ((0, 0), (0, 0)));
 }
@@ -158,7 +164,7 @@ fn nested_rref_move_retags_every_block() {
     let p = RRef::new(Packet { id: 1, body: RRef::new([3; 16]), meta: Some(RRef::new(9)) });
     let bytes = header_size(p.header()) + header_size(p.body.header()) + header_size(p.meta.as_ref().unwrap().header());
     assert_eq!(counts(h, a), (3, bytes));
-    p.move_to(b);
+    p.move_to(b, tok());
     assert_eq!(p.owner(), b);
     assert_eq!(p.body.owner(), b);
     assert_eq!(p.meta.as_ref().unwrap().owner(), b);
@@ -174,7 +180,7 @@ fn vec_of_rrefs_move_retags_every_block() {
     let b = h.fresh_domain();
     let v = RRefVec::new_with(5, |i| RRef::new(i as u32 * 10));
     assert_eq!(counts(h, a).0, 6);
-    v.move_to(b);
+    v.move_to(b, tok());
     assert_eq!(v.owner(), b);
     assert!(v.iter().all(|r| r.owner() == b));
     assert_eq!(counts(h, a), (0, 0));
@@ -193,7 +199,7 @@ fn deque_of_rrefs_move_retags_every_block() {
         q.push_back(RRef::new(i)).unwrap();
     }
     assert_eq!(counts(h, a).0, 4);
-    q.move_to(b);
+    q.move_to(b, tok());
     assert_eq!(q.owner(), b);
     assert!(q.iter().all(|r| r.owner() == b));
     assert_eq!(counts(h, a), (0, 0));
@@ -224,13 +230,13 @@ fn tuples_arrays_options_results_move_nested_rrefs() {
         true,
     ));
     assert_eq!(counts(h, a).0, 6);
-    mix.move_to(b);
+    mix.move_to(b, tok());
     assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b).0, 6);
     assert_eq!(mix.1[1].owner(), b);
     assert_eq!(mix.3.as_ref().unwrap().owner(), b);
     let err: Result<RRef<u8>, RRef<u8>> = Err(RRef::new(6));
-    err.move_to(b);
+    err.move_to(b, tok());
     assert_eq!(err.as_ref().unwrap_err().owner(), b);
     drop((mix, err));
     assert_eq!(counts(h, b), (0, 0));
@@ -470,7 +476,7 @@ fn vec_len_zero() {
     assert_eq!(&*v, &[] as &[u64]);
     assert!(v.iter_mut().next().is_none());
     assert_eq!(counts(h, a), (1, mem::size_of::<Header>() as u64));
-    v.move_to(b);
+    v.move_to(b, tok());
     assert_eq!((v.owner(), counts(h, b).0), (b, 1));
     let aligned: RRefVec<Aligned> = RRefVec::new_with(0, |_| unreachable!());
     assert_eq!(aligned.len(), 0);
@@ -565,7 +571,7 @@ unsafe impl SharedHeap for NoHeap {
     unsafe fn free(&self, _: core::ptr::NonNull<Header>) {
         unreachable!()
     }
-    fn moved(&self, _: core::ptr::NonNull<Header>, _: DomainId, _: DomainId) {
+    unsafe fn moved(&self, _: core::ptr::NonNull<Header>, _: DomainId, _: DomainId) {
         unreachable!()
     }
     fn current_domain(&self) -> DomainId {

@@ -1,7 +1,7 @@
 //! [`RRefVec<T>`]: a fixed-length array of `T` on the shared heap.
 
 use crate::block::Block;
-use crate::{DomainId, Exchangeable, Header};
+use crate::{DomainId, Exchangeable, Header, MoveToken};
 use core::alloc::Layout;
 use core::fmt;
 use core::marker::PhantomData;
@@ -112,10 +112,10 @@ unsafe impl<T: Exchangeable + Sync> Sync for RRefVec<T> {}
 
 // SAFETY: re-tags this block, then everything reachable from every element.
 unsafe impl<T: Exchangeable> Exchangeable for RRefVec<T> {
-    fn move_to(&self, to: DomainId) {
+    fn move_to(&self, to: DomainId, token: MoveToken) {
         self.block.retag(to);
         for item in self.iter() {
-            item.move_to(to);
+            item.move_to(to, token);
         }
     }
 }

@@ -79,7 +79,8 @@ fn main() {
     rref::host::HostHeap::install();
     let list = List::Cons(1, RRef::new(List::Cons(2, RRef::new(List::Nil))));
     let to = rref::DomainId(9);
-    list.move_to(to);
+    // SAFETY: the test plays the proxy runtime.
+    list.move_to(to, unsafe { rref::MoveToken::new() });
     if let List::Cons(_, next) = &list {
         assert_eq!(next.owner(), to);
         if let List::Cons(_, last) = &**next {

@@ -351,6 +351,13 @@ unsafe impl Runtime for KernelRt {
     }
 
     #[inline(always)]
+    fn move_token() -> rref::MoveToken {
+        // SAFETY: this is the proxy runtime; generated proxies move only their own
+        // arguments and results.
+        unsafe { rref::MoveToken::new() }
+    }
+
+    #[inline(always)]
     fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O> {
         rpc::protected_call(target, f)
     }

@@ -99,7 +99,7 @@ unsafe impl SharedHeap for KernelSharedHeap {
         }
     }
 
-    fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
+    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
         // SAFETY: a live block's header is readable.
         let size = unsafe { block.as_ref().size };
         self.counters.moved(from, to, size as u64);
