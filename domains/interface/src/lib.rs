@@ -5,7 +5,7 @@
 //! on them. `#[interface]` generates each trait's proxies; the kernel instantiates them.
 //!
 //! May depend on: `rref`, `frond-interface-gen`, `frond-domrt` (for `domain_kind!`).
-//! Invariant: no `unsafe`, no state — only declarations.
+//! Invariant: declarations only, no state; `#![forbid(unsafe_code)]` like every domain crate.
 
 #![no_std]
 #![forbid(unsafe_code)]
