@@ -22,7 +22,6 @@ KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=sta
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
 export FROND_BOOT_MODULE := $(abspath $(BOOTMOD))
-export FROND_DOMAIN_DIR  := $(abspath $(DOMAIN_DIR))
 export FROND_DOMAIN_ELF  := $(abspath $(DOMAIN_DIR))/dom-echo
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --

@@ -133,9 +133,8 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
     let s = core::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or("panic message is not UTF-8");
     match SYS.get() {
         Some(sys) => sys.unwind(s),
-        // No kernel handle: the domain panicked before init; nothing to return to but a
-        // halt, which the kernel's watchdog of init calls never sees. Cannot happen: init
-        // runs first in `_start`.
+        // No kernel handle yet: impossible, since `_start` calls `init` before anything
+        // else. Spin rather than touch memory the kernel has not set up.
         None => loop {
             core::hint::spin_loop()
         },
@@ -148,15 +147,16 @@ struct Buf {
 }
 
 impl Write for Buf {
+    /// Appends as much of `s` as fits, cut at a character boundary so the result stays UTF-8.
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len == self.bytes.len() {
-                return Err(core::fmt::Error);
-            }
-            self.bytes[self.len] = b;
-            self.len += 1;
+        let room = self.bytes.len() - self.len;
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
         }
-        Ok(())
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        if n < s.len() { Err(core::fmt::Error) } else { Ok(()) }
     }
 }
 

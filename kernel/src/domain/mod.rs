@@ -419,37 +419,29 @@ pub struct DomainInfo {
 }
 
 pub fn list() -> Vec<DomainInfo> {
-    let rows: Vec<(usize, String, u64, State, u64, u64, u64, u64)> = {
-        let t = TABLE.lock();
-        (1..MAX)
-            .filter_map(|i| {
-                t[i].as_ref().map(|r| {
-                    (i, r.name.clone(), r.generation, r.state, r.crashes, r.restarts, r.last_restart_tsc,
-                     r.image.as_ref().map_or(0, |im| im.span / 1024))
-                })
-            })
-            .collect()
-    };
     let c = shared::SHARED.counters();
-    rows.into_iter()
-        .map(|(i, name, generation, state, crashes, restarts, last_restart_tsc, image_kib)| {
+    // Lock order: TABLE, then the domain heaps (which never take TABLE).
+    let t = TABLE.lock();
+    (1..MAX)
+        .filter_map(|i| {
+            let r = t[i].as_ref()?;
             let h = dheap::info(i);
             let d = DomainId(i as u32);
-            DomainInfo {
+            Some(DomainInfo {
                 id: i as u32,
-                name,
-                generation,
-                state,
+                name: r.name.clone(),
+                generation: r.generation,
+                state: r.state,
                 heap_used: h.used,
                 heap_reserved: h.reserved,
                 rrefs: c.blocks(d),
                 rref_bytes: c.bytes(d),
                 calls: rpc::CALLS[i].load(Relaxed),
-                crashes,
-                restarts,
-                last_restart_tsc,
-                image_kib,
-            }
+                crashes: r.crashes,
+                restarts: r.restarts,
+                last_restart_tsc: r.last_restart_tsc,
+                image_kib: r.image.as_ref().map_or(0, |im| im.span / 1024),
+            })
         })
         .collect()
 }
