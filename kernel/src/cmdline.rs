@@ -4,15 +4,18 @@
 //! `bench=NAME|all` runs in-kernel micro-benchmarks and exits;
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
+//! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.a`, `fwd.b`, `crash`) are collected
+//! for `net::start`, which documents them.
 
 pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
     pub bench: Option<&'a str>,
     pub log: log::LevelFilter,
+    pub net: crate::net::Options,
 }
 
 pub fn parse(line: &str) -> Cmdline<'_> {
-    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info };
+    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info, net: Default::default() };
     for tok in line.split_ascii_whitespace() {
         let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
         match k {
@@ -22,6 +25,13 @@ pub fn parse(line: &str) -> Cmdline<'_> {
                 Ok(l) => c.log = l,
                 Err(_) => log::warn!("cmdline: bad log level '{v}'"),
             },
+            "net" => c.net.mode = Some(v.into()),
+            "ip" => c.net.ip = Some(v.into()),
+            "gw" => c.net.gw = Some(v.into()),
+            "fwd.batch" => c.net.fwd_batch = Some(v.into()),
+            "fwd.a" => c.net.fwd_a = Some(v.into()),
+            "fwd.b" => c.net.fwd_b = Some(v.into()),
+            "crash" => c.net.crash = Some(v.into()),
             _ => log::warn!("cmdline: unknown option '{tok}'"),
         }
     }

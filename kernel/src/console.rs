@@ -29,6 +29,8 @@ const COMMANDS: &[Command] = &[
     },
     Command { name: "crash", help: "crash <domain>: kill a domain as if it had faulted", run: cmd_crash },
     Command { name: "restart", help: "restart <domain>: reload a domain from its pristine image", run: cmd_restart },
+    Command { name: "lspci", help: "PCI functions: address, ids, class, BARs (* = placed by the kernel), driver", run: cmd_lspci },
+    Command { name: "net", help: "NIC, stack and forwarding counters", run: |_| crate::net::print_status() },
     Command { name: "quit", help: "stop the machine (QEMU exits with status 33)", run: cmd_quit },
 ];
 
@@ -192,4 +194,21 @@ fn cmd_restart(args: &str) {
 fn cmd_quit(_: &str) {
     println!("bye");
     crate::arch::qemu::exit(crate::arch::qemu::ExitCode::Pass);
+}
+
+fn cmd_lspci(_: &str) {
+    for f in crate::pci::functions() {
+        let mut bars = String::new();
+        for (i, &(a, s)) in f.bars.iter().enumerate() {
+            if s == 0 {
+                continue;
+            }
+            let io = a & crate::pci::IO_FLAG != 0;
+            let star = if f.assigned[i] { "*" } else { "" };
+            bars += &alloc::format!(" bar{i}={}{:#x}+{:#x}{star}", if io { "io:" } else { "" }, a & !crate::pci::IO_FLAG, s);
+        }
+        let owner = if f.owner != 0 { alloc::format!(" driver={}", crate::domain::name_of(f.owner as usize)) } else { String::new() };
+        let irq = if f.vector != 0 { alloc::format!(" msix={:#x} ({} irqs)", f.vector, crate::pci::fired(f.vector)) } else { String::new() };
+        println!("  {} {:04x}:{:04x} class {:06x}{bars}{owner}{irq}", f.slot_name(), f.vendor, f.device, f.class);
+    }
 }

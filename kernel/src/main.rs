@@ -39,6 +39,8 @@ mod fault;
 mod kbench;
 mod ktest;
 mod ktest_domains;
+mod net;
+mod pci;
 mod mem {
     pub mod frame;
     pub mod heap;
@@ -106,6 +108,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     arch::apic::start_timer(sched::TICK_HZ, sched::on_tick);
     let com1_vector = arch::apic::route_isa_irq(serial::COM1_IRQ, serial::on_interrupt);
     serial::enable_rx_interrupt(com1_vector);
+    pci::init();
 
     let f = frame::stats();
     let h = heap::stats();
@@ -133,6 +136,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         (None, Some(name)) => kbench::run_main(leak_str(name)),
         (None, None) => {
             demo::start();
+            net::start(&args.net);
             sched::spawn("console", || console::run());
         }
     }

@@ -10,6 +10,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod net;
 pub mod test;
 
 pub use frond_domrt::{domain_kind, DomainKind};

@@ -59,6 +59,11 @@ pub trait Syscalls: Send + Sync {
     /// Starts a thread owned by the current domain, running `f` inside it. When the domain
     /// dies the thread is stopped.
     fn spawn(&self, name: &str, f: Box<dyn FnOnce() + Send>) -> RpcResult<u64>;
+    /// Blocks until device interrupt `vector` fires or `timeout_ns` passes; true if it
+    /// fired. Each interrupt is reported once (a pending one returns at once). Only the
+    /// domain the kernel gave the vector to (in its device arguments) may wait on it;
+    /// for any other caller it returns false at once.
+    fn irq_wait(&self, vector: u8, timeout_ns: u64) -> bool;
 }
 
 /// A kind of domain: what its init takes and what it exports.

@@ -224,6 +224,8 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             }
             r.image.take()
         };
+        // Devices it drove stop DMA before its memory can be handed out again.
+        crate::pci::quiesce(slot as u32);
         let woken = sched::wake_domain(slot as u32);
         let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
         let heap = dheap::destroy(slot);

@@ -84,4 +84,11 @@ impl Syscalls for KernelSys {
             Err(_) => Err(RpcError::Refused),
         }
     }
+
+    fn irq_wait(&self, vector: u8, timeout_ns: u64) -> bool {
+        let (d, _) = rpc::current();
+        let fired = rpc::as_kernel(|| crate::pci::irq_wait(d.0, vector, timeout_ns));
+        rpc::check_unwind();
+        fired
+    }
 }

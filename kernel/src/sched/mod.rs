@@ -411,8 +411,18 @@ pub fn current_tid() -> Tid {
 
 /// Sleeps at least `ns` nanoseconds.
 pub fn sleep_ns(ns: u64) {
+    sleep_unless(ns, || false);
+}
+
+/// Sleeps up to `ns` nanoseconds unless `ready()` (evaluated with interrupts off, so an
+/// interrupt handler that sets the condition and calls [`wake_sleeper`] cannot be missed)
+/// is already true. Ends early when [`wake_sleeper`] wakes the thread.
+pub fn sleep_unless(ns: u64, ready: impl FnOnce() -> bool) {
     let deadline = crate::time::rdtsc() + crate::time::ns_to_tsc(ns);
     let _irq = irq::disable();
+    if ready() {
+        return;
+    }
     with(|s| {
         let tid = s.current;
         let t = s.cur();
@@ -422,6 +432,24 @@ pub fn sleep_ns(ns: u64) {
         s.sleepers.push(Reverse((deadline, tid, seq)));
     });
     schedule();
+}
+
+/// Ends the sleep of thread `tid` early (no effect unless it sleeps). Interrupt-safe.
+pub fn wake_sleeper(tid: Tid) {
+    let _irq = irq::disable();
+    with(|s| {
+        let sleeping = match s.threads.get_mut(&tid) {
+            Some(t) if t.state == State::Sleeping => {
+                t.sleep_seq += 1;
+                true
+            }
+            _ => false,
+        };
+        if sleeping {
+            s.make_ready(tid);
+            s.need_resched = true;
+        }
+    });
 }
 
 pub fn sleep_ms(ms: u64) {

@@ -1,0 +1,398 @@
+//! The network path, assembled from domains at boot.
+//!
+//! * One driver domain per virtio-net function (`virtio-net0`, `virtio-net1`, … in PCI
+//!   order), each a separate instance of `domains/dom-virtio-net` with its own device.
+//! * Every consumer reaches a NIC through a **shadow** ([`NicShadow`]): a kernel object,
+//!   proxied to the consumer, that holds a recovery proxy to the driver. When the driver
+//!   dies mid-call the shadow returns an empty batch instead of the error (the buffers
+//!   handed in died with the driver; consumers replace lost buffers), restarts the driver
+//!   through the recovery proxy on the next call, and re-applies the polling mode. So the
+//!   forwarding domain and the stack never see a driver crash as an error.
+//! * `net=stack` (the default when a NIC exists): `netstack` (smoltcp) on NIC 0 and
+//!   `services` (TCP/UDP echo on 7, HTTP status page on 80) on top, reaching the stack
+//!   through a recovery proxy and the kernel's [`SystemView`] through a plain one.
+//! * `net=fwd`: the `forward` domain between NIC 0 (`fwd.a`) and NIC 1 (`fwd.b`), run by
+//!   a kernel thread in polling mode.
+//! * `crash=NAME@MS[,NAME@MS…]`: kills domain NAME MS milliseconds after the network
+//!   came up (a crash-under-traffic schedule any harness can drive).
+//!
+//! Command line: `net=off|stack|fwd`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`,
+//! `fwd.a=IP/P,PEER_IP,PEER_MAC`, `fwd.b=…`, `crash=…`. Bad values are reported and the
+//! network is not started; the kernel keeps running.
+
+use crate::domain::{self, KernelRt};
+use crate::sched;
+use crate::{pci, println};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use frond_interface::net::*;
+use rref::rpc::{Proxyable, Target};
+use rref::{DomainId, RRef};
+use frond_interface::{Remote, RpcResult};
+
+const VIRTIO_VENDOR: u16 = 0x1af4;
+/// virtio-net: transitional and modern-only (1.x) device ids.
+const VIRTIO_NET_IDS: [u16; 2] = [0x1000, 0x1041];
+
+/// Network options from the kernel command line.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub mode: Option<String>,
+    pub ip: Option<String>,
+    pub gw: Option<String>,
+    pub fwd_batch: Option<String>,
+    pub fwd_a: Option<String>,
+    pub fwd_b: Option<String>,
+    pub crash: Option<String>,
+}
+
+/// Everything [`start`] made, for the console and tests.
+pub struct Net {
+    pub nics: Vec<(DomainId, &'static NicShadow)>,
+    pub stack: Option<DomainId>,
+    pub services: Option<DomainId>,
+    pub forward: Option<DomainId>,
+}
+
+static NET: spin::Once<Net> = spin::Once::new();
+
+pub fn get() -> Option<&'static Net> {
+    NET.get()
+}
+
+pub fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in out.iter_mut() {
+        *o = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| format!("`{s}` is not an IPv4 address"))?;
+    }
+    if parts.next().is_some() {
+        return Err(format!("`{s}` is not an IPv4 address"));
+    }
+    Ok(out)
+}
+
+pub fn parse_cidr(s: &str) -> Result<([u8; 4], u8), String> {
+    let (a, p) = s.split_once('/').ok_or_else(|| format!("`{s}` is not ADDRESS/PREFIX"))?;
+    let p: u8 = p.parse().ok().filter(|&p| (1..=30).contains(&p)).ok_or_else(|| format!("`{s}`: prefix must be 1..=30"))?;
+    Ok((parse_ipv4(a)?, p))
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for o in out.iter_mut() {
+        *o = parts
+            .next()
+            .filter(|p| p.len() == 2)
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(|| format!("`{s}` is not a MAC address"))?;
+    }
+    if parts.next().is_some() {
+        return Err(format!("`{s}` is not a MAC address"));
+    }
+    Ok(out)
+}
+
+fn parse_port(s: &str) -> Result<FwdPort, String> {
+    let f: Vec<&str> = s.split(',').collect();
+    if f.len() != 3 {
+        return Err(format!("`{s}`: expected IP/PREFIX,PEER_IP,PEER_MAC"));
+    }
+    let (addr, prefix) = parse_cidr(f[0])?;
+    Ok(FwdPort { addr, prefix, peer_ip: parse_ipv4(f[1])?, peer_mac: parse_mac(f[2])? })
+}
+
+fn parse_crashes(s: &str) -> Result<Vec<(String, u64)>, String> {
+    s.split(',')
+        .map(|item| {
+            let (name, ms) = item.split_once('@').ok_or_else(|| format!("`{item}`: expected NAME@MS"))?;
+            let ms = ms.parse().map_err(|_| format!("`{item}`: MS must be a number"))?;
+            Ok((name.to_string(), ms))
+        })
+        .collect()
+}
+
+/// Finds the NICs and starts the domains the options ask for. Errors are printed; the
+/// kernel carries on without a network.
+pub fn start(o: &Options) {
+    if let Err(e) = try_start(o) {
+        println!("net: not started: {e}");
+    }
+}
+
+fn try_start(o: &Options) -> Result<(), String> {
+    let mode = o.mode.as_deref().unwrap_or("stack");
+    if mode == "off" {
+        return Ok(());
+    }
+    if !matches!(mode, "stack" | "fwd") {
+        return Err(format!("net={mode}: expected off, stack or fwd"));
+    }
+    let crashes = o.crash.as_deref().map(parse_crashes).transpose()?.unwrap_or_default();
+    let devices: Vec<pci::Function> =
+        VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect::<Vec<_>>();
+    let mut devices = devices;
+    devices.sort_by_key(|f| f.bdf);
+    if devices.is_empty() {
+        if o.mode.is_some() {
+            return Err("no virtio-net device (start QEMU with -device virtio-net-pci,…)".into());
+        }
+        return Ok(());
+    }
+    let mut nics = Vec::new();
+    for (i, f) in devices.iter().enumerate() {
+        let name = format!("virtio-net{i}");
+        let id = start_driver(&name, f.bdf)?;
+        nics.push((id, NicShadow::new(&name, id)?));
+    }
+    let mut net = Net { nics, stack: None, services: None, forward: None };
+    match mode {
+        "stack" => {
+            let (addr, prefix) = parse_cidr(o.ip.as_deref().unwrap_or("10.0.2.15/24"))?;
+            let gateway = match o.gw.as_deref() {
+                Some(g) => parse_ipv4(g)?,
+                None if o.ip.is_none() => [10, 0, 2, 2],
+                None => [0; 4],
+            };
+            let cfg = Ipv4Config { addr, prefix, gateway };
+            let shadow = net.nics[0].1;
+            let stack = domain::create::<StackKind>("netstack", "domains/dom-netstack", move || (shadow.remote(), cfg))?;
+            net.stack = Some(stack);
+            let services = domain::create::<ServicesKind>("services", "domains/dom-services", move || {
+                (domain::grant_recover::<dyn Sockets>(stack).expect("netstack exports Sockets"), SystemView::remote())
+            })?;
+            net.services = Some(services);
+        }
+        _ => {
+            if net.nics.len() < 2 {
+                return Err(format!("net=fwd needs two NICs, found {}", net.nics.len()));
+            }
+            let a = parse_port(o.fwd_a.as_deref().ok_or("net=fwd needs fwd.a=IP/P,PEER_IP,PEER_MAC")?)?;
+            let b = parse_port(o.fwd_b.as_deref().ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
+            let batch: u16 = o.fwd_batch.as_deref().unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
+            let cfg = FwdConfig { ports: [a, b], batch };
+            let (na, nb) = (net.nics[0].1, net.nics[1].1);
+            let fwd = domain::create::<ForwardKind>("forward", "domains/dom-forward", move || (na.remote(), nb.remote(), cfg))?;
+            net.forward = Some(fwd);
+            let f = domain::grant::<dyn Forward>(fwd)?;
+            sched::Builder::new("forward-run")
+                .priority(sched::Priority::Low)
+                .spawn(move || match f.run(0) {
+                    Ok(s) => println!("forward: stopped after {} packets", s.forwarded),
+                    Err(e) => println!("forward: stopped: {}", e.as_str()),
+                })
+                .map_err(|e| format!("spawning the forwarding thread: {e:?}"))?;
+        }
+    }
+    NET.call_once(|| net);
+    if !crashes.is_empty() {
+        let t0 = crate::time::uptime_us() / 1000;
+        sched::Builder::new("crash-schedule")
+            .priority(sched::Priority::High)
+            .spawn(move || {
+                for (name, at) in crashes {
+                    let now = crate::time::uptime_us() / 1000 - t0;
+                    if at > now {
+                        sched::sleep_ms(at - now);
+                    }
+                    let t = crate::time::uptime_us();
+                    match domain::lookup(&name).ok_or_else(|| "no such domain".to_string()).and_then(domain::kill) {
+                        Ok(_) => println!("crash: killed `{name}` at {} ms (uptime {} us)", at, t),
+                        Err(e) => println!("crash: `{name}`: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| format!("spawning the crash schedule: {e:?}"))?;
+    }
+    Ok(())
+}
+
+fn start_driver(name: &str, bdf: u16) -> Result<DomainId, String> {
+    let dev = pci::prepare(bdf)?;
+    let id = domain::create::<NicKind>(name, "domains/dom-virtio-net", move || {
+        // Each instance starts with bus mastering on (the death of the previous one
+        // turned it off before its memory was reclaimed).
+        pci::enable(bdf);
+        (NicArgs { dev, null_frame: [0; 64], null_len: 0 },)
+    })?;
+    pci::bind(bdf, id.0);
+    Ok(id)
+}
+
+/// Hands a kernel object to domains: a proxy into the kernel (slot 0), so code and
+/// allocations stay the kernel's.
+fn export<T: ?Sized + Proxyable + Sync>(object: &'static T) -> Remote<T> {
+    // SAFETY: the object is 'static (leaked) and the kernel's generation never ends, so
+    // the target is valid for every call; a grant owns nothing, so no release.
+    unsafe {
+        let t = Target::new(DomainId(0), domain::KERNEL_GEN, NonNull::from(object));
+        Remote::proxied(t, T::proxy_view::<KernelRt>(), None)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// The kernel's stand-in for a NIC driver: see the module docs.
+pub struct NicShadow {
+    pub name: String,
+    inner: Remote<dyn Nic>,
+    polling: AtomicBool,
+    /// A crash was absorbed: re-apply settings on the next call.
+    replay: AtomicBool,
+    /// Driver calls that failed because the driver died (each lost its batch).
+    pub absorbed: AtomicU64,
+}
+
+impl NicShadow {
+    fn new(name: &str, driver: DomainId) -> Result<&'static NicShadow, String> {
+        let inner = domain::grant_recover::<dyn Nic>(driver)?;
+        Ok(Box::leak(Box::new(NicShadow {
+            name: name.to_string(),
+            inner,
+            polling: AtomicBool::new(false),
+            replay: AtomicBool::new(false),
+            absorbed: AtomicU64::new(0),
+        })))
+    }
+
+    pub fn remote(&'static self) -> Remote<dyn Nic> {
+        export::<dyn Nic>(self)
+    }
+
+    fn replay(&self) {
+        if self.replay.swap(false, Relaxed) {
+            let _ = self.inner.set_polling(self.polling.load(Relaxed));
+        }
+    }
+
+    fn absorb<T>(&self, r: RpcResult<T>, instead: impl FnOnce() -> T) -> RpcResult<T> {
+        match r {
+            Err(e) if e.is_crash() => {
+                self.absorbed.fetch_add(1, Relaxed);
+                self.replay.store(true, Relaxed);
+                Ok(instead())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Nic for NicShadow {
+    fn info(&self) -> RpcResult<NicInfo> {
+        self.replay();
+        self.inner.info()
+    }
+    fn stats(&self) -> RpcResult<NicStats> {
+        self.replay();
+        self.inner.stats()
+    }
+    fn tx(&self, b: Batch) -> RpcResult<Batch> {
+        self.replay();
+        let r = self.inner.tx(b);
+        self.absorb(r, Batch::new)
+    }
+    fn rx(&self, b: Batch) -> RpcResult<Batch> {
+        self.replay();
+        let r = self.inner.rx(b);
+        self.absorb(r, Batch::new)
+    }
+    fn wait(&self, timeout_ns: u64) -> RpcResult<()> {
+        self.replay();
+        let r = self.inner.wait(timeout_ns);
+        self.absorb(r, || ())
+    }
+    fn set_polling(&self, on: bool) -> RpcResult<()> {
+        self.polling.store(on, Relaxed);
+        self.replay.store(false, Relaxed);
+        let r = self.inner.set_polling(on);
+        self.absorb(r, || ())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// The kernel's read-only view of itself (for the HTTP status page).
+pub struct SystemView;
+
+impl SystemView {
+    pub fn remote() -> Remote<dyn System> {
+        static VIEW: SystemView = SystemView;
+        export::<dyn System>(&VIEW)
+    }
+}
+
+impl System for SystemView {
+    fn domains(&self, mut t: RRef<DomainTable>) -> RpcResult<RRef<DomainTable>> {
+        let rows = domain::list();
+        t.len = 0;
+        for (i, d) in rows.iter().take(TABLE_ROWS).enumerate() {
+            let mut name = [0u8; NAME_MAX];
+            let mut n = d.name.len().min(NAME_MAX);
+            while !d.name.is_char_boundary(n) {
+                n -= 1;
+            }
+            name[..n].copy_from_slice(&d.name.as_bytes()[..n]);
+            t.rows[i] = DomainRow {
+                id: d.id,
+                name,
+                name_len: n as u8,
+                generation: d.generation,
+                state: match d.state {
+                    domain::State::Alive => 0,
+                    domain::State::Dead => 1,
+                    domain::State::Restarting => 2,
+                },
+                heap_used: d.heap_used as u64,
+                heap_reserved: d.heap_reserved as u64,
+                rrefs: d.rrefs,
+                rref_bytes: d.rref_bytes,
+                calls: d.calls,
+                crashes: d.crashes,
+                restarts: d.restarts,
+            };
+            t.len = i as u32 + 1;
+        }
+        t.uptime_ms = crate::time::uptime_us() / 1000;
+        t.shared_heap_used = domain::shared::SHARED.used() as u64;
+        t.shared_heap_size = domain::shared::SHARED.size() as u64;
+        Ok(t)
+    }
+}
+
+/// The console's `net` command.
+pub fn print_status() {
+    let Some(net) = get() else {
+        println!("no network (no virtio-net device, or net=off)");
+        return;
+    };
+    for (id, s) in &net.nics {
+        match s.inner.stats() {
+            Ok(st) => println!(
+                "  {:<12} domain {:>2}  rx {:>9} pkts {:>11} B  tx {:>9} pkts {:>11} B  dropped {}  irqs {}  crashes absorbed {}",
+                s.name, id.0, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.dropped, st.irqs, s.absorbed.load(Relaxed)
+            ),
+            Err(e) => println!("  {:<12} domain {:>2}  {}", s.name, id.0, e.as_str()),
+        }
+    }
+    if let Some(st) = net.stack.and_then(|d| domain::grant::<dyn Sockets>(d).ok()) {
+        if let Ok(s) = st.stats() {
+            println!(
+                "  netstack     rx {} frames  tx {} frames  nic errors {}  sockets {}  polls {}",
+                s.rx_frames, s.tx_frames, s.nic_errors, s.sockets, s.polls
+            );
+        }
+    }
+    if let Some(f) = net.forward.and_then(|d| domain::grant::<dyn Forward>(d).ok()) {
+        if let Ok(s) = f.stats() {
+            println!(
+                "  forward      forwarded {}  dropped {}  arp replies {}  nic errors {}  buffers replaced {}  rounds {}",
+                s.forwarded, s.dropped, s.arp_replies, s.nic_errors, s.replaced, s.rounds
+            );
+        }
+    }
+}
