@@ -17,7 +17,8 @@ BOOTMOD   := target/frond/boot.cpio
 # `-C relocation-model=static`, and sharing a directory would rebuild common crates
 # every time the flags switch.
 DOMAIN_DIR := target/domains/$(TARGET)/release
-DOMAINS   := dom-echo dom-relay dom-client
+# Domain binaries (crates under domains/ and drivers/), bundled as domains/<name>.
+DOMAINS   := dom-echo dom-relay dom-client dom-virtio-net dom-null-net dom-netstack dom-services dom-forward
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))

@@ -11,7 +11,7 @@ pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
     pub bench: Option<&'a str>,
     pub log: log::LevelFilter,
-    pub net: crate::net::Options,
+    pub net: crate::net::Options<'a>,
 }
 
 pub fn parse(line: &str) -> Cmdline<'_> {
@@ -25,13 +25,13 @@ pub fn parse(line: &str) -> Cmdline<'_> {
                 Ok(l) => c.log = l,
                 Err(_) => log::warn!("cmdline: bad log level '{v}'"),
             },
-            "net" => c.net.mode = Some(v.into()),
-            "ip" => c.net.ip = Some(v.into()),
-            "gw" => c.net.gw = Some(v.into()),
-            "fwd.batch" => c.net.fwd_batch = Some(v.into()),
-            "fwd.a" => c.net.fwd_a = Some(v.into()),
-            "fwd.b" => c.net.fwd_b = Some(v.into()),
-            "crash" => c.net.crash = Some(v.into()),
+            "net" => c.net.mode = Some(v),
+            "ip" => c.net.ip = Some(v),
+            "gw" => c.net.gw = Some(v),
+            "fwd.batch" => c.net.fwd_batch = Some(v),
+            "fwd.a" => c.net.fwd_a = Some(v),
+            "fwd.b" => c.net.fwd_b = Some(v),
+            "crash" => c.net.crash = Some(v),
             _ => log::warn!("cmdline: unknown option '{tok}'"),
         }
     }

@@ -34,6 +34,12 @@ const BENCHES: &[Bench] = &[
     Bench { name: "proxy_dead_call", iters: 100_000, run: proxy_dead_call },
     Bench { name: "rref_alloc_free", iters: 100_000, run: rref_alloc_free },
     Bench { name: "domain_restart", iters: 100, run: domain_restart },
+    Bench { name: "fwd_null_b1", iters: 20_000, run: |n| crate::netbench::fwd_null(n, 1, true) },
+    Bench { name: "fwd_null_b8", iters: 64_000, run: |n| crate::netbench::fwd_null(n, 8, true) },
+    Bench { name: "fwd_null_b32", iters: 128_000, run: |n| crate::netbench::fwd_null(n, 32, true) },
+    Bench { name: "fwd_null_direct_b1", iters: 20_000, run: |n| crate::netbench::fwd_null(n, 1, false) },
+    Bench { name: "fwd_null_direct_b8", iters: 64_000, run: |n| crate::netbench::fwd_null(n, 8, false) },
+    Bench { name: "fwd_null_direct_b32", iters: 128_000, run: |n| crate::netbench::fwd_null(n, 32, false) },
 ];
 
 /// The echo domain every domain benchmark calls (created on first use).

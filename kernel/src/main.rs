@@ -40,6 +40,7 @@ mod kbench;
 mod ktest;
 mod ktest_domains;
 mod net;
+mod netbench;
 mod pci;
 mod mem {
     pub mod frame;
@@ -136,8 +137,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         (None, Some(name)) => kbench::run_main(leak_str(name)),
         (None, None) => {
             demo::start();
-            net::start(&args.net);
             sched::spawn("console", || console::run());
+            // In a thread of its own: a domain thread it starts (the forwarding loop) must
+            // not keep the boot context, which becomes the idle thread, from finishing.
+            let net = args.net.to_static();
+            sched::spawn("net-init", move || net::start(&net));
         }
     }
     x86_64::instructions::interrupts::enable();

@@ -39,15 +39,17 @@ const VIRTIO_VENDOR: u16 = 0x1af4;
 const VIRTIO_NET_IDS: [u16; 2] = [0x1000, 0x1041];
 
 /// Network options from the kernel command line.
+/// Network options from the kernel command line (borrowed from it: parsed before the
+/// heap exists).
 #[derive(Clone, Debug, Default)]
-pub struct Options {
-    pub mode: Option<String>,
-    pub ip: Option<String>,
-    pub gw: Option<String>,
-    pub fwd_batch: Option<String>,
-    pub fwd_a: Option<String>,
-    pub fwd_b: Option<String>,
-    pub crash: Option<String>,
+pub struct Options<'a> {
+    pub mode: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub gw: Option<&'a str>,
+    pub fwd_batch: Option<&'a str>,
+    pub fwd_a: Option<&'a str>,
+    pub fwd_b: Option<&'a str>,
+    pub crash: Option<&'a str>,
 }
 
 /// Everything [`start`] made, for the console and tests.
@@ -119,21 +121,37 @@ fn parse_crashes(s: &str) -> Result<Vec<(String, u64)>, String> {
 
 /// Finds the NICs and starts the domains the options ask for. Errors are printed; the
 /// kernel carries on without a network.
-pub fn start(o: &Options) {
+impl Options<'_> {
+    /// A copy that outlives the command line (which lives on the boot stack).
+    pub fn to_static(&self) -> Options<'static> {
+        let keep = |s: Option<&str>| s.map(|s| &*String::from(s).leak());
+        Options {
+            mode: keep(self.mode),
+            ip: keep(self.ip),
+            gw: keep(self.gw),
+            fwd_batch: keep(self.fwd_batch),
+            fwd_a: keep(self.fwd_a),
+            fwd_b: keep(self.fwd_b),
+            crash: keep(self.crash),
+        }
+    }
+}
+
+pub fn start(o: &Options<'_>) {
     if let Err(e) = try_start(o) {
         println!("net: not started: {e}");
     }
 }
 
-fn try_start(o: &Options) -> Result<(), String> {
-    let mode = o.mode.as_deref().unwrap_or("stack");
+fn try_start(o: &Options<'_>) -> Result<(), String> {
+    let mode = o.mode.unwrap_or("stack");
     if mode == "off" {
         return Ok(());
     }
     if !matches!(mode, "stack" | "fwd") {
         return Err(format!("net={mode}: expected off, stack or fwd"));
     }
-    let crashes = o.crash.as_deref().map(parse_crashes).transpose()?.unwrap_or_default();
+    let crashes = o.crash.map(parse_crashes).transpose()?.unwrap_or_default();
     let devices: Vec<pci::Function> =
         VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect::<Vec<_>>();
     let mut devices = devices;
@@ -153,8 +171,8 @@ fn try_start(o: &Options) -> Result<(), String> {
     let mut net = Net { nics, stack: None, services: None, forward: None };
     match mode {
         "stack" => {
-            let (addr, prefix) = parse_cidr(o.ip.as_deref().unwrap_or("10.0.2.15/24"))?;
-            let gateway = match o.gw.as_deref() {
+            let (addr, prefix) = parse_cidr(o.ip.unwrap_or("10.0.2.15/24"))?;
+            let gateway = match o.gw {
                 Some(g) => parse_ipv4(g)?,
                 None if o.ip.is_none() => [10, 0, 2, 2],
                 None => [0; 4],
@@ -172,9 +190,9 @@ fn try_start(o: &Options) -> Result<(), String> {
             if net.nics.len() < 2 {
                 return Err(format!("net=fwd needs two NICs, found {}", net.nics.len()));
             }
-            let a = parse_port(o.fwd_a.as_deref().ok_or("net=fwd needs fwd.a=IP/P,PEER_IP,PEER_MAC")?)?;
-            let b = parse_port(o.fwd_b.as_deref().ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
-            let batch: u16 = o.fwd_batch.as_deref().unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
+            let a = parse_port(o.fwd_a.ok_or("net=fwd needs fwd.a=IP/P,PEER_IP,PEER_MAC")?)?;
+            let b = parse_port(o.fwd_b.ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
+            let batch: u16 = o.fwd_batch.unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
             let cfg = FwdConfig { ports: [a, b], batch };
             let (na, nb) = (net.nics[0].1, net.nics[1].1);
             let fwd = domain::create::<ForwardKind>("forward", "domains/dom-forward", move || (na.remote(), nb.remote(), cfg))?;
@@ -249,7 +267,7 @@ pub struct NicShadow {
 }
 
 impl NicShadow {
-    fn new(name: &str, driver: DomainId) -> Result<&'static NicShadow, String> {
+    pub fn new(name: &str, driver: DomainId) -> Result<&'static NicShadow, String> {
         let inner = domain::grant_recover::<dyn Nic>(driver)?;
         Ok(Box::leak(Box::new(NicShadow {
             name: name.to_string(),

@@ -1,0 +1,321 @@
+//! [`Forwarder`]: drives two NICs in rounds, with a pool of packet buffers.
+//!
+//! A round: for each port, `rx` with up to `batch` free buffers from the pool (the NIC
+//! hands back received frames; untaken buffers return to the pool), and each frame goes
+//! through [`process`]: forwarded frames join the output port's out queue, ARP replies the
+//! input port's, dropped buffers return to the pool. An out queue that reaches `batch`
+//! frames is transmitted at once; at the end of the round each port transmits what is
+//! left (and calls `tx` with nothing to send while the NIC still holds sent buffers, to
+//! get them back). Frames a NIC does not take are dropped (`NoRoom`) and recycled;
+//! completed buffers return to the pool.
+//!
+//! A NIC call that fails counts in `nic_errors`; the buffers (and frames) handed in are
+//! lost (frames count as `NicLost` drops) and the pool is topped up with new buffers
+//! (counted in `replaced`) whenever it holds fewer than `batch` at rx time.
+//!
+//! Invariants, between rounds:
+//! * every buffer the forwarder allocated is in the pool, held by a NIC, or lost in a
+//!   failed call — out queues and rx batches are empty;
+//! * `rx_frames == forwarded + arp_replies + dropped`: every received frame was either
+//!   taken by an output NIC or dropped for exactly one reason.
+
+use crate::packet::{ethertype, process, DropReason, PortState, Verdict, ETHERTYPE_ARP};
+use alloc::vec::Vec;
+use core::ops::Deref;
+use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, BATCH_MAX};
+use frond_interface::{RRef, RpcError};
+
+/// Initial pool size when the caller has no better idea.
+pub const DEFAULT_POOL: usize = 512;
+
+/// The forwarder's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames received from either NIC.
+    pub rx_frames: u64,
+    /// Frames an output NIC took (forwarded frames and ARP replies).
+    pub tx_frames: u64,
+    /// IPv4 frames an output NIC took.
+    pub forwarded: u64,
+    /// ARP replies the input NIC took.
+    pub arp_replies: u64,
+    /// Sum of `drops`.
+    pub dropped: u64,
+    /// Drops by reason, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+    /// NIC calls that returned `Err` (set_polling included).
+    pub nic_errors: u64,
+    /// Buffers allocated to top the pool up after the initial pool.
+    pub replaced: u64,
+    pub rounds: u64,
+}
+
+impl Counters {
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    /// The interface's view.
+    pub fn fwd_stats(&self) -> FwdStats {
+        FwdStats {
+            forwarded: self.forwarded,
+            dropped: self.dropped,
+            arp_replies: self.arp_replies,
+            nic_errors: self.nic_errors,
+            replaced: self.replaced,
+            rounds: self.rounds,
+        }
+    }
+
+    #[inline]
+    fn drop_n(&mut self, r: DropReason, n: u64) {
+        self.drops[r as usize] += n;
+        self.dropped += n;
+    }
+}
+
+/// `batch` clamped to `1..=BATCH_MAX`, and whether it had to be.
+pub fn clamp_batch(batch: u16) -> (usize, bool) {
+    let b = (batch as usize).clamp(1, BATCH_MAX);
+    (b, b != batch as usize)
+}
+
+/// One NIC and what the forwarder keeps for it between calls.
+struct Io<N> {
+    nic: N,
+    info: NicInfo,
+    /// The rx batch, reused (both queues empty between calls). `None` after a failed call.
+    rx: Option<Batch>,
+    /// The out queue is `out.pkts`; `out.done` stays empty between calls.
+    out: Option<Batch>,
+    /// ARP replies in the out queue (the rest are forwarded frames).
+    out_arp: usize,
+    /// Buffers the NIC took for sending and has not handed back yet.
+    in_flight: usize,
+    /// `tx` was called in this round.
+    tx_called: bool,
+}
+
+/// IPv4 forwarding between NIC 0 and NIC 1. `N` is how the NICs are held:
+/// `Remote<dyn Nic>` in the domain, `&FakeNic` in tests.
+pub struct Forwarder<N>
+where
+    N: Deref,
+    N::Target: Nic,
+{
+    io: [Io<N>; 2],
+    ports: [PortState; 2],
+    batch: usize,
+    pool: Vec<RRef<Pkt>>,
+    c: Counters,
+}
+
+fn new_buf() -> Option<RRef<Pkt>> {
+    RRef::try_new(Pkt::empty()).ok()
+}
+
+impl<N> Forwarder<N>
+where
+    N: Deref,
+    N::Target: Nic,
+{
+    /// Learns each NIC's MAC from `info()`, puts both in polling mode (a failure there
+    /// only counts in `nic_errors`), and allocates a pool of `pool` buffers (fewer if the
+    /// shared heap runs out). `cfg.batch` is clamped to `1..=BATCH_MAX`.
+    ///
+    /// Fails if `info()` of either NIC fails.
+    pub fn new(nics: [N; 2], cfg: &FwdConfig, pool: usize) -> Result<Self, RpcError> {
+        let [a, b] = nics;
+        let infos = [a.info()?, b.info()?];
+        let mut c = Counters::default();
+        for nic in [&a, &b] {
+            if nic.set_polling(true).is_err() {
+                c.nic_errors += 1;
+            }
+        }
+        let ports = [PortState::new(cfg.ports[0], infos[0].mac), PortState::new(cfg.ports[1], infos[1].mac)];
+        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false };
+        let mut f = Self {
+            io: [io(a, infos[0]), io(b, infos[1])],
+            ports,
+            batch: clamp_batch(cfg.batch).0,
+            pool: Vec::new(),
+            c,
+        };
+        f.grow_pool(pool);
+        Ok(f)
+    }
+
+    /// Adds up to `n` new buffers to the pool (not counted as `replaced`); returns how
+    /// many the shared heap gave.
+    pub fn grow_pool(&mut self, n: usize) -> usize {
+        self.pool.reserve(n);
+        for i in 0..n {
+            match new_buf() {
+                Some(p) => self.pool.push(p),
+                None => return i,
+            }
+        }
+        n
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn ports(&self) -> &[PortState; 2] {
+        &self.ports
+    }
+
+    pub fn nic(&self, i: usize) -> &N {
+        &self.io[i].nic
+    }
+
+    pub fn nic_info(&self, i: usize) -> NicInfo {
+        self.io[i].info
+    }
+
+    /// Free buffers in the pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.c
+    }
+
+    pub fn stats(&self) -> FwdStats {
+        self.c.fwd_stats()
+    }
+
+    /// Runs `n` rounds.
+    pub fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.round();
+        }
+    }
+
+    /// One round: receive and process on port 0 then port 1, then transmit on both.
+    pub fn round(&mut self) {
+        self.receive(0);
+        self.receive(1);
+        for j in 0..2 {
+            let io = &self.io[j];
+            let queued = io.out.as_ref().is_some_and(|b| !b.pkts.is_empty());
+            if queued || (!io.tx_called && io.in_flight > 0) {
+                self.transmit(j);
+            }
+            self.io[j].tx_called = false;
+        }
+        self.c.rounds += 1;
+    }
+
+    /// Allocates buffers until the pool holds `batch`.
+    fn top_up(&mut self) {
+        while self.pool.len() < self.batch {
+            match new_buf() {
+                Some(p) => {
+                    self.pool.push(p);
+                    self.c.replaced += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn receive(&mut self, i: usize) {
+        if self.pool.len() < self.batch {
+            self.top_up();
+        }
+        let mut b = self.io[i].rx.take().unwrap_or_default();
+        for _ in 0..self.batch {
+            let Some(p) = self.pool.pop() else { break };
+            if let Err(p) = b.pkts.push_back(p) {
+                self.pool.push(p);
+                break;
+            }
+        }
+        let mut b = match self.io[i].nic.rx(b) {
+            Ok(b) => b,
+            Err(_) => {
+                self.c.nic_errors += 1;
+                return;
+            }
+        };
+        while let Some(p) = b.pkts.pop_front() {
+            self.pool.push(p);
+        }
+        while let Some(mut p) = b.done.pop_front() {
+            self.c.rx_frames += 1;
+            let len = p.len as usize;
+            match process(&mut p.data, len, i, &self.ports) {
+                Verdict::Forward(j) => self.enqueue(j, p, false),
+                Verdict::ArpReply => self.enqueue(i, p, true),
+                Verdict::Drop(r) => {
+                    self.c.drop_n(r, 1);
+                    self.pool.push(p);
+                }
+            }
+        }
+        self.io[i].rx = Some(b);
+    }
+
+    /// Appends a frame to port `j`'s out queue; transmits when it holds `batch` frames.
+    #[inline]
+    fn enqueue(&mut self, j: usize, p: RRef<Pkt>, arp: bool) {
+        let batch = self.batch;
+        let io = &mut self.io[j];
+        let out = io.out.get_or_insert_with(Batch::new);
+        match out.pkts.push_back(p) {
+            Ok(()) => {
+                io.out_arp += arp as usize;
+                if out.pkts.len() >= batch {
+                    self.transmit(j);
+                }
+            }
+            // Unreachable while queues are flushed at `batch` <= capacity; kept total.
+            Err(p) => {
+                self.c.drop_n(DropReason::NoRoom, 1);
+                self.pool.push(p);
+            }
+        }
+    }
+
+    /// Hands port `j`'s out queue to its NIC and takes back completed buffers.
+    fn transmit(&mut self, j: usize) {
+        let io = &mut self.io[j];
+        let b = io.out.take().unwrap_or_default();
+        let handed = b.pkts.len();
+        let arp = core::mem::take(&mut io.out_arp);
+        io.tx_called = true;
+        let mut b = match io.nic.tx(b) {
+            Ok(b) => b,
+            Err(_) => {
+                io.in_flight = 0;
+                self.c.nic_errors += 1;
+                self.c.drop_n(DropReason::NicLost, handed as u64);
+                return;
+            }
+        };
+        let mut untaken = 0usize;
+        let mut arp_untaken = 0usize;
+        while let Some(p) = b.pkts.pop_front() {
+            untaken += 1;
+            arp_untaken += (ethertype(p.frame()) == ETHERTYPE_ARP) as usize;
+            self.pool.push(p);
+        }
+        let untaken = untaken.min(handed);
+        let taken = handed - untaken;
+        let arp_taken = arp.saturating_sub(arp_untaken).min(taken);
+        self.c.tx_frames += taken as u64;
+        self.c.arp_replies += arp_taken as u64;
+        self.c.forwarded += (taken - arp_taken) as u64;
+        self.c.drop_n(DropReason::NoRoom, untaken as u64);
+        let io = &mut self.io[j];
+        io.in_flight = (io.in_flight + taken).saturating_sub(b.done.len());
+        while let Some(p) = b.done.pop_front() {
+            self.pool.push(p);
+        }
+        self.io[j].out = Some(b);
+    }
+}
