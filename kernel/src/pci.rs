@@ -322,6 +322,9 @@ pub fn prepare(bdf: u16) -> Result<PciDevice, String> {
             d.ncaps += 1;
         }
     }
+    let bdf_io = f.bars.iter().any(|b| b.1 != 0 && b.0 & IO_FLAG != 0);
+    // Decoding must be on before the MSI-X table (device memory) can be written.
+    enable_command(bdf, bdf_io);
     if f.vector == 0 {
         if let Some(&(_, off)) = f.caps.iter().find(|c| c.0 == CAP_MSIX) {
             let v = alloc_vector().ok_or("out of MSI vectors")?;
@@ -330,8 +333,6 @@ pub fn prepare(bdf: u16) -> Result<PciDevice, String> {
         }
     }
     d.msix_vector = f.vector;
-    drop(fs);
-    enable(bdf);
     Ok(d)
 }
 
@@ -372,6 +373,10 @@ fn program_msix(f: &Function, cap: u8, vector: u8) -> Result<(), String> {
 /// instance starts, so a restarted driver finds bus mastering on again).
 pub fn enable(bdf: u16) {
     let io = FUNCTIONS.lock().iter().find(|f| f.bdf == bdf).is_some_and(|f| f.bars.iter().any(|b| b.1 != 0 && b.0 & IO_FLAG != 0));
+    enable_command(bdf, io);
+}
+
+fn enable_command(bdf: u16, io: bool) {
     let cmd = read16(bdf, 0x04);
     write16(bdf, 0x04, cmd | CMD_MEM | CMD_BUS_MASTER | CMD_INTX_DISABLE | if io { CMD_IO } else { 0 });
 }

@@ -263,7 +263,7 @@ pub struct SockId(pub u32);
 pub enum NetError {
     /// Not a socket of this stack (for instance one from before a restart).
     NoSuchSocket,
-    /// The port is taken.
+    /// The port is taken (reserved: binds and listens take ports over instead).
     AddrInUse,
     /// No socket or buffer space left.
     Exhausted,
@@ -288,8 +288,13 @@ pub struct StackStats {
 /// changed.
 #[interface(recover)]
 pub trait Sockets: Send + Sync {
+    /// A UDP socket on `port`. A port already bound is **taken over**: the previous socket
+    /// is closed. Its holder may be a crashed domain that can never close it, and the
+    /// restarted instance must be able to bind again. (`AddrInUse` is not returned.)
     fn udp_bind(&self, port: u16) -> RpcResult<Result<SockId, NetError>>;
-    /// A listening TCP socket with `backlog` (1..=8) connections pending at most.
+    /// A listening TCP socket with `backlog` (1..=8) connections pending at most. A port
+    /// already listened on is taken over as in `udp_bind`; established connections
+    /// accepted from the old listener are not affected.
     fn tcp_listen(&self, port: u16, backlog: u8) -> RpcResult<Result<SockId, NetError>>;
     /// An established connection from `listener`'s backlog, if one is ready.
     fn tcp_accept(&self, listener: SockId) -> RpcResult<Result<Option<SockId>, NetError>>;

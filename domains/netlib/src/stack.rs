@@ -392,6 +392,8 @@ pub struct Stack {
     /// Connections closed by their owner, not yet freed, with the time of the close.
     closing: Vec<(SocketHandle, u64)>,
     next_id: u32,
+    /// Sockets closed because a new bind or listen took their port over.
+    pub taken_over: u64,
     polls: u64,
     /// Latest time seen (nanoseconds since boot); smoltcp time never goes back.
     now_ns: u64,
@@ -440,6 +442,7 @@ impl Stack {
             table: BTreeMap::new(),
             closing: Vec::new(),
             next_id: ((mix(seed) >> 40) as u32) | 1,
+            taken_over: 0,
             polls: 0,
             now_ns,
             mac: info.mac,
@@ -547,12 +550,16 @@ impl Stack {
         if port == 0 {
             return Err(NetError::InvalidArgument);
         }
-        let taken = self.table.values().any(|e| match e {
-            Entry::Udp(h) => self.sockets.get::<udp::Socket>(*h).endpoint().port == port,
-            _ => false,
-        });
-        if taken {
-            return Err(NetError::AddrInUse);
+        // Take the port over from its previous holder (see `Sockets::udp_bind`).
+        let holders: Vec<u32> = self
+            .table
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Udp(h) if self.sockets.get::<udp::Socket>(*h).endpoint().port == port))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in holders {
+            let _ = self.close(SockId(id));
+            self.taken_over += 1;
         }
         if self.socket_count() >= MAX_SOCKETS {
             return Err(NetError::Exhausted);
@@ -573,8 +580,16 @@ impl Stack {
         if port == 0 || backlog == 0 || backlog > MAX_BACKLOG {
             return Err(NetError::InvalidArgument);
         }
-        if self.table.values().any(|e| matches!(e, Entry::Listener { port: p, .. } if *p == port)) {
-            return Err(NetError::AddrInUse);
+        // Take the port over from its previous holder (see `Sockets::tcp_listen`).
+        let holders: Vec<u32> = self
+            .table
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Listener { port: p, .. } if *p == port))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in holders {
+            let _ = self.close(SockId(id));
+            self.taken_over += 1;
         }
         if self.socket_count() + backlog as usize > MAX_SOCKETS {
             return Err(NetError::Exhausted);

@@ -748,10 +748,15 @@ fn socket_errors_follow_the_interface() {
     assert_eq!(b.stack.tcp_accept(SockId(0xdead_beef)), Err(NetError::NoSuchSocket));
     assert_eq!(b.stack.send_drained(SockId(0xdead_beef)), Err(NetError::NoSuchSocket));
 
+    // A second bind/listen takes the port over: the old socket is gone.
+    let stale_u = b.stack.udp_bind(7).unwrap();
     let u = b.stack.udp_bind(7).unwrap();
-    assert_eq!(b.stack.udp_bind(7), Err(NetError::AddrInUse));
+    assert_ne!(u, stale_u);
+    assert_eq!(b.stack.recv(stale_u, &mut buf), Err(NetError::NoSuchSocket));
+    let stale_l = b.stack.tcp_listen(7, 1).unwrap();
     let l = b.stack.tcp_listen(7, 2).unwrap();
-    assert_eq!(b.stack.tcp_listen(7, 1), Err(NetError::AddrInUse));
+    assert_eq!(b.stack.tcp_accept(stale_l), Err(NetError::NoSuchSocket));
+    assert_eq!(b.stack.taken_over, 2);
     assert_eq!(b.stack.tcp_listen(8, 0), Err(NetError::InvalidArgument));
     assert_eq!(b.stack.tcp_listen(8, 9), Err(NetError::InvalidArgument));
     assert_eq!(b.stack.tcp_listen(0, 1), Err(NetError::InvalidArgument));
