@@ -1,6 +1,7 @@
 # Frond — the entry points users need: run, test, bench, gdb, clean.
 #
-#   make run      build everything, boot in QEMU, open the kernel console (quit: `quit`)
+#   make run      build everything, boot in QEMU with a NIC on a tap in a private network
+#                 namespace (root) or user-mode networking, open the kernel console (quit: `quit`)
 #   make test     host unit tests + in-QEMU tests (each boots its own QEMU)
 #   make bench    benchmarks (figures, never pass/fail)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
@@ -44,7 +45,8 @@ build: setup
 		$(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
 
 run: build
-	@$(QEMU_RUN) run --append "$(APPEND)"
+	@$(CARGO) build -q -p frond-tests --bin frond-qemu
+	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu
 
 test: build
 	$(CARGO) test
@@ -53,7 +55,8 @@ bench: build
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
 
 gdb: build
-	@$(QEMU_RUN) run --gdb --append "$(APPEND)"
+	@$(CARGO) build -q -p frond-tests --bin frond-qemu
+	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --gdb
 
 clean:
 	$(CARGO) clean
