@@ -50,6 +50,16 @@ pub enum HarnessError {
     },
     /// [`crate::Session::send`] was called after QEMU's stdin was closed.
     StdinClosed,
+    /// A host helper command (`ip`, a packet tool, ...) failed or printed something the
+    /// harness could not use.
+    Command {
+        /// The command, shell-quoted.
+        command: String,
+        /// What went wrong: exit status, timeout, unparsable output.
+        problem: String,
+        /// Its stderr (trimmed; may be empty).
+        stderr: String,
+    },
 }
 
 impl HarnessError {
@@ -122,6 +132,17 @@ impl fmt::Display for HarnessError {
                 Ok(())
             }
             HarnessError::StdinClosed => write!(f, "QEMU's stdin is closed (QEMU has exited?)"),
+            HarnessError::Command {
+                command,
+                problem,
+                stderr,
+            } => {
+                write!(f, "`{command}`: {problem}")?;
+                if !stderr.trim().is_empty() {
+                    write!(f, "\n--- its stderr ---\n{}", stderr.trim_end())?;
+                }
+                Ok(())
+            }
         }
     }
 }

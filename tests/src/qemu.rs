@@ -14,7 +14,9 @@
 //! | `FROND_QEMU_ARGS`   | extra QEMU arguments, whitespace-separated, appended last        |
 //!
 //! [`crate::Boot::accel`] and [`crate::Boot::firmware`] override `FROND_ACCEL` and
-//! `FROND_BIOS` for one boot (benchmarks compare firmwares without touching the environment).
+//! `FROND_BIOS` for one boot (benchmarks compare firmwares without touching the environment);
+//! [`crate::Boot::kernel`] and [`crate::Boot::boot_module`] replace the kernel and initrd
+//! (e.g. the Linux baseline guest), through [`QemuSpec::from_env_with`].
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -142,21 +144,52 @@ impl Artifacts {
     /// The artifacts named by `FROND_KERNEL` / `FROND_BOOT_MODULE` (or the defaults),
     /// checked to exist.
     pub fn locate() -> Result<Artifacts, HarnessError> {
+        Artifacts::locate_with(None, None)
+    }
+
+    /// Like [`Artifacts::locate`], but an explicit path (e.g. another guest's kernel image
+    /// and initrd, [`crate::Boot::kernel`]) replaces the environment and the default;
+    /// only the paths actually used are checked, so a guest given both explicitly does
+    /// not need Frond's build artifacts.
+    pub fn locate_with(
+        kernel: Option<PathBuf>,
+        boot_module: Option<PathBuf>,
+    ) -> Result<Artifacts, HarnessError> {
         let defaults = Artifacts::default_paths();
-        let kernel = env_path("FROND_KERNEL").unwrap_or(defaults.kernel);
-        let boot_module = env_path("FROND_BOOT_MODULE").unwrap_or(defaults.boot_module);
-        for (what, path, env_var) in [
-            ("kernel ELF", &kernel, "FROND_KERNEL"),
-            ("boot module", &boot_module, "FROND_BOOT_MODULE"),
+        let mut found = Vec::with_capacity(2);
+        for (what, explicit, env_var, default) in [
+            ("kernel ELF", kernel, "FROND_KERNEL", defaults.kernel),
+            (
+                "boot module",
+                boot_module,
+                "FROND_BOOT_MODULE",
+                defaults.boot_module,
+            ),
         ] {
-            if !path.is_file() {
-                return Err(HarnessError::MissingArtifact {
-                    what,
-                    path: path.clone(),
-                    env_var,
-                });
-            }
+            let path = match explicit {
+                Some(path) if path.is_file() => path,
+                Some(path) => {
+                    return Err(HarnessError::io(
+                        format!("{what} given explicitly not found at {}", path.display()),
+                        std::io::ErrorKind::NotFound.into(),
+                    ))
+                }
+                None => {
+                    let path = env_path(env_var).unwrap_or(default);
+                    if !path.is_file() {
+                        return Err(HarnessError::MissingArtifact {
+                            what,
+                            path,
+                            env_var,
+                        });
+                    }
+                    path
+                }
+            };
+            found.push(path);
         }
+        let boot_module = found.pop().expect("two paths");
+        let kernel = found.pop().expect("two paths");
         Ok(Artifacts {
             kernel,
             boot_module,
@@ -249,7 +282,16 @@ impl QemuSpec {
     /// A spec for `cmdline` built from the environment: artifacts (must exist),
     /// accelerator, firmware, QEMU binary; `FROND_QEMU_ARGS` goes into `extra_args`.
     pub fn from_env(cmdline: &str, serial: SerialMode) -> Result<QemuSpec, HarnessError> {
-        let artifacts = Artifacts::locate()?;
+        QemuSpec::from_env_with(Artifacts::locate()?, cmdline, serial)
+    }
+
+    /// Like [`QemuSpec::from_env`], booting `artifacts` (kernel image and initrd) instead
+    /// of the ones the environment names.
+    pub fn from_env_with(
+        artifacts: Artifacts,
+        cmdline: &str,
+        serial: SerialMode,
+    ) -> Result<QemuSpec, HarnessError> {
         let bios = choose_bios(
             env_string("FROND_BIOS").as_deref(),
             Path::new(QBOOT_PATH).is_file(),
@@ -456,6 +498,43 @@ mod tests {
         assert!(line.contains("-append 'test=boot log=debug'"), "{line}");
         assert_eq!(shell_quote("".as_ref()), "''");
         assert_eq!(shell_quote("it's".as_ref()), r"'it'\''s'");
+    }
+
+    #[test]
+    fn explicit_artifacts_need_no_build() {
+        let dir = std::env::temp_dir().join(format!("frond-artifacts-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (k, i) = (dir.join("vmlinuz"), dir.join("initrd.gz"));
+        fs::write(&k, b"k").unwrap();
+        fs::write(&i, b"i").unwrap();
+        let a = Artifacts::locate_with(Some(k.clone()), Some(i.clone())).unwrap();
+        assert_eq!(
+            a,
+            Artifacts {
+                kernel: k.clone(),
+                boot_module: i.clone()
+            }
+        );
+        let missing = dir.join("nope");
+        let err = Artifacts::locate_with(Some(missing.clone()), Some(i)).unwrap_err();
+        assert!(
+            err.to_string().contains(&*missing.to_string_lossy()),
+            "{err}"
+        );
+        assert!(
+            !matches!(err, HarnessError::MissingArtifact { .. }),
+            "no env hint for explicit paths"
+        );
+        let spec = QemuSpec::from_env_with(a, "console=ttyS0", SerialMode::Batch).unwrap();
+        let args: Vec<String> = spec
+            .args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let at = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+        assert_eq!(at("-kernel"), k.to_string_lossy());
+        assert_eq!(at("-append"), "console=ttyS0");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

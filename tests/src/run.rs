@@ -3,7 +3,11 @@
 //! Process model: the child is spawned in its own process group (`process_group(0)`, so
 //! its pgid is its pid) and, where util-linux `setpriv` exists, with a parent-death signal
 //! (`setpriv --pdeathsig KILL`, which then execs QEMU under the same pid), so it also dies
-//! if the test process itself is killed. Four helper threads serve each session:
+//! if the test process itself is killed. A QEMU that must run inside a network namespace
+//! ([`Boot::netns`]) is started as `setpriv ... -- ip netns exec NAME qemu ...`: `ip`
+//! enters the namespace and *execs* QEMU (it does not fork for a single command), so the
+//! pid, the process group and the parent-death signal are still QEMU's. Four helper
+//! threads serve each session:
 //! * a serial reader: QEMU's stdout → shared buffer (+ the log file), condvar notified;
 //! * a stderr reader: QEMU's stderr → shared buffer;
 //! * a waiter: reaps the child and publishes its status;
@@ -31,7 +35,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::qemu::{workspace_root, Accel, Firmware, QemuSpec, SerialMode, QBOOT_PATH};
+use crate::qemu::{
+    shell_quote, workspace_root, Accel, Artifacts, Firmware, QemuSpec, SerialMode, QBOOT_PATH,
+};
 use crate::serial::{self, Frame, TAIL_LINES};
 use crate::{Exit, HarnessError};
 
@@ -45,6 +51,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// The wrapper that sets a parent-death signal before exec'ing QEMU.
 const SETPRIV: &str = "/usr/bin/setpriv";
+/// Where `ip netns add` puts its namespaces (bind mounts named after them).
+pub(crate) const NETNS_DIR: &str = "/run/netns";
 
 /// The run deadline: `FROND_TEST_TIMEOUT` (seconds) if set, else [`DEFAULT_TIMEOUT`].
 ///
@@ -144,7 +152,7 @@ fn lossy(bytes: &[u8]) -> String {
 
 /// Looks `program` up in `PATH` (if it has no `/`), so a missing QEMU is reported as such
 /// instead of as a wrapper's exit status.
-fn resolve_program(program: &OsStr) -> Result<PathBuf, HarnessError> {
+pub(crate) fn resolve_program(program: &OsStr) -> Result<PathBuf, HarnessError> {
     let p = Path::new(program);
     if p.components().count() > 1 {
         return Ok(p.to_path_buf());
@@ -246,6 +254,39 @@ fn kill_group(pgid: i32) {
     let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
 }
 
+/// A `Command` for `program` (already resolved) with the harness's process guards: under
+/// `setpriv --pdeathsig KILL` where it exists, and inside network namespace `netns` (as
+/// `ip netns exec NETNS program`, which execs `program` under the same pid) if given.
+/// Its own process group; stdio not configured. Every long-lived child of the harness
+/// (QEMU, the packet tools) is built here; short commands run to completion are not.
+pub(crate) fn guarded_command(
+    program: &Path,
+    netns: Option<&str>,
+) -> Result<Command, HarnessError> {
+    let mut argv: Vec<OsString> = Vec::new();
+    if let Some(ns) = netns {
+        let ip = resolve_program("ip".as_ref())?;
+        argv.extend([
+            ip.into_os_string(),
+            "netns".into(),
+            "exec".into(),
+            ns.into(),
+        ]);
+    }
+    argv.push(program.as_os_str().to_os_string());
+    let mut cmd = if Path::new(SETPRIV).is_file() {
+        let mut c = Command::new(SETPRIV);
+        c.args(["--pdeathsig", "KILL", "--"]).args(&argv);
+        c
+    } else {
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    };
+    cmd.process_group(0);
+    Ok(cmd)
+}
+
 /// Options of the generic process runner behind [`Boot`].
 pub(crate) struct SpawnOptions {
     /// Log name (sanitized and made unique here).
@@ -256,6 +297,8 @@ pub(crate) struct SpawnOptions {
     pub log_dir: Option<PathBuf>,
     /// Shell form of the command, for messages.
     pub display: String,
+    /// Network namespace to run the process in (must exist), `None` = the caller's.
+    pub netns: Option<String>,
 }
 
 /// Spawns `program args...` in its own process group with piped stdio and starts the
@@ -266,18 +309,24 @@ pub(crate) fn spawn_process(
     opts: SpawnOptions,
 ) -> Result<Session, HarnessError> {
     let program = resolve_program(program)?;
-    let mut cmd = if Path::new(SETPRIV).is_file() {
-        let mut c = Command::new(SETPRIV);
-        c.args(["--pdeathsig", "KILL", "--"]).arg(&program);
-        c
-    } else {
-        Command::new(&program)
-    };
+    if let Some(ns) = &opts.netns {
+        // Checked here so a missing namespace is a harness error, not `ip`'s exit status.
+        let path = Path::new(NETNS_DIR).join(ns);
+        if !path.exists() {
+            return Err(HarnessError::io(
+                format!(
+                    "network namespace {ns:?} does not exist ({} missing)",
+                    path.display()
+                ),
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        }
+    }
+    let mut cmd = guarded_command(&program, opts.netns.as_deref())?;
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
 
     let (log_path, log_file) = match &opts.log_dir {
         Some(dir) => {
@@ -400,7 +449,9 @@ pub struct Boot {
     name: Option<String>,
     accel: Option<Accel>,
     firmware: Option<Firmware>,
+    kernel: Option<PathBuf>,
     boot_module: Option<PathBuf>,
+    netns: Option<String>,
 }
 
 impl Default for Boot {
@@ -420,8 +471,26 @@ impl Boot {
             name: None,
             accel: None,
             firmware: None,
+            kernel: None,
             boot_module: None,
+            netns: None,
         }
+    }
+
+    /// Boots this kernel image instead of `FROND_KERNEL` (e.g. another OS as a baseline;
+    /// with [`Boot::boot_module`] as its initrd, Frond's build artifacts are not needed).
+    pub fn kernel(mut self, path: impl Into<PathBuf>) -> Boot {
+        self.kernel = Some(path.into());
+        self
+    }
+
+    /// Runs QEMU inside the network namespace `name` (which must exist, e.g. a
+    /// [`crate::net::Netns`]), as `ip netns exec NAME qemu ...`; taps named in
+    /// [`Boot::qemu_args`] are then opened in that namespace. The process model is
+    /// unchanged: `ip` execs QEMU, so the group kill still covers it.
+    pub fn netns(mut self, name: impl Into<String>) -> Boot {
+        self.netns = Some(name.into());
+        self
     }
 
     /// Boots with this boot module instead of `FROND_BOOT_MODULE` (e.g. one with extra,
@@ -481,15 +550,13 @@ impl Boot {
 
     /// The QEMU command this boot would run (reads the environment; artifacts must exist).
     pub fn spec(&self) -> Result<QemuSpec, HarnessError> {
-        let mut spec = QemuSpec::from_env(&self.cmdline, SerialMode::Batch)?;
+        let artifacts = Artifacts::locate_with(self.kernel.clone(), self.boot_module.clone())?;
+        let mut spec = QemuSpec::from_env_with(artifacts, &self.cmdline, SerialMode::Batch)?;
         if let Some(accel) = self.accel {
             spec.accel = accel;
         }
         if let Some(firmware) = self.firmware {
             spec.bios = firmware.bios(Path::new(QBOOT_PATH).is_file())?;
-        }
-        if let Some(m) = &self.boot_module {
-            spec.boot_module = m.clone();
         }
         let from_env = std::mem::take(&mut spec.extra_args);
         spec.extra_args = self.qemu_args.clone();
@@ -511,7 +578,15 @@ impl Boot {
                 name,
                 timeout: self.timeout,
                 log_dir: Some(log_dir()),
-                display: spec.to_shell(),
+                display: match &self.netns {
+                    Some(ns) => format!(
+                        "ip netns exec {} {}",
+                        shell_quote(ns.as_ref()),
+                        spec.to_shell()
+                    ),
+                    None => spec.to_shell(),
+                },
+                netns: self.netns.clone(),
             },
         )?;
         if !self.stdin.is_empty() {
@@ -573,6 +648,11 @@ impl Session {
     /// QEMU's pid, which is also its process group id.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// How QEMU ended, if it already has (does not wait).
+    pub fn exited(&self) -> Option<Exit> {
+        self.shared.lock().status.map(Exit::from_status)
     }
 
     /// Where the serial output is being logged.
@@ -851,8 +931,14 @@ impl Outcome {
     #[track_caller]
     pub fn assert_backtrace_names(&self, symbol: &str) -> &Self {
         let frames = self.backtrace();
-        if !frames.iter().any(|f| f.symbol.as_deref().is_some_and(|s| s.contains(symbol))) {
-            panic!("no backtrace frame in {symbol}: {frames:#?}\n{}", self.report());
+        if !frames
+            .iter()
+            .any(|f| f.symbol.as_deref().is_some_and(|s| s.contains(symbol)))
+        {
+            panic!(
+                "no backtrace frame in {symbol}: {frames:#?}\n{}",
+                self.report()
+            );
         }
         self
     }
@@ -918,6 +1004,7 @@ mod tests {
                 timeout,
                 log_dir,
                 display: format!("sh -c {script:?}"),
+                netns: None,
             },
         )
         .unwrap()
@@ -1181,6 +1268,65 @@ mod tests {
         assert_eq!(s.wait(Duration::from_secs(10)).exit, Exit::Error(0));
     }
 
+    /// `Boot::netns` relies on `ip netns exec` exec'ing the program: the process the
+    /// harness spawned (and whose group it kills) must be the program itself, inside the
+    /// namespace. Root only.
+    #[test]
+    fn netns_wrapper_keeps_the_pid_and_enters_the_namespace() {
+        use std::os::unix::fs::MetadataExt;
+        if !crate::net::can_manage_netns() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ns = crate::net::Netns::create_unique("rt").unwrap();
+        let session = spawn_process(
+            "sh".as_ref(),
+            &[
+                "-c".into(),
+                "echo pid=$$; stat -L -c ino=%i /proc/self/ns/net".into(),
+            ],
+            SpawnOptions {
+                name: "netns".into(),
+                timeout: Duration::from_secs(10),
+                log_dir: None,
+                display: String::new(),
+                netns: Some(ns.name().to_string()),
+            },
+        )
+        .unwrap();
+        let pid = session.pid();
+        let out = session.wait(Duration::from_secs(10));
+        assert_eq!(out.exit, Exit::Error(0), "{}", out.report());
+        assert!(
+            out.serial.contains(&format!("pid={pid}\n")),
+            "{}",
+            out.serial
+        );
+        let ino = fs::metadata(ns.path()).unwrap().ino();
+        assert!(
+            out.serial.contains(&format!("ino={ino}\n")),
+            "{} vs {ino}",
+            out.serial
+        );
+
+        let missing = spawn_process(
+            "sh".as_ref(),
+            &[],
+            SpawnOptions {
+                name: "netns".into(),
+                timeout: Duration::from_secs(1),
+                log_dir: None,
+                display: String::new(),
+                netns: Some("frond-no-such-netns".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            missing.to_string().contains("frond-no-such-netns"),
+            "{missing}"
+        );
+    }
+
     #[test]
     fn missing_program_is_a_harness_error() {
         let err = spawn_process(
@@ -1191,6 +1337,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 log_dir: None,
                 display: String::new(),
+                netns: None,
             },
         )
         .unwrap_err();

@@ -1,0 +1,280 @@
+//! The network path from real host clients: each test makes its own network namespace
+//! with a tap, boots Frond inside it (`net=stack`: virtio-net driver domain, smoltcp
+//! stack domain, services domain) and talks to it with `ping`, `curl`, std sockets and a
+//! malformed-frame generator. All traffic stays inside the namespace, which is deleted
+//! when the test ends (also on failure).
+//!
+//! Needs root (network namespaces); without it every test fails with that message.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use frond_tests::net::{can_manage_netns, unique_name, Ipv4Net, MacAddr, Netns, TapNic};
+use frond_tests::{Boot, Session};
+
+const HOST: Ipv4Addr = Ipv4Addr::new(10, 33, 0, 1);
+const GUEST: Ipv4Addr = Ipv4Addr::new(10, 33, 0, 2);
+const GUEST_MAC: &str = "52:54:00:12:34:56";
+const TAP_MAC: &str = "02:00:0a:21:00:01";
+const UP: Duration = Duration::from_secs(40);
+
+/// One Frond with a NIC on a tap in a fresh namespace, services listening.
+struct Guest {
+    // Field order: QEMU goes before the namespace.
+    session: Session,
+    ns: Netns,
+    tap: String,
+}
+
+impl Guest {
+    fn start(name: &str, extra_cmdline: &str) -> Guest {
+        assert!(can_manage_netns(), "network tests need root (they create network namespaces)");
+        let ns = Netns::create_unique("fn").expect("create netns");
+        ns.disable_ipv6().expect("disable ipv6");
+        let tap = unique_name("ft");
+        let mac: MacAddr = TAP_MAC.parse().unwrap();
+        ns.add_tap(&tap, mac).expect("tap");
+        ns.configure_link(&tap, mac, Some(Ipv4Net::new(HOST, 24))).expect("configure tap");
+        let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: GUEST_MAC.parse().unwrap(), pci_slot: 0x10 };
+        let mut session = Boot::new()
+            .name(name)
+            .cmdline(format!("ip={GUEST}/24 gw={HOST} {extra_cmdline}"))
+            .netns(ns.name())
+            .qemu_args(nic.qemu_args())
+            .timeout(Duration::from_secs(150))
+            .spawn();
+        session.expect("services: echo tcp/udp 7, http 80", UP).expect("services came up");
+        Guest { session, ns, tap }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        self.ns.run(program, args).unwrap_or_else(|e| panic!("{program} {args:?} failed: {e}"))
+    }
+
+    /// Sends a console command and returns what it printed up to the next prompt.
+    fn console(&mut self, cmd: &str) -> String {
+        self.session.send(format!("{cmd}\r").as_bytes()).expect("send");
+        let out = self.session.expect("frond> ", Duration::from_secs(20)).expect("prompt after command");
+        let start = out.find(cmd).map_or(0, |i| i + cmd.len());
+        out[start..].to_string()
+    }
+
+    /// Crashes counted for every domain, by name, from the console's `domains` table.
+    fn crashes(&mut self) -> Vec<(String, u64, u64)> {
+        let table = self.console("domains");
+        table
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // id name gen state image heap-used heap RRefs RRef-B calls crashes restarts
+                if f.len() == 12 && f[0].parse::<u32>().is_ok() {
+                    Some((f[1].to_string(), f[10].parse().ok()?, f[2].parse().ok()?))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn assert_no_crash(&mut self) {
+        let rows = self.crashes();
+        assert!(rows.iter().any(|r| r.0 == "netstack"), "no domain table: {rows:?}");
+        for (name, crashes, generation) in rows {
+            assert_eq!((crashes, generation), (0, 1), "domain `{name}` crashed or restarted");
+        }
+        let serial = self.session.serial();
+        assert!(!serial.contains("panicked"), "a domain panicked:\n{serial}");
+        assert!(!serial.contains("faulted"), "a domain faulted:\n{serial}");
+    }
+
+    fn ping(&self, count: u32) -> (u32, u32) {
+        let out = self.run("ping", &["-c", &count.to_string(), "-i", "0.02", "-W", "2", &GUEST.to_string()]);
+        parse_ping(&out).unwrap_or_else(|| panic!("unparsable ping output:\n{out}"))
+    }
+}
+
+/// (transmitted, received) from ping's summary line.
+fn parse_ping(out: &str) -> Option<(u32, u32)> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut nums = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().ok());
+    Some((nums.next()??, nums.next()??))
+}
+
+fn curl(g: &Guest, path: &str) -> (u16, String) {
+    let out = g.ns.command("curl").expect("curl").args(["-s", "-m", "10", "-w", "\n%{http_code}", &format!("http://{GUEST}{path}")]).output().expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn ping_100_packets_no_loss() {
+    let mut g = Guest::start("net_ping", "");
+    let (tx, rx) = g.ping(100);
+    assert_eq!((tx, rx), (100, 100), "ping lost packets");
+    g.assert_no_crash();
+}
+
+#[test]
+fn curl_gets_the_status_page() {
+    let mut g = Guest::start("net_curl", "");
+    let (code, body) = curl(&g, "/");
+    assert_eq!(code, 200, "GET / answered {code}:\n{body}");
+    for name in ["virtio-net0", "netstack", "services"] {
+        assert!(body.contains(name), "status page lacks domain `{name}`:\n{body}");
+    }
+    let (code, json) = curl(&g, "/status.json");
+    assert_eq!(code, 200);
+    assert!(json.trim_start().starts_with('{') && json.contains("\"netstack\""), "status.json: {json}");
+    let (code, _) = curl(&g, "/no-such-page");
+    assert_eq!(code, 404);
+    g.assert_no_crash();
+}
+
+#[test]
+fn tcp_echo_returns_1_mib_byte_exact() {
+    let mut g = Guest::start("net_tcp_echo", "");
+    const N: usize = 1 << 20;
+    let data: Vec<u8> = (0..N).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let sent = data.clone();
+    let back = g
+        .ns
+        .run_in(move || -> std::io::Result<Vec<u8>> {
+            let s = TcpStream::connect_timeout(&SocketAddr::from((GUEST, 7)), Duration::from_secs(10))?;
+            s.set_read_timeout(Some(Duration::from_secs(60)))?;
+            let mut w = s.try_clone()?;
+            let writer = std::thread::spawn(move || -> std::io::Result<()> {
+                w.write_all(&sent)?;
+                w.shutdown(Shutdown::Write)
+            });
+            let mut back = Vec::with_capacity(N);
+            let mut r = s;
+            r.read_to_end(&mut back)?;
+            writer.join().expect("writer thread")?;
+            Ok(back)
+        })
+        .expect("thread in namespace")
+        .expect("TCP echo session");
+    assert_eq!(back.len(), N, "echoed {} of {N} bytes", back.len());
+    assert!(back == data, "echoed bytes differ from what was sent");
+    g.assert_no_crash();
+}
+
+#[test]
+fn udp_echo_returns_each_datagram() {
+    let mut g = Guest::start("net_udp_echo", "");
+    let got = g
+        .ns
+        .run_in(|| -> std::io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+            let s = UdpSocket::bind((HOST, 0))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            let mut out = Vec::new();
+            for i in 0..20u32 {
+                let msg: Vec<u8> = format!("datagram {i} ").bytes().chain((0..(i * 50) as usize).map(|j| j as u8)).collect();
+                // The first datagram may wait for ARP; retry a lost one a few times.
+                let mut buf = [0u8; 2048];
+                let mut reply = None;
+                for _ in 0..5 {
+                    s.send_to(&msg, (GUEST, 7))?;
+                    if let Ok((n, from)) = s.recv_from(&mut buf) {
+                        reply = Some((buf[..n].to_vec(), from));
+                        break;
+                    }
+                }
+                let (data, from) = reply.ok_or_else(|| std::io::Error::other(format!("no reply to datagram {i}")))?;
+                assert_eq!(data, msg, "datagram {i} came back different");
+                out.push((data, from));
+            }
+            Ok(out)
+        })
+        .expect("thread in namespace")
+        .expect("UDP echo");
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|(_, from)| *from == SocketAddr::from((GUEST, 7))), "replies not from {GUEST}:7");
+    g.assert_no_crash();
+}
+
+#[test]
+fn malformed_traffic_crashes_no_domain() {
+    let mut g = Guest::start("net_malformed", "");
+    // Larger MTU on the host side so oversized frames can be sent at all.
+    g.ns.ip(["link", "set", "dev", &g.tap, "mtu", "4000"]).expect("mtu");
+    let fuzz = env!("CARGO_BIN_EXE_frond-pktfuzz");
+    let t0 = Instant::now();
+    let out = g.run(
+        fuzz,
+        &["--iface", &g.tap, "--dst-mac", GUEST_MAC, "--src-mac", TAP_MAC, "--src-ip", &HOST.to_string(), "--dst-ip", &GUEST.to_string(), "--seconds", "6"],
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(6));
+    let sent: u64 = out
+        .split("\"sent\": ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unparsable fuzz report: {out}"));
+    assert!(sent > 1000, "only {sent} malformed frames went out: {out}");
+    // Still answering, and nothing crashed or restarted.
+    let (tx, rx) = g.ping(20);
+    assert_eq!((tx, rx), (20, 20), "stack stopped answering ping after {sent} malformed frames");
+    let (code, _) = curl(&g, "/");
+    assert_eq!(code, 200);
+    let net = g.console("net");
+    assert!(net.contains("virtio-net0"), "no NIC counters: {net}");
+    g.assert_no_crash();
+}
+
+#[test]
+fn crashed_stack_restarts_and_serves_again() {
+    let mut g = Guest::start("net_stack_crash", "");
+    assert_eq!(curl(&g, "/").0, 200);
+    let out = g.console("crash netstack");
+    assert!(out.contains("killed"), "crash command said: {out}");
+    // The services' next call through their recovery proxy restarts the stack, and they
+    // listen again on the new instance.
+    g.session.expect("services: echo tcp/udp 7, http 80", UP).ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut code = 0;
+    while Instant::now() < deadline {
+        code = curl(&g, "/").0;
+        if code == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(code, 200, "HTTP did not come back after the stack crashed");
+    let (tx, rx) = g.ping(10);
+    assert_eq!((tx, rx), (10, 10));
+    let rows = g.crashes();
+    let stack = rows.iter().find(|r| r.0 == "netstack").expect("netstack row");
+    assert_eq!((stack.1, stack.2), (1, 2), "netstack: crashes and generation");
+    for (name, crashes, _) in rows.iter().filter(|r| r.0 != "netstack") {
+        assert_eq!(*crashes, 0, "domain `{name}` crashed too");
+    }
+}
+
+#[test]
+fn crashed_driver_restarts_under_ping() {
+    let mut g = Guest::start("net_driver_crash", "");
+    assert_eq!(g.ping(5), (5, 5));
+    let out = g.console("crash virtio-net0");
+    assert!(out.contains("killed"), "crash command said: {out}");
+    // The stack's next NIC call goes through the shadow, whose recovery proxy restarts
+    // the driver; the stack itself sees no error and is not restarted.
+    let (tx, rx) = g.ping(50);
+    assert_eq!(tx, 50);
+    assert!(rx >= 45, "only {rx}/50 pings answered after the driver restart");
+    let rows = g.crashes();
+    let drv = rows.iter().find(|r| r.0 == "virtio-net0").expect("driver row");
+    assert_eq!((drv.1, drv.2), (1, 2), "virtio-net0: crashes and generation");
+    let stack = rows.iter().find(|r| r.0 == "netstack").expect("netstack row");
+    assert_eq!((stack.1, stack.2), (0, 1), "the stack must not have been restarted");
+    assert_eq!(curl(&g, "/").0, 200);
+}
+
+#[test]
+fn ping_summary_parser() {
+    let out = "--- 10.33.0.2 ping statistics ---\n100 packets transmitted, 98 received, 2% packet loss, time 2000ms\n";
+    assert_eq!(parse_ping(out), Some((100, 98)));
+    assert_eq!(parse_ping("nothing"), None);
+}
