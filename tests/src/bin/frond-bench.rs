@@ -36,6 +36,8 @@
 
 #[path = "frond-bench/svg.rs"]
 mod svg;
+#[path = "frond-bench/net.rs"]
+mod net;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -293,6 +295,9 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
+    if std::env::var("FROND_BENCH_ONLY").as_deref() == Ok("net") {
+        return run_net_only();
+    }
     let boots = boots_from_env()?;
     let mut records = Vec::new();
     let mut table = String::new();
@@ -412,7 +417,15 @@ fn run() -> Result<(), String> {
     records.push(Record::new("kbench", "icount", "max_spread", "%").value(worst_spread));
     records.push(Record::new("kbench", "tcg", "tsc_hz", "Hz").value(tsc_hz as f64));
 
-    // 3. Files.
+    // 3. Network: forwarding vs Linux, crashes under traffic (needs root: namespaces).
+    let net_files = if frond_tests::net::can_manage_netns() {
+        net::run(&mut records, &mut table)?
+    } else {
+        let _ = writeln!(table, "\nnetwork benchmarks skipped: they need root (network namespaces and taps)");
+        net::Files { svgs: Vec::new() }
+    };
+
+    // 4. Files.
     let dir = workspace_root().join("target").join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: String| -> Result<PathBuf, String> {
@@ -447,9 +460,33 @@ fn run() -> Result<(), String> {
             ),
         )?,
     ];
+    let mut paths = paths.to_vec();
+    for (name, svg) in net_files.svgs {
+        paths.push(write(name, svg)?);
+    }
     print!("{table}");
     println!();
     for p in paths {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// `FROND_BENCH_ONLY=net`: only section 3 (the network benchmarks).
+fn run_net_only() -> Result<(), String> {
+    let mut records = Vec::new();
+    let mut table = String::new();
+    let files = net::run(&mut records, &mut table)?;
+    let dir = workspace_root().join("target").join("bench");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    print!("{table}");
+    println!();
+    let json = dir.join("net-results.json");
+    fs::write(&json, to_json(&records)).map_err(|e| format!("{}: {e}", json.display()))?;
+    println!("{}", json.display());
+    for (name, svg) in files.svgs {
+        let p = dir.join(name);
+        fs::write(&p, svg).map_err(|e| format!("{}: {e}", p.display()))?;
         println!("{}", p.display());
     }
     Ok(())

@@ -330,3 +330,88 @@ mod tests {
         }
     }
 }
+
+/// A time series: one polyline per series over a shared x axis (seconds), with vertical
+/// marker lines (e.g. "crash") labelled at the top. Axes start at 0.
+pub fn time_series(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, &str, Vec<(f64, f64)>)],
+    marks: &[(f64, String)],
+) -> String {
+    let h = 380.0;
+    let (left, right, top, bottom) = (70.0, W - 20.0, 50.0, h - 70.0);
+    let x_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(0.0f64, f64::max);
+    let y_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(0.0f64, f64::max);
+    let (xs, xt) = nice_axis(x_max);
+    let (ys, yt) = nice_axis(y_max);
+    let px = |x: f64| left + (right - left) * x / xt;
+    let py = |y: f64| bottom - (bottom - top) * y / yt;
+    let mut svg = String::new();
+    header(&mut svg, h, title);
+    let mut y = 0.0;
+    while y <= yt + ys / 2.0 {
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3}</text>",
+            py(y),
+            left - 6.0,
+            py(y) + 4.0,
+            num(y)
+        );
+        y += ys;
+    }
+    let mut x = 0.0;
+    while x <= xt + xs / 2.0 {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            px(x),
+            bottom + 18.0,
+            num(x)
+        );
+        x += xs;
+    }
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"black\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\
+         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{}</text>",
+        (left + right) / 2.0,
+        bottom + 38.0,
+        esc(x_label),
+        (top + bottom) / 2.0,
+        (top + bottom) / 2.0,
+        esc(y_label)
+    );
+    for (at, label) in marks {
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
+             <text x=\"{1:.1}\" y=\"{2}\" fill=\"#c00\">{3}</text>",
+            px(*at),
+            px(*at) + 4.0,
+            top + 12.0,
+            esc(label)
+        );
+    }
+    for (i, (name, color, pts)) in series.iter().enumerate() {
+        let mut d = String::new();
+        for (x, y) in pts {
+            let _ = write!(d, "{:.1},{:.1} ", px(*x), py(*y));
+        }
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{d}\"/>\
+             <text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>",
+            left + 10.0 + 260.0 * i as f64,
+            h - 12.0,
+            esc(name)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
