@@ -152,9 +152,7 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
         return Err(format!("net={mode}: expected off, stack or fwd"));
     }
     let crashes = o.crash.map(parse_crashes).transpose()?.unwrap_or_default();
-    let devices: Vec<pci::Function> =
-        VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect::<Vec<_>>();
-    let mut devices = devices;
+    let mut devices: Vec<pci::Function> = VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect();
     devices.sort_by_key(|f| f.bdf);
     if devices.is_empty() {
         if o.mode.is_some() {

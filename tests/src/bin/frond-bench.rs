@@ -94,31 +94,8 @@ impl Record {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Stats {
-    min: f64,
-    median: f64,
-    max: f64,
-}
-
-impl Stats {
-    /// NaNs for an empty slice.
-    fn of(v: &[f64]) -> Stats {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        let n = s.len();
-        let median = match n {
-            0 => f64::NAN,
-            _ if n % 2 == 1 => s[n / 2],
-            _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-        };
-        Stats {
-            min: s.first().copied().unwrap_or(f64::NAN),
-            median,
-            max: s.last().copied().unwrap_or(f64::NAN),
-        }
-    }
-}
+/// Min, median and max of samples (NaNs for none): the harness's one definition.
+use frond_tests::fwdbench::Summary as Stats;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
