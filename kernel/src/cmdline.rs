@@ -5,7 +5,8 @@
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
 //! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.a`, `fwd.b`, `crash`) are collected
-//! for `net::start`, which documents them.
+//! for `net::start`, which documents them. `limit=<domain>:key=value,...` sets a
+//! domain's quotas and watchdog budget (`domain::limits` documents the keys).
 
 pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
@@ -32,6 +33,11 @@ pub fn parse(line: &str) -> Cmdline<'_> {
             "fwd.a" => c.net.fwd_a = Some(v),
             "fwd.b" => c.net.fwd_b = Some(v),
             "crash" => c.net.crash = Some(v),
+            "limit" => {
+                if let Err(e) = crate::domain::limits::configure(v) {
+                    crate::println!("cmdline: limit={v}: {e}");
+                }
+            }
             _ => log::warn!("cmdline: unknown option '{tok}'"),
         }
     }

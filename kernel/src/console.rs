@@ -140,6 +140,25 @@ fn cmd_domains(_: &str) {
             d.restarts
         );
     }
+    // Usage/limit of every quota, and the call watchdog's budget (`limit=` on the
+    // command line sets them; see `domain::limits`).
+    for d in crate::domain::list() {
+        let l = d.limits;
+        println!(
+            "  quota {:>3} {:<10} heap {}/{}K shared {}/{}K threads {}/{} frames {}/{} budget {}ms",
+            d.id,
+            d.name,
+            d.heap_reserved / 1024,
+            l.heap / 1024,
+            d.rref_bytes / 1024,
+            l.shared / 1024,
+            d.threads,
+            l.threads,
+            d.frames,
+            l.frames,
+            l.budget_ns / 1_000_000
+        );
+    }
     let c = crate::domain::shared::SHARED.counters();
     println!(
         "  kernel: {} RRefs ({} B); shared heap {} B used of {} KiB; domain heaps reserve {} KiB",

@@ -106,10 +106,14 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     paging::map_mmio(arch::apic::lapic_phys(), 4096);
     arch::apic::init_lapic();
     let platform = arch::apic::discover(info.rsdp);
-    arch::apic::start_timer(sched::TICK_HZ, sched::on_tick);
+    arch::apic::start_timer(sched::TICK_HZ, on_tick);
     let com1_vector = arch::apic::route_isa_irq(serial::COM1_IRQ, serial::on_interrupt);
     serial::enable_rx_interrupt(com1_vector);
     pci::init();
+    if let Err(e) = domain::start_watchdog() {
+        println!("frond: {e}");
+        exit(ExitCode::Fail);
+    }
 
     let f = frame::stats();
     let h = heap::stats();
@@ -146,6 +150,12 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     }
     x86_64::instructions::interrupts::enable();
     idle()
+}
+
+/// The timer interrupt: the scheduler's accounting, then the call watchdog's.
+fn on_tick() {
+    sched::on_tick();
+    domain::watchdog_tick();
 }
 
 fn leak_str(s: &str) -> &'static str {

@@ -230,13 +230,14 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
 
 fn start_driver(name: &str, bdf: u16) -> Result<DomainId, String> {
     let dev = pci::prepare(bdf)?;
-    let id = domain::create::<NicKind>(name, "domains/dom-virtio-net", move || {
-        // Each instance starts with bus mastering on (the death of the previous one
-        // turned it off before its memory was reclaimed).
+    let id = domain::create_bound::<NicKind>(name, "domains/dom-virtio-net", move |id| {
+        // The device is the domain's before its init touches it: if init dies, the
+        // device is quiesced with the rest. Each instance starts with bus mastering on
+        // (the death of the previous one turned it off before its memory was reclaimed).
+        pci::bind(bdf, id.0);
         pci::enable(bdf);
         (NicArgs { dev, null_frame: [0; 64], null_len: 0 },)
     })?;
-    pci::bind(bdf, id.0);
     Ok(id)
 }
 

@@ -30,12 +30,17 @@ pub enum RpcError {
     RestartFailed,
     /// The kernel refused the call (e.g. the caller passed an RRef it does not own).
     Refused,
+    /// The callee ran longer than its CPU budget inside one call and the watchdog killed it.
+    Timeout,
+    /// The calling thread's stack had too little room left for another protected call (a
+    /// recursion through proxies): the call was not made, nobody died.
+    StackExhausted,
 }
 
 impl RpcError {
     /// True for the errors that mean "the callee died": a recovery proxy restarts on these.
     pub fn is_crash(self) -> bool {
-        matches!(self, RpcError::Panicked | RpcError::Killed | RpcError::DomainDead)
+        matches!(self, RpcError::Panicked | RpcError::Killed | RpcError::DomainDead | RpcError::Timeout)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +50,8 @@ impl RpcError {
             RpcError::DomainDead => "callee domain is dead",
             RpcError::RestartFailed => "callee domain could not be restarted",
             RpcError::Refused => "call refused by the kernel",
+            RpcError::Timeout => "callee exceeded its CPU budget and was killed",
+            RpcError::StackExhausted => "no stack room left for another call",
         }
     }
 }

@@ -24,7 +24,7 @@ frond_domrt::entry!(ClientKind, init);
 const PERIOD_NS: u64 = 100_000_000;
 
 fn init(sys: &'static dyn Syscalls, (echo,): (Remote<dyn Echo>,)) -> Remote<dyn Client> {
-    let stats = Arc::new(spin::Mutex::new(ClientStats::default()));
+    let stats = Arc::new(frond_domrt::sync::Mutex::new(ClientStats::default()));
     let s = stats.clone();
     let started = sys.spawn(
         "client-loop",
@@ -52,7 +52,7 @@ fn init(sys: &'static dyn Syscalls, (echo,): (Remote<dyn Echo>,)) -> Remote<dyn 
 }
 
 struct ClientService {
-    stats: Arc<spin::Mutex<ClientStats>>,
+    stats: Arc<frond_domrt::sync::Mutex<ClientStats>>,
 }
 
 impl Client for ClientService {

@@ -27,8 +27,8 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 static WORKER_TICKS: AtomicU64 = AtomicU64::new(0);
 static LIVE_COUNTERS: AtomicU64 = AtomicU64::new(0);
 /// What `keep`/`hoard` hold on to: reclaimed when the domain dies.
-static KEPT: spin::Mutex<Vec<RRef<Nested>>> = spin::Mutex::new(Vec::new());
-static HOARD: spin::Mutex<Vec<Vec<u8>>> = spin::Mutex::new(Vec::new());
+static KEPT: frond_domrt::sync::Mutex<Vec<RRef<Nested>>> = frond_domrt::sync::Mutex::new(Vec::new());
+static HOARD: frond_domrt::sync::Mutex<Vec<Vec<u8>>> = frond_domrt::sync::Mutex::new(Vec::new());
 
 fn init(_sys: &'static dyn Syscalls, _args: ()) -> Remote<dyn Echo> {
     Remote::local(Box::new(EchoService))

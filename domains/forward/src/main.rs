@@ -58,7 +58,7 @@ fn init(sys: &'static dyn Syscalls, (a, b, cfg): (Remote<dyn Nic>, Remote<dyn Ni
     ));
     let published = Published::default();
     published.store(&fwd.stats());
-    Remote::local(Box::new(ForwardService { fwd: spin::Mutex::new(fwd), published }))
+    Remote::local(Box::new(ForwardService { fwd: frond_domrt::sync::Mutex::new(fwd), published }))
 }
 
 /// `addr/prefix` of a port.
@@ -105,7 +105,7 @@ impl Published {
 }
 
 struct ForwardService {
-    fwd: spin::Mutex<Forwarder<Remote<dyn Nic>>>,
+    fwd: frond_domrt::sync::Mutex<Forwarder<Remote<dyn Nic>>>,
     published: Published,
 }
 

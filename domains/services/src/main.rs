@@ -32,7 +32,7 @@ frond_domrt::entry!(ServicesKind, init);
 const WAIT_NS: u64 = 10_000_000;
 
 /// The counters, copied out after every step.
-static STATS: spin::Mutex<ServiceStats> = spin::Mutex::new(ServiceStats {
+static STATS: frond_domrt::sync::Mutex<ServiceStats> = frond_domrt::sync::Mutex::new(ServiceStats {
     tcp_conns: 0,
     tcp_bytes: 0,
     udp_datagrams: 0,

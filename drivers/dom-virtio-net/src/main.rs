@@ -8,7 +8,7 @@
 //! May depend on: `frond-interface`, `frond-domrt`, `frond-virtio-net`, `rref`, `spin`.
 //! `unsafe` only to build the MMIO transport (one block, with its `// SAFETY:` comment).
 //!
-//! Invariants: the driver sits behind one `spin::Mutex`, which is never held while the
+//! Invariants: the driver sits behind one `frond_domrt::sync::Mutex`, which is never held while the
 //! domain blocks (`wait` releases it around `irq_wait`/`sleep_ns`). Interrupts stay
 //! suppressed except inside `wait`. A failed init prints the error and panics with it;
 //! the kernel contains the panic and reports it.
@@ -68,7 +68,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
     );
     sys.print(line.as_str());
     Remote::local(Box::new(VirtioNic {
-        drv: spin::Mutex::new(driver),
+        drv: frond_domrt::sync::Mutex::new(driver),
         info,
         vector: dev.msix_vector,
         polling: AtomicBool::new(false),
@@ -76,7 +76,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
 }
 
 struct VirtioNic {
-    drv: spin::Mutex<VirtioNet<PciTransport>>,
+    drv: frond_domrt::sync::Mutex<VirtioNet<PciTransport>>,
     info: NicInfo,
     /// MSI-X vector of the device's queues (0: none).
     vector: u8,

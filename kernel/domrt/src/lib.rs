@@ -15,6 +15,9 @@
 //! Domains themselves stay `#![forbid(unsafe_code)]`: the `unsafe` attributes `entry!`
 //! needs are expanded from this crate.
 //!
+//! [`sync::Mutex`] is the lock domains use: it sleeps in the kernel instead of spinning,
+//! so a low-priority holder preempted by a higher-priority waiter is not starved.
+//!
 //! May depend on: `rref`, `frond-elfload` (for the ABI record's single definition), `spin`.
 
 #![no_std]
@@ -25,10 +28,13 @@ extern crate alloc;
 use alloc::boxed::Box;
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
+use core::sync::atomic::AtomicU32;
 use rref::rpc::{Proxyable, Remote, RpcResult};
 use rref::{DomainId, SharedHeap};
 
 pub use frond_elfload::{fnv1a64, AbiRecord};
+
+pub mod sync;
 
 /// `rustc -V` of the compiler that built this domain.
 pub const RUSTC: &str = env!("FROND_RUSTC_VERSION");
@@ -64,6 +70,12 @@ pub trait Syscalls: Send + Sync {
     /// domain the kernel gave the vector to (in its device arguments) may wait on it;
     /// for any other caller it returns false at once.
     fn irq_wait(&self, vector: u8, timeout_ns: u64) -> bool;
+    /// Sleeps while `*word == expected`, until [`Syscalls::futex_wake`] on the same word
+    /// (by a thread of the same domain), `timeout_ns` (capped by the kernel), or the
+    /// domain's death. True if woken by a wake. May return early: callers re-check.
+    fn futex_wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool;
+    /// Wakes up to `n` threads of the current domain waiting on `word`; returns how many.
+    fn futex_wake(&self, word: &AtomicU32, n: u32) -> u32;
 }
 
 /// A kind of domain: what its init takes and what it exports.

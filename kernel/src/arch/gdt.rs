@@ -13,8 +13,10 @@ use x86_64::VirtAddr;
 pub const IST_DOUBLE_FAULT: u16 = 0;
 pub const IST_NMI: u16 = 1;
 pub const IST_MACHINE_CHECK: u16 = 2;
-/// Each IST stack: enough for the fault reporter's formatting and backtrace walk.
-pub const IST_STACK_SIZE: usize = 32 * 1024;
+/// Each IST stack: enough for the fault reporter's formatting and backtrace walk, and for
+/// containing a domain's stack overflow (reporting it and reclaiming the domain run on
+/// the double-fault stack).
+pub const IST_STACK_SIZE: usize = 64 * 1024;
 
 struct Selectors {
     code: SegmentSelector,

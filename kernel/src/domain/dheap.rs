@@ -79,10 +79,32 @@ pub fn alloc(slot: usize, layout: Layout) -> *mut u8 {
             return p.as_ptr();
         }
     }
-    // Room for the block, its alignment and the allocator's bookkeeping.
-    let need = (layout.size() + layout.align() + 64).next_multiple_of(FRAME as usize);
+    // Room for the block, its alignment and the allocator's bookkeeping. Sizes a domain
+    // asks for are arbitrary: overflow is exhaustion, not a kernel panic.
+    let Some(need) = layout.size().checked_add(layout.align() + 64).and_then(|n| n.checked_next_multiple_of(FRAME as usize)) else {
+        return core::ptr::null_mut();
+    };
     let size = need.max(MIN_CHUNK);
-    let Some(base) = frame::alloc_contiguous(size / FRAME as usize) else { return core::ptr::null_mut() };
+    // The domain's heap quota, its frame quota, and the kernel's reserve of free frames.
+    let reserved: usize = h.chunks.iter().map(|c| c.size).sum();
+    if (reserved + size) as u64 > super::limits::heap_limit(slot) {
+        return core::ptr::null_mut();
+    }
+    let frames = size / FRAME as usize;
+    if !super::limits::take_frames(slot, frames as u64) {
+        return core::ptr::null_mut();
+    }
+    let Some(base) = frame::alloc_contiguous_keeping(frames, super::limits::KERNEL_RESERVE_FRAMES) else {
+        super::limits::give_frames(slot, frames as u64);
+        return core::ptr::null_mut();
+    };
+    if h.chunks.try_reserve(1).is_err() {
+        for f in 0..frames {
+            frame::free(PhysAddr::new(base.as_u64() + (f * FRAME as usize) as u64));
+        }
+        super::limits::give_frames(slot, frames as u64);
+        return core::ptr::null_mut();
+    }
     let base = base.as_u64() as usize;
     for f in (base..base + size).step_by(FRAME as usize) {
         PAGE_OWNER[f / FRAME as usize].store(slot as u8, Relaxed);
@@ -141,5 +163,6 @@ pub fn destroy(slot: usize) -> usize {
         }
         bytes += c.size;
     }
+    super::limits::give_frames(slot, (bytes / FRAME as usize) as u64);
     bytes
 }

@@ -17,10 +17,21 @@
 //!   this on their own ([`KernelRt::recover`]).
 //!
 //! Locking: `TABLE` (an interrupt-disabling spin lock) is never held while domain code
-//! runs; `LIFECYCLE` (a sleeping mutex) serialises create/restart/kill. Code that must not
-//! be abandoned half-way runs [`rpc::as_kernel`], so a dying caller is unwound only after.
+//! runs; the life-cycle lock ([`lifecycle`], a sleeping mutex its holder may take again)
+//! serialises create/restart/kill. It is re-entrant because restarts nest: restarting the
+//! network stack runs its init, which calls the NIC driver through a recovery proxy,
+//! which may have to restart the driver first. A restart never recurses into a slot
+//! this thread is already restarting (that call fails with `RestartFailed`). Code that
+//! must not be abandoned half-way runs [`rpc::as_kernel`], so a dying caller is unwound
+//! only after.
+//!
+//! A generation becomes visible ([`State::Alive`], its root export published) only after
+//! its init returned; recovery proxies that find a slot restarting wait on the life-cycle
+//! lock for the restart to finish instead of failing. Generations of a slot never repeat,
+//! not even after [`remove`], so a stale target can never pass the alive check.
 
 pub mod dheap;
+pub mod limits;
 pub mod loader;
 pub mod rpc;
 pub mod shared;
@@ -54,6 +65,20 @@ pub static ALIVE: [AtomicU64; MAX] = {
     a
 };
 
+/// Why each slot's last generation died (an `rpc` error code), for threads unwound later.
+static DEATH: [core::sync::atomic::AtomicU8; MAX] = [const { core::sync::atomic::AtomicU8::new(0) }; MAX];
+/// The last generation handed out per slot: generations never repeat for a slot.
+static LAST_GEN: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+
+/// The error a thread unwound out of slot `slot` reports to its caller.
+pub fn death_reason(slot: usize) -> RpcError {
+    match DEATH[slot % MAX].load(Relaxed) {
+        1 => RpcError::Panicked,
+        4 => RpcError::Timeout,
+        _ => RpcError::Killed,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Alive,
@@ -83,6 +108,30 @@ struct Root<T: ?Sized>(Target<T>);
 
 static TABLE: IrqMutex<[Option<Record>; MAX]> = IrqMutex::new([const { None }; MAX]);
 static LIFECYCLE: sched::Mutex<()> = sched::Mutex::new(());
+/// Thread id + 1 of the life-cycle lock's holder (0: free).
+static LIFECYCLE_OWNER: AtomicU64 = AtomicU64::new(0);
+
+/// The life-cycle lock, re-entrant for its holder (restarts nest; see the module docs).
+struct Lifecycle(Option<sched::sync::MutexGuard<'static, ()>>);
+
+fn lifecycle() -> Lifecycle {
+    let me = sched::current_tid() + 1;
+    if LIFECYCLE_OWNER.load(Relaxed) == me {
+        return Lifecycle(None);
+    }
+    let g = LIFECYCLE.lock();
+    LIFECYCLE_OWNER.store(me, Relaxed);
+    Lifecycle(Some(g))
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            LIFECYCLE_OWNER.store(0, Relaxed);
+            drop(g);
+        }
+    }
+}
 static MODULE: spin::Once<&'static [u8]> = spin::Once::new();
 
 /// Remembers the boot module, where domain images are found as `domains/<name>`.
@@ -117,8 +166,21 @@ pub fn create<K: DomainKind>(
 where
     K::Export: Sync,
 {
+    create_bound::<K>(name, image, move |_| make_args())
+}
+
+/// [`create`] whose `make_args` learns the domain's id before init runs (a driver's
+/// device is bound to its domain before the driver touches it).
+pub fn create_bound<K: DomainKind>(
+    name: &str,
+    image: &str,
+    make_args: impl Fn(DomainId) -> K::Args + Send + Sync + 'static,
+) -> Result<DomainId, String>
+where
+    K::Export: Sync,
+{
     let bytes = module_file(image)?;
-    create_from::<K>(name, bytes, make_args)
+    create_from_bound::<K>(name, bytes, make_args)
 }
 
 /// [`create`] from image bytes (the loader tests feed damaged images this way).
@@ -130,7 +192,18 @@ pub fn create_from<K: DomainKind>(
 where
     K::Export: Sync,
 {
-    let _g = LIFECYCLE.lock();
+    create_from_bound::<K>(name, bytes, move |_| make_args())
+}
+
+fn create_from_bound<K: DomainKind>(
+    name: &str,
+    bytes: &'static [u8],
+    make_args: impl Fn(DomainId) -> K::Args + Send + Sync + 'static,
+) -> Result<DomainId, String>
+where
+    K::Export: Sync,
+{
+    let _g = lifecycle();
     let start: Starter = Arc::new(move |slot| start::<K>(slot, bytes, &make_args));
     let slot = {
         let mut t = TABLE.lock();
@@ -157,8 +230,9 @@ where
     }
 }
 
-/// Loads the image into `slot` with the next generation and runs its init.
-fn start<K: DomainKind>(slot: usize, bytes: &'static [u8], make_args: &(dyn Fn() -> K::Args + Send + Sync)) -> Result<(), String>
+/// Loads the image into `slot` with the next generation and runs its init. The slot stays
+/// `Restarting` (recovery proxies wait) until init has returned its export.
+fn start<K: DomainKind>(slot: usize, bytes: &'static [u8], make_args: &(dyn Fn(DomainId) -> K::Args + Send + Sync)) -> Result<(), String>
 where
     K::Export: Sync,
 {
@@ -167,17 +241,26 @@ where
     // SAFETY: the loader checked that the image's `_start` was built by this compiler for
     // exactly this entry signature (the hash of `K::SIG`), so it has type `EntryFn<K>`.
     let entry: EntryFn<K> = unsafe { core::mem::transmute::<u64, EntryFn<K>>(image.entry) };
-    let generation = {
+    let generation = LAST_GEN[slot].fetch_add(1, Relaxed) + 1;
+    let name = {
         let mut t = TABLE.lock();
-        let r = t[slot].as_mut().expect("slot reserved");
-        r.generation += 1;
+        let Some(r) = t[slot].as_mut() else {
+            drop(t);
+            loader::unload(&image);
+            return Err("slot vanished".into());
+        };
+        r.generation = generation;
         r.image = Some(image);
-        r.state = State::Alive;
-        r.generation
+        r.state = State::Restarting;
+        r.name.clone()
     };
+    limits::apply(slot, limits::for_name(&name));
+    DEATH[slot].store(0, Relaxed);
     dheap::create(slot);
+    // Init itself is a call into this generation, so it must pass the alive check; no
+    // handle to it exists yet (the root is published below), so nobody else can call it.
     ALIVE[slot].store(generation, Relaxed);
-    let args = make_args();
+    let args = make_args(DomainId(slot as u32));
     // SAFETY: a zero-sized target: only the domain and generation are used.
     let t = unsafe { Target::new(DomainId(slot as u32), generation, NonNull::<()>::dangling()) };
     match rpc::protected_call(&t, move |_| entry(&KERNEL_SYS, args)) {
@@ -188,10 +271,15 @@ where
                 // lives until the generation dies (its heap is then freed whole).
                 let root = unsafe { Target::new(DomainId(slot as u32), generation, ptr) };
                 let mut t = TABLE.lock();
-                if let Some(r) = t[slot].as_mut().filter(|r| r.generation == generation && r.state == State::Alive) {
-                    r.root = Some(Box::new(Root(root)));
+                match t[slot].as_mut().filter(|r| r.generation == generation && ALIVE[slot].load(Relaxed) == generation) {
+                    Some(r) => {
+                        r.root = Some(Box::new(Root(root)));
+                        r.state = State::Alive;
+                        Ok(())
+                    }
+                    // Killed between init's return and here (the watchdog, `crash`).
+                    None => Err("killed right after init".into()),
                 }
-                Ok(())
             }
             Err(proxied) => {
                 core::mem::forget(proxied);
@@ -213,6 +301,14 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         if ALIVE[slot].compare_exchange(generation, 0, Relaxed, Relaxed).is_err() {
             return None;
         }
+        DEATH[slot].store(
+            match reason {
+                RpcError::Panicked => 1,
+                RpcError::Timeout => 4,
+                _ => 2,
+            },
+            Relaxed,
+        );
         // The root target stays: recovery grants made while the domain is dead need its
         // slot and type; `start` replaces it with the next generation's.
         let image = {
@@ -263,7 +359,7 @@ pub fn lookup(name_or_id: &str) -> Option<DomainId> {
 
 /// Kills a domain as if it had crashed.
 pub fn kill(id: DomainId) -> Result<Reclaim, String> {
-    let _g = LIFECYCLE.lock();
+    let _g = lifecycle();
     let slot = id.0 as usize;
     let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).unwrap_or(0);
     if slot == 0 || generation == 0 {
@@ -274,7 +370,7 @@ pub fn kill(id: DomainId) -> Result<Reclaim, String> {
 
 /// Reloads a domain from its pristine image (killing it first if it is alive).
 pub fn restart(id: DomainId) -> Result<u64, String> {
-    let _g = LIFECYCLE.lock();
+    let _g = lifecycle();
     restart_locked(id.0 as usize)
 }
 
@@ -380,7 +476,11 @@ unsafe impl Runtime for KernelRt {
             if let Some(t) = alive {
                 return Ok(t);
             }
-            let _g = LIFECYCLE.lock();
+            // Waits here while another thread restarts the slot; re-enters if this thread
+            // is inside a restart (nested recovery). A slot this thread is restarting has
+            // its ALIVE set for init: it is not restarted again, and the loop ends in
+            // RestartFailed instead of recursing.
+            let _g = lifecycle();
             if ALIVE[slot].load(Relaxed) == 0 {
                 if let Err(e) = restart_locked(slot) {
                     log::warn!("recovery of domain {slot} failed: {e}");
@@ -418,6 +518,9 @@ pub struct DomainInfo {
     pub restarts: u64,
     pub last_restart_tsc: u64,
     pub image_kib: u64,
+    pub limits: limits::Limits,
+    pub threads: u64,
+    pub frames: u64,
 }
 
 pub fn list() -> Vec<DomainInfo> {
@@ -443,6 +546,9 @@ pub fn list() -> Vec<DomainInfo> {
                 restarts: r.restarts,
                 last_restart_tsc: r.last_restart_tsc,
                 image_kib: r.image.as_ref().map_or(0, |im| im.span / 1024),
+                limits: limits::get(i),
+                threads: limits::usage(i).0,
+                frames: limits::usage(i).1,
             })
         })
         .collect()
@@ -450,7 +556,7 @@ pub fn list() -> Vec<DomainInfo> {
 
 /// Forgets a dead domain's slot entirely (tests that create many domains use this).
 pub fn remove(id: DomainId) -> Result<(), String> {
-    let _g = LIFECYCLE.lock();
+    let _g = lifecycle();
     let slot = id.0 as usize;
     let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).ok_or("no such domain")?;
     if generation != 0 {
@@ -464,14 +570,46 @@ pub fn remove(id: DomainId) -> Result<(), String> {
 
 /// A domain faulted (exception in its code): contain it like a panic. Returns only if the
 /// fault is not a domain's.
+///
+/// Contained: the exceptions code can raise at its own instruction (#DE, #DB, #BP, #OF,
+/// #BR, #UD, #NM, #SS, #GP, #PF, #MF, #AC, #XM) with the instruction in the running
+/// domain's image window; and a double fault that is a stack overflow of a domain: CR2 in
+/// the running thread's guard page, interrupts enabled at the fault (no kernel spin lock
+/// held), the running context a domain's. (A #DF's saved rip is undefined, so it is not
+/// checked; the overflowing code is the domain's or a proxy's, since kernel services a
+/// domain calls refuse to start without [`rpc::STACK_RESERVE`] of stack.) The containment
+/// then runs on the double-fault stack and resumes the innermost continuation, below
+/// the overflowed frames. Everything else stays fatal.
 pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
     let (d, generation) = rpc::current();
     let slot = d.0 as usize;
-    let in_window = frame.rip >= loader::window(slot) && frame.rip < loader::window(slot) + crate::mem::paging::DOMAIN_WINDOW;
-    let containable = matches!(frame.vector, 0 | 4 | 5 | 6 | 13 | 14 | 16 | 17 | 19);
-    if slot == 0 || !in_window || !containable || !rpc::has_continuation() {
+    if slot == 0 || !rpc::has_continuation() {
         return;
     }
+    if frame.vector == 8 {
+        let cr2 = x86_64::registers::control::Cr2::read_raw();
+        let interrupts_were_on = frame.rflags & (1 << 9) != 0;
+        let own_guard = matches!(
+            (crate::mem::paging::classify(cr2), crate::sched::current_stack_slot()),
+            (Some(crate::mem::paging::StackHit::Guard(hit)), Some(mine)) if hit == mine
+        );
+        if !own_guard || !interrupts_were_on {
+            return;
+        }
+        let reason = reason_for_fault(slot, generation);
+        contain(slot, generation, RpcError::Panicked, |name| {
+            crate::println!(
+                "domain `{name}` (id {slot}, generation {generation}) overflowed its stack (CR2 {cr2:#x} is the thread's guard page); contained"
+            );
+        });
+        rpc::unwind(reason);
+    }
+    let in_window = frame.rip >= loader::window(slot) && frame.rip < loader::window(slot) + crate::mem::paging::DOMAIN_WINDOW;
+    let containable = matches!(frame.vector, 0 | 1 | 3 | 4 | 5 | 6 | 7 | 12 | 13 | 14 | 16 | 17 | 19);
+    if !in_window || !containable {
+        return;
+    }
+    let reason = reason_for_fault(slot, generation);
     contain(slot, generation, RpcError::Panicked, |name| {
         crate::println!(
             "domain `{name}` (id {slot}, generation {generation}) faulted: {} at {:#x} (offset {:#x} in its image); contained",
@@ -480,7 +618,13 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
             frame.rip - loader::window(slot)
         );
     });
-    rpc::unwind(RpcError::Panicked);
+    rpc::unwind(reason);
+}
+
+/// A fault in a generation that is already dead (its code was unmapped under a thread
+/// still inside it) reports why it died; otherwise the fault is the crash.
+fn reason_for_fault(slot: usize, generation: u64) -> RpcError {
+    if ALIVE[slot].load(Relaxed) == generation { RpcError::Panicked } else { death_reason(slot) }
 }
 
 /// Reports a crash of the running domain and reclaims it. Everything allocated here is
@@ -504,6 +648,79 @@ pub fn contain(slot: usize, generation: u64, reason: RpcError, report: impl FnOn
             );
         }
     });
+}
+
+/// Entry check of every kernel service a domain calls directly (`Syscalls`, the shared
+/// heap): with less than [`rpc::STACK_RESERVE`] of stack left, the service would risk
+/// overflowing inside the kernel, maybe holding a lock. The domain has in effect
+/// overflowed its stack: it is contained as if it had, and the service never runs.
+#[inline]
+pub fn guard_stack() {
+    if !rpc::stack_low() {
+        return;
+    }
+    let (d, generation) = rpc::current();
+    let slot = d.0 as usize;
+    if slot == 0 || !rpc::has_continuation() {
+        return;
+    }
+    contain(slot, generation, RpcError::Panicked, |name| {
+        crate::println!(
+            "domain `{name}` (id {slot}, generation {generation}) called the kernel with less than {} KiB of stack left: stack overflow; contained",
+            rpc::STACK_RESERVE / 1024
+        );
+    });
+    rpc::unwind(RpcError::Panicked);
+}
+
+// ---------------------------------------------------------------------------------------
+// The call watchdog.
+
+/// Per slot: the generation whose call overran its budget (0: none), set by the timer.
+static OVERDUE: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+static WATCHDOG_TID: AtomicU64 = AtomicU64::new(0);
+/// Calls ended by the watchdog since boot.
+pub static WATCHDOG_KILLS: AtomicU64 = AtomicU64::new(0);
+
+/// Timer-interrupt hook (after the scheduler's): charges the running call and, if it
+/// overran, wakes the watchdog thread, which kills the callee in thread context.
+pub fn watchdog_tick() {
+    if let Some((slot, generation)) = rpc::charge(crate::time::rdtsc()) {
+        if OVERDUE[slot].swap(generation, Relaxed) != generation {
+            let tid = WATCHDOG_TID.load(Relaxed);
+            if tid != 0 {
+                sched::wake_sleeper(tid);
+            }
+        }
+    }
+}
+
+/// Starts the watchdog thread (High priority, so it preempts any domain thread).
+pub fn start_watchdog() -> Result<(), String> {
+    let h = sched::Builder::new("watchdog")
+        .priority(sched::Priority::High)
+        .spawn(|| loop {
+            sched::sleep_unless(1_000_000_000, || OVERDUE.iter().any(|o| o.load(Relaxed) != 0));
+            for slot in 1..MAX {
+                let generation = OVERDUE[slot].swap(0, Relaxed);
+                if generation == 0 {
+                    continue;
+                }
+                let budget_ms = limits::get(slot).budget_ns / 1_000_000;
+                let name = name_of(slot);
+                if let Some(r) = die(slot, generation, RpcError::Timeout) {
+                    WATCHDOG_KILLS.fetch_add(1, Relaxed);
+                    crate::println!(
+                        "watchdog: domain `{name}` (id {slot}, generation {generation}) ran a call for more than {budget_ms} ms of CPU time; killed (reclaimed {} RRefs, {} KiB of heap)",
+                        r.rref_blocks,
+                        r.heap_bytes / 1024
+                    );
+                }
+            }
+        })
+        .map_err(|e| format!("spawning the watchdog: {e:?}"))?;
+    WATCHDOG_TID.store(h.tid(), Relaxed);
+    Ok(())
 }
 
 pub fn name_of(slot: usize) -> String {

@@ -43,7 +43,19 @@ pub struct Cont {
     r15: u64,
     /// The next outer resume point of this thread.
     prev: *mut Cont,
+    /// TSC ticks of CPU time charged to this call so far (time in the callee itself, not
+    /// in calls it made), or [`EXEMPT`]. Written by the timer interrupt ([`charge`]).
+    cpu: u64,
 }
+
+/// `Cont::cpu` of calls the watchdog never ends: the base call of a domain's own thread.
+const EXEMPT: u64 = u64::MAX;
+
+/// Stack a protected call leaves for the kernel code that may run on it (proxies,
+/// recovery with a domain restart, kernel services, the fault path). A call that would
+/// start with less room fails with `StackExhausted` instead; kernel services a domain
+/// calls with less room treat it as the domain's stack overflow.
+pub const STACK_RESERVE: u64 = 16 * 1024;
 
 core::arch::global_asm!(
     r#"
@@ -78,6 +90,11 @@ struct PerCpu {
     domain: Cell<u32>,
     generation: Cell<u64>,
     cont: Cell<*mut Cont>,
+    /// Lowest stack address a protected call may start at: the running thread's stack
+    /// bottom plus [`STACK_RESERVE`].
+    stack_floor: Cell<u64>,
+    /// TSC when the running thread's CPU time was last charged ([`charge`]).
+    charged_at: Cell<u64>,
 }
 
 struct CpuCell(PerCpu);
@@ -89,6 +106,8 @@ static CPU: CpuCell = CpuCell(PerCpu {
     domain: Cell::new(0),
     generation: Cell::new(super::KERNEL_GEN),
     cont: Cell::new(core::ptr::null_mut()),
+    stack_floor: Cell::new(0),
+    charged_at: Cell::new(0),
 });
 
 /// Calls into each domain slot.
@@ -100,6 +119,7 @@ pub struct DomCtx {
     pub domain: u32,
     pub generation: u64,
     cont: *mut Cont,
+    stack_floor: u64,
 }
 
 // SAFETY: the continuation pointer is only dereferenced by the thread that owns the stack
@@ -107,19 +127,33 @@ pub struct DomCtx {
 unsafe impl Send for DomCtx {}
 
 impl DomCtx {
-    pub const KERNEL: DomCtx = DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut() };
+    pub const KERNEL: DomCtx =
+        DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut(), stack_floor: 0 };
+
+    /// The context a new thread starts with: the kernel, on a stack whose lowest usable
+    /// address is `stack_bottom`.
+    pub fn new_thread(stack_bottom: u64) -> DomCtx {
+        DomCtx { stack_floor: stack_bottom + STACK_RESERVE, ..Self::KERNEL }
+    }
 }
 
 /// Scheduler hook: the outgoing thread's context.
 pub fn save() -> DomCtx {
-    DomCtx { domain: CPU.0.domain.get(), generation: CPU.0.generation.get(), cont: CPU.0.cont.get() }
+    DomCtx {
+        domain: CPU.0.domain.get(),
+        generation: CPU.0.generation.get(),
+        cont: CPU.0.cont.get(),
+        stack_floor: CPU.0.stack_floor.get(),
+    }
 }
 
-/// Scheduler hook: install the incoming thread's context.
+/// Scheduler hook: install the incoming thread's context. Its CPU time is charged from now.
 pub fn restore(c: DomCtx) {
     CPU.0.domain.set(c.domain);
     CPU.0.generation.set(c.generation);
     CPU.0.cont.set(c.cont);
+    CPU.0.stack_floor.set(c.stack_floor);
+    CPU.0.charged_at.set(crate::time::rdtsc());
 }
 
 #[inline(always)]
@@ -139,6 +173,7 @@ fn code_of(e: RpcError) -> u64 {
     match e {
         RpcError::Panicked => 1,
         RpcError::Killed => 2,
+        RpcError::Timeout => 4,
         _ => 3,
     }
 }
@@ -147,6 +182,7 @@ fn error_of(code: u64) -> RpcError {
     match code {
         1 => RpcError::Panicked,
         2 => RpcError::Killed,
+        4 => RpcError::Timeout,
         _ => RpcError::DomainDead,
     }
 }
@@ -168,9 +204,20 @@ unsafe extern "C" fn shim<T: ?Sized, F: FnOnce(&T) -> O, O>(data: *mut u8) {
     fr.out.write(f(obj));
 }
 
-/// Runs `f` on `target`'s object as a protected call into its domain.
+/// Runs `f` on `target`'s object as a protected call into its domain. The watchdog ends
+/// the call if the callee spends more than its CPU budget in it.
 #[inline(always)]
 pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) -> Result<O, RpcError> {
+    call::<T, O, F, true>(target, f)
+}
+
+/// A protected call the watchdog never ends: the base call of a domain's own thread.
+pub fn protected_call_unbudgeted<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) -> Result<O, RpcError> {
+    call::<T, O, F, false>(target, f)
+}
+
+#[inline(always)]
+fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool>(target: &Target<T>, f: F) -> Result<O, RpcError> {
     let slot = target.domain().0 as usize;
     let generation = target.generation();
     if !alive(slot, generation) {
@@ -180,12 +227,21 @@ pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F
     let caller_gen = CPU.0.generation.get();
     let mut cont = MaybeUninit::<Cont>::uninit();
     let c = cont.as_mut_ptr();
-    // SAFETY: writing a plain field of our own stack slot (the asm writes the others).
-    unsafe { (*c).prev = CPU.0.cont.get() };
+    // The Cont is on this stack: its address says how much room is left below.
+    if (c as u64) < CPU.0.stack_floor.get() {
+        return Err(RpcError::StackExhausted);
+    }
+    // SAFETY: writing plain fields of our own stack slot (the asm writes the others).
+    unsafe {
+        (*c).prev = CPU.0.cont.get();
+        (*c).cpu = if BUDGET { 0 } else { EXEMPT };
+    }
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
     let counter = &CALLS[slot & (MAX - 1)];
     counter.store(counter.load(Relaxed) + 1, Relaxed);
+    // The timer interrupt reads `cpu` once the Cont is linked: write it first.
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     CPU.0.cont.set(c);
     CPU.0.domain.set(slot as u32);
     CPU.0.generation.set(generation);
@@ -258,7 +314,7 @@ pub fn must_unwind() -> bool {
 /// After a kernel service returns to a domain: unwind if the domain died meanwhile.
 pub fn check_unwind() {
     if must_unwind() {
-        unwind(RpcError::Killed);
+        unwind(super::death_reason(CPU.0.domain.get() as usize));
     }
 }
 
@@ -267,8 +323,39 @@ pub fn check_unwind() {
 /// it. (Kernel code running for a domain is left alone; it checks when it returns.)
 pub fn check_at_trap_exit(rip: u64) {
     if must_unwind() && rip >= crate::mem::paging::DOMAIN_REGION {
-        unwind(RpcError::Killed);
+        unwind(super::death_reason(CPU.0.domain.get() as usize));
     }
+}
+
+/// True if a kernel service called by the running domain has less than
+/// [`STACK_RESERVE`] of stack left: it must not run (it may take locks a stack overflow
+/// could not be recovered from); the domain has in effect overflowed its stack.
+#[inline(always)]
+pub fn stack_low() -> bool {
+    let marker = 0u8;
+    (core::ptr::addr_of!(marker) as u64) < CPU.0.stack_floor.get()
+}
+
+/// Timer interrupt hook: charges the CPU time the running thread used since the last
+/// charge to its innermost protected call. Returns the domain slot and generation whose
+/// call has now exceeded its budget, if any (the watchdog then ends it).
+pub fn charge(now: u64) -> Option<(usize, u64)> {
+    let since = now.saturating_sub(CPU.0.charged_at.replace(now));
+    let c = CPU.0.cont.get();
+    let d = CPU.0.domain.get() as usize;
+    if c.is_null() || d == 0 {
+        return None;
+    }
+    // SAFETY: `c` is the running thread's innermost continuation, on its stack, linked
+    // while the call lasts; only this CPU touches it, and the interrupt cannot interleave
+    // with the proxy's own accesses to it (those happen before linking / after unlinking).
+    let cont = unsafe { &mut *c };
+    if cont.cpu == EXEMPT {
+        return None;
+    }
+    cont.cpu = cont.cpu.saturating_add(since);
+    let budget = super::limits::budget_tsc(d);
+    (budget != 0 && cont.cpu > budget).then(|| (d, CPU.0.generation.get()))
 }
 
 /// True if the running thread is inside at least one protected call.

@@ -69,7 +69,12 @@ impl KernelSharedHeap {
 // an initialised header before it is returned, and counters follow every change of owner.
 unsafe impl SharedHeap for KernelSharedHeap {
     fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
+        super::guard_stack();
         let owner = self.current_domain();
+        // The owner's shared-heap quota (the kernel has none).
+        if self.counters.bytes(owner).saturating_add(layout.size() as u64) > super::limits::shared_limit(owner.0 as usize) {
+            return None;
+        }
         let mut g = self.inner.lock();
         let p = g.heap.allocate_first_fit(layout).ok()?.cast::<Header>();
         // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (rref asks
@@ -89,6 +94,7 @@ unsafe impl SharedHeap for KernelSharedHeap {
     }
 
     unsafe fn free(&self, block: NonNull<Header>) {
+        super::guard_stack();
         let mut g = self.inner.lock();
         // SAFETY: `block` is live and registered (caller's contract); its header holds
         // the layout it was allocated with.
@@ -111,6 +117,7 @@ unsafe impl SharedHeap for KernelSharedHeap {
     }
 
     fn release_orphans(&self) {
+        super::guard_stack();
         let mut g = self.inner.lock();
         let Inner { heap, registry } = &mut *g;
         // SAFETY: as in `reclaim`.

@@ -2,13 +2,19 @@
 //!
 //! Each runs with the calling domain still current. Services that can block end with
 //! `rpc::check_unwind()`: a domain killed while one of its threads slept is unwound when
-//! the thread wakes, before it executes another instruction of the dead domain.
+//! the thread wakes, before it executes another instruction of the dead domain. Services
+//! that take kernel locks or allocate first check the caller left enough stack
+//! ([`super::guard_stack`]). Nothing a domain passes can make them panic: sizes and
+//! names are bounded, allocation failures are errors.
 
-use super::{dheap, rpc, shared};
+use super::{dheap, limits, rpc, shared};
+use crate::arch::irq::{self, IrqMutex};
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::alloc::Layout;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use frond_domrt::Syscalls;
 use rref::rpc::{RpcError, RpcResult, Target};
 use rref::{DomainId, SharedHeap};
@@ -19,6 +25,7 @@ pub static KERNEL_SYS: KernelSys = KernelSys;
 
 impl Syscalls for KernelSys {
     fn print(&self, line: &str) {
+        super::guard_stack();
         let (d, _) = rpc::current();
         let name = rpc::as_kernel(|| super::name_of(d.0 as usize));
         crate::println!("[{name}] {line}");
@@ -29,11 +36,13 @@ impl Syscalls for KernelSys {
     }
 
     fn alloc(&self, layout: Layout) -> *mut u8 {
+        super::guard_stack();
         let (d, _) = rpc::current();
         dheap::alloc(d.0 as usize, layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        super::guard_stack();
         // SAFETY: forwarded contract: `ptr` came from `alloc` with `layout`.
         if !unsafe { dheap::dealloc(ptr, layout) } {
             log::error!("domain {} freed {ptr:p}, which no domain heap owns; ignored", rpc::current().0 .0);
@@ -46,6 +55,11 @@ impl Syscalls for KernelSys {
 
     fn unwind(&self, message: &str) -> ! {
         let (d, generation) = rpc::current();
+        if d.0 == 0 || !rpc::has_continuation() {
+            // Only domain code has a panic handler that calls this; a kernel caller is a
+            // kernel bug.
+            panic!("Syscalls::unwind called by the kernel: {message}");
+        }
         super::contain(d.0 as usize, generation, RpcError::Panicked, |name| {
             crate::println!("domain `{name}` (id {}, generation {generation}) panicked: {message}", d.0);
         });
@@ -68,27 +82,137 @@ impl Syscalls for KernelSys {
     }
 
     fn spawn(&self, name: &str, f: Box<dyn FnOnce() + Send>) -> RpcResult<u64> {
+        super::guard_stack();
         let (d, generation) = rpc::current();
+        let slot = d.0 as usize;
         // The closure is the domain's: if the domain dies before the thread runs it, it
         // must be neither called nor dropped (its code and heap are gone).
         let f = ManuallyDrop::new(f);
+        let stack_frames = (crate::sched::DEFAULT_STACK / 4096) as u64;
+        if !limits::take_thread(slot) {
+            return Err(RpcError::Refused);
+        }
+        if !limits::take_frames(slot, stack_frames)
+            || crate::mem::frame::stats().free < limits::KERNEL_RESERVE_FRAMES + stack_frames as usize
+        {
+            limits::give_thread(slot);
+            return Err(RpcError::Refused);
+        }
+        // A name is for the `threads` table: bounded, so a domain cannot make the kernel
+        // copy an arbitrary amount.
+        let mut end = name.len().min(32);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let name = &name[..end];
         let spawned = rpc::as_kernel(|| {
             crate::sched::Builder::new(name).domain(d.0).spawn(move || {
                 // SAFETY: a zero-sized target: only the domain and generation are used.
                 let t = unsafe { Target::new(d, generation, NonNull::<()>::dangling()) };
-                let _ = rpc::protected_call(&t, move |_| ManuallyDrop::into_inner(f)());
+                // The thread's whole life is one call the watchdog leaves alone: a domain's
+                // own thread may run forever (at its priority).
+                let _ = rpc::protected_call_unbudgeted(&t, move |_| ManuallyDrop::into_inner(f)());
+                limits::give_frames(slot, stack_frames);
+                limits::give_thread(slot);
             })
         });
         match spawned {
             Ok(h) => Ok(h.tid()),
-            Err(_) => Err(RpcError::Refused),
+            Err(_) => {
+                limits::give_frames(slot, stack_frames);
+                limits::give_thread(slot);
+                Err(RpcError::Refused)
+            }
         }
     }
 
     fn irq_wait(&self, vector: u8, timeout_ns: u64) -> bool {
+        super::guard_stack();
         let (d, _) = rpc::current();
-        let fired = rpc::as_kernel(|| crate::pci::irq_wait(d.0, vector, timeout_ns));
+        // Sleeps as the domain, so the domain's death wakes it at once (`wake_domain`).
+        let fired = crate::pci::irq_wait(d.0, vector, timeout_ns);
         rpc::check_unwind();
         fired
     }
+
+    fn futex_wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool {
+        super::guard_stack();
+        let woken = futex_wait(word, expected, timeout_ns);
+        rpc::check_unwind();
+        woken
+    }
+
+    fn futex_wake(&self, word: &AtomicU32, n: u32) -> u32 {
+        super::guard_stack();
+        futex_wake(word, n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Futexes: the kernel half of the domains' sleeping mutex (`frond_domrt::sync`).
+//
+// A waiter is keyed by its domain slot and the address of the word it waits on; the
+// kernel reads the word only through the reference the domain passed for the call's
+// duration, and never writes it. Waiters sleep (so a domain's death wakes them at once)
+// for at most `FUTEX_MAX_SLEEP_NS` per call: callers re-check and wait again, and no
+// sleep the kernel tracks outlives that bound.
+
+/// Longest single futex sleep: bounds how long a stale sleeper entry stays queued.
+const FUTEX_MAX_SLEEP_NS: u64 = 1_000_000_000;
+
+/// (slot, word address, thread) of every waiting thread. At most one entry per thread.
+static WAITERS: IrqMutex<Vec<(u32, usize, crate::sched::Tid)>> = IrqMutex::new(Vec::new());
+
+fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool {
+    let (d, _) = rpc::current();
+    let key = (d.0, word as *const AtomicU32 as usize);
+    let tid = crate::sched::current_tid();
+    {
+        let _irq = irq::disable();
+        if word.load(Relaxed) != expected {
+            return false;
+        }
+        let mut w = WAITERS.lock();
+        if w.try_reserve(1).is_err() {
+            return false;
+        }
+        w.push((key.0, key.1, tid));
+    }
+    // A wake between the registration and the sleep removes the entry first: the sleep
+    // then returns at once (the condition runs with interrupts off).
+    let registered = || WAITERS.lock().iter().any(|e| e.2 == tid);
+    crate::sched::sleep_unless(timeout_ns.min(FUTEX_MAX_SLEEP_NS), || !registered());
+    let mut w = WAITERS.lock();
+    match w.iter().position(|e| e.2 == tid) {
+        Some(i) => {
+            w.swap_remove(i);
+            false
+        }
+        None => true,
+    }
+}
+
+fn futex_wake(word: &AtomicU32, n: u32) -> u32 {
+    let (d, _) = rpc::current();
+    let addr = word as *const AtomicU32 as usize;
+    let mut woken = Vec::new();
+    {
+        let mut w = WAITERS.lock();
+        let mut i = 0;
+        while i < w.len() && (woken.len() as u32) < n {
+            if w[i].0 == d.0 && w[i].1 == addr {
+                if woken.try_reserve(1).is_err() {
+                    break;
+                }
+                woken.push(w.swap_remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for &tid in &woken {
+        crate::sched::wake_sleeper(tid);
+    }
+    crate::sched::preempt_point();
+    woken.len() as u32
 }

@@ -125,6 +125,17 @@ pub fn alloc_contiguous(count: usize) -> Option<PhysAddr> {
     Some(PhysAddr::new(i as u64 * FRAME))
 }
 
+/// `count` physically contiguous frames, only if at least `keep` frames stay free after
+/// (domain memory never takes the kernel's reserve).
+pub fn alloc_contiguous_keeping(count: usize, keep: usize) -> Option<PhysAddr> {
+    let mut f = FRAMES_ALLOC.lock();
+    if f.free_count < count.checked_add(keep)? {
+        return None;
+    }
+    let i = f.alloc_run(count)?;
+    Some(PhysAddr::new(i as u64 * FRAME))
+}
+
 pub fn free(addr: PhysAddr) {
     let i = index(addr.as_u64());
     let mut f = FRAMES_ALLOC.lock();

@@ -190,12 +190,13 @@ pub fn init() {
             ticks: 0,
             switches: 0,
             done: Arc::new(Done { finished: AtomicBool::new(false), wq: WaitQueue::new() }),
-            dom: DomCtx::KERNEL,
+            dom: DomCtx::new_thread(paging::layout().boot_stack.0),
             owner: 0,
             sleep_seq: 0,
         }),
     );
     *SCHED.lock() = Some(s);
+    domrpc::restore(DomCtx::new_thread(paging::layout().boot_stack.0));
 }
 
 fn with<R>(f: impl FnOnce(&mut Sched) -> R) -> R {
@@ -257,6 +258,7 @@ impl Builder {
         // trampoline, which jumps (not calls) to `thread_entry` so that rsp ≡ 8 (mod 16) as
         // at any function entry, with a zero return address ending backtraces.
         let top = stack.top();
+        let bottom = stack.bottom();
         let frame: [u64; 8] = [0, 0, 0, 0, 0, 0, thread_trampoline as *const () as u64, 0];
         let rsp = top - 8 * frame.len() as u64;
         // SAFETY: the 64 bytes below `top` are mapped, writable and owned by the new stack.
@@ -278,7 +280,7 @@ impl Builder {
                     ticks: 0,
                     switches: 0,
                     done: done.clone(),
-                    dom: DomCtx::KERNEL,
+                    dom: DomCtx::new_thread(bottom),
                     owner: self.owner,
                     sleep_seq: 0,
                 }),
@@ -564,6 +566,14 @@ pub fn current_for_report() -> Option<(Tid, String, (u64, u64))> {
         None => paging::layout().boot_stack,
     };
     Some((t.id, t.name.clone(), bounds))
+}
+
+/// The stack slot of the running thread (`None` for the boot/idle stack), without
+/// waiting on a lock the faulting code might hold.
+pub fn current_stack_slot() -> Option<usize> {
+    let g = SCHED.try_lock()?;
+    let s = g.as_ref()?;
+    s.threads.get(&s.current)?.stack.as_ref().map(|k| k.slot())
 }
 
 /// For fault reports: the thread whose stack occupies `slot`.
