@@ -19,7 +19,7 @@ BOOTMOD   := target/frond/boot.cpio
 # every time the flags switch.
 DOMAIN_DIR := target/domains/$(TARGET)/release
 # Domain binaries (crates under domains/ and drivers/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-virtio-net dom-null-net dom-netstack dom-services dom-forward
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-virtio-net dom-null-net dom-netstack dom-services dom-forward
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))

@@ -42,6 +42,18 @@ pub const TESTS: &[Test] = &[
     Test { name: "dom_restart", run: crate::ktest_domains::restart },
     Test { name: "dom_crash_loop", run: crate::ktest_domains::crash_loop },
     Test { name: "dom_loader", run: crate::ktest_domains::loader },
+    Test { name: "hostile_recursion", run: crate::ktest_hostile::recursion },
+    Test { name: "hostile_heap_exhaustion", run: crate::ktest_hostile::heap_exhaustion },
+    Test { name: "hostile_shared_exhaustion", run: crate::ktest_hostile::shared_exhaustion },
+    Test { name: "hostile_thread_exhaustion", run: crate::ktest_hostile::thread_exhaustion },
+    Test { name: "hostile_spin_in_call", run: crate::ktest_hostile::spin_in_call },
+    Test { name: "hostile_spin_holding_lock", run: crate::ktest_hostile::spin_holding_lock },
+    Test { name: "hostile_spinning_thread", run: crate::ktest_hostile::spinning_thread },
+    Test { name: "hostile_steal_lent", run: crate::ktest_hostile::steal_lent },
+    Test { name: "hostile_dead_remote", run: crate::ktest_hostile::dead_remote },
+    Test { name: "hostile_pingpong", run: crate::ktest_hostile::pingpong },
+    Test { name: "hostile_drop_bomb", run: crate::ktest_hostile::drop_bomb },
+    Test { name: "hostile_lifecycle", run: crate::ktest_hostile::lifecycle },
 ];
 
 fn metric(key: &str, value: impl core::fmt::Display) {

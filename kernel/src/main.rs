@@ -39,6 +39,7 @@ mod fault;
 mod kbench;
 mod ktest;
 mod ktest_domains;
+mod ktest_hostile;
 mod net;
 mod netbench;
 mod pci;

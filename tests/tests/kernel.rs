@@ -32,6 +32,19 @@ const DRIVEN_KTESTS: &[&str] = &[
     "dom_restart",
     "dom_crash_loop",
     "dom_loader",
+    // tests/hostile.rs:
+    "hostile_recursion",
+    "hostile_heap_exhaustion",
+    "hostile_shared_exhaustion",
+    "hostile_thread_exhaustion",
+    "hostile_spin_in_call",
+    "hostile_spin_holding_lock",
+    "hostile_spinning_thread",
+    "hostile_steal_lent",
+    "hostile_dead_remote",
+    "hostile_pingpong",
+    "hostile_drop_bomb",
+    "hostile_lifecycle",
 ];
 
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(30);

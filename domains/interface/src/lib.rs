@@ -10,6 +10,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod hostile;
 pub mod net;
 pub mod test;
 

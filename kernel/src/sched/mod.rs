@@ -167,7 +167,10 @@ pub fn init() {
     let mut s = Sched {
         threads: HashMap::new(),
         ready: [VecDeque::new(), VecDeque::new(), VecDeque::new()],
-        sleepers: BinaryHeap::new(),
+        // Reserved up front: an entry stays queued until its deadline even when the sleep
+        // ended early, so the count varies with timing; a heap that grew with it would
+        // make the kernel's memory use depend on timing too.
+        sleepers: BinaryHeap::with_capacity(256),
         zombies: Vec::new(),
         current: 0,
         idle: 0,
@@ -318,6 +321,9 @@ pub fn exit_current() -> ! {
     });
     done.finished.store(true, Ordering::Release);
     done.wq.wake_all_no_preempt();
+    // This frame never returns: a reference left in it would keep `Done` alive forever
+    // (the Thread's own reference is dropped when the zombie is reaped).
+    drop(done);
     schedule();
     unreachable!("an exited thread was scheduled");
 }

@@ -1,0 +1,439 @@
+//! The hostile-domain suite: one in-kernel test per attack a domain can mount in safe
+//! Rust (`domains/hostile`), driven from `tests/tests/hostile.rs`, one QEMU per test.
+//!
+//! Every test checks the same four things:
+//! * the attacker is killed or gets an error (which one is the test's assertion);
+//! * the kernel lives (the test returns, so QEMU exits with the pass code);
+//! * a bystander — an `echo` domain called by a kernel thread every millisecond — keeps
+//!   answering *during* the attack, and none of its calls fails;
+//! * once the attacker is gone, the kernel heap, free frames, shared-heap bytes and
+//!   blocks and the domain heaps are back exactly at their level before the attack
+//!   (`before.*` = `after.*`).
+
+use crate::domain::{self, limits, shared::SHARED};
+use crate::mem::{frame, heap};
+use crate::sched::{self, JoinHandle, Priority};
+use crate::time;
+use alloc::format;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use frond_interface::hostile::{Hostile, HostileKind};
+use frond_interface::test::{Echo, EchoKind, Packet};
+use rref::rpc::{Remote, RpcError};
+use rref::{DomainId, RRef};
+
+fn metric(key: &str, value: impl core::fmt::Display) {
+    crate::println!("ktest-metric {key}={value}");
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Snapshot {
+    kernel_heap_used: usize,
+    frames_free: usize,
+    shared_used: usize,
+    shared_blocks: u64,
+    domain_heaps: usize,
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        kernel_heap_used: heap::stats().used,
+        frames_free: frame::stats().free,
+        shared_used: SHARED.used(),
+        shared_blocks: SHARED.counters().total_blocks(),
+        domain_heaps: domain::dheap::total_reserved(),
+    }
+}
+
+fn print_snapshot(tag: &str, s: &Snapshot) {
+    metric(&format!("{tag}.kernel_heap_used"), s.kernel_heap_used);
+    metric(&format!("{tag}.frames_free"), s.frames_free);
+    metric(&format!("{tag}.shared_used"), s.shared_used);
+    metric(&format!("{tag}.shared_blocks"), s.shared_blocks);
+    metric(&format!("{tag}.domain_heaps"), s.domain_heaps);
+}
+
+/// An `echo` domain and a kernel thread calling it every millisecond.
+struct Bystander {
+    id: DomainId,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    thread: JoinHandle,
+}
+
+impl Bystander {
+    fn start() -> Bystander {
+        let id = domain::create::<EchoKind>("bystander", "domains/dom-echo", || ()).expect("bystander");
+        let echo = domain::grant::<dyn Echo>(id).expect("grant");
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let thread = sched::Builder::new("bystander")
+            .spawn(move || {
+                let mut i = 0u64;
+                while !s.load(SeqCst) {
+                    match echo.add(i, 1) {
+                        Ok(v) if v == i + 1 => o.fetch_add(1, SeqCst),
+                        _ => f.fetch_add(1, SeqCst),
+                    };
+                    i += 1;
+                    sched::sleep_ms(1);
+                }
+            })
+            .expect("bystander thread");
+        Bystander { id, stop, ok, failed, thread }
+    }
+
+    fn calls(&self) -> u64 {
+        self.ok.load(SeqCst)
+    }
+
+    /// Waits until the bystander has completed `n` more calls (bounded: 2 s).
+    fn progresses(&self, n: u64) -> bool {
+        let start = self.calls();
+        for _ in 0..2000 {
+            if self.calls() >= start + n {
+                return true;
+            }
+            sched::sleep_ms(1);
+        }
+        false
+    }
+
+    fn finish(self) {
+        assert!(self.progresses(1), "the bystander is not answering");
+        self.stop.store(true, SeqCst);
+        self.thread.join();
+        let (ok, failed) = (self.ok.load(SeqCst), self.failed.load(SeqCst));
+        metric("bystander.ok", ok);
+        metric("bystander.failed", failed);
+        assert!(ok > 0, "the bystander made no call");
+        assert_eq!(failed, 0, "a bystander call failed during the attack");
+        domain::remove(self.id).expect("remove bystander");
+    }
+}
+
+fn new_hostile(name: &str) -> (DomainId, Remote<dyn Hostile>) {
+    let id = domain::create::<HostileKind>(name, "domains/dom-hostile", || ()).unwrap_or_else(|e| panic!("creating {name}: {e}"));
+    (id, domain::grant::<dyn Hostile>(id).expect("grant"))
+}
+
+/// Runs `attack` with a bystander and counter snapshots around it. `attack` must leave
+/// the attacker dead or removed. It runs twice, and only the second round is measured:
+/// the first grows, once and for all, the tables that never shrink (page tables of the
+/// domain windows and of thread-stack slots, the scheduler's maps and queues).
+fn with_bystander(attack: impl Fn(&Bystander)) {
+    {
+        let b = Bystander::start();
+        attack(&b);
+        b.finish();
+    }
+    let before = snapshot();
+    print_snapshot("before", &before);
+    let b = Bystander::start();
+    attack(&b);
+    assert!(b.progresses(20), "the bystander is not answering after the attack");
+    b.finish();
+    let after = snapshot();
+    print_snapshot("after", &after);
+    assert_eq!(after, before, "counters must return exactly to their level before the attack");
+}
+
+fn is_dead(id: DomainId) -> bool {
+    domain::ALIVE[id.0 as usize].load(SeqCst) == 0
+}
+
+fn code(r: Result<(), RpcError>) -> u64 {
+    match r {
+        Ok(()) => 0,
+        Err(RpcError::Panicked) => 1,
+        Err(RpcError::Killed) => 2,
+        Err(RpcError::DomainDead) => 3,
+        Err(RpcError::Timeout) => 4,
+        Err(RpcError::Refused) => 5,
+        Err(RpcError::StackExhausted) => 6,
+        Err(RpcError::RestartFailed) => 7,
+    }
+}
+
+/// Unbounded recursion in a call: the stack overflow is contained like a panic.
+pub fn recursion() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let r = h.recurse(0);
+        metric("result", code(r.map(drop)));
+        assert_eq!(r, Err(RpcError::Panicked));
+        assert!(is_dead(id));
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Allocating without end: the domain's heap quota stops it, not the machine's memory.
+pub fn heap_exhaustion() {
+    with_bystander(|b| {
+        let (id, h) = new_hostile("hostile");
+        let free_before = frame::stats().free;
+        let r = h.exhaust_heap();
+        metric("result", code(r.map(drop)));
+        assert_eq!(r, Err(RpcError::Panicked), "the failed allocation is the domain's panic");
+        assert!(is_dead(id));
+        metric("heap_limit_kib", limits::DEFAULT.heap / 1024);
+        metric("frames_free_kib_after", frame::stats().free * 4);
+        assert!(frame::stats().free >= free_before - 16, "the dead domain's heap was returned");
+        // The kernel can still allocate and start threads.
+        sched::spawn("after-heap-attack", || ()).join();
+        assert!(b.progresses(5));
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Allocating RRefs without end: the shared-heap quota stops it; others still allocate.
+pub fn shared_exhaustion() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let r = h.exhaust_shared();
+        metric("result", code(r.map(drop)));
+        assert_eq!(r, Err(RpcError::Panicked));
+        assert!(is_dead(id));
+        assert_eq!(SHARED.counters().blocks(id), 0, "its RRefs were reclaimed");
+        let mine = RRef::new([7u8; 4096]);
+        assert_eq!(mine[4095], 7, "the kernel still allocates RRefs");
+        drop(mine);
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Spawning threads without end: the thread quota refuses the rest; killing the domain
+/// stops every thread it made.
+pub fn thread_exhaustion() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let n = h.exhaust_threads().expect("exhaust_threads");
+        metric("threads_spawned", n);
+        assert_eq!(n, limits::DEFAULT.threads, "exactly the thread quota");
+        assert_eq!(limits::usage(id.0 as usize).0, n);
+        let r = domain::kill(id).expect("kill");
+        metric("woken_by_kill", r.woken);
+        for _ in 0..1000 {
+            if limits::usage(id.0 as usize).0 == 0 {
+                break;
+            }
+            sched::sleep_ms(1);
+        }
+        assert_eq!(limits::usage(id.0 as usize), (0, 0), "every thread and its stack are gone");
+        assert!(!sched::threads().iter().any(|t| t.owner == id.0), "no thread of the dead domain is left");
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// A call that never returns: the watchdog kills the callee after its budget and the
+/// caller gets `Timeout`.
+pub fn spin_in_call() {
+    limits::configure("hostile:budget=200ms").expect("limit");
+    with_bystander(|b| {
+        let (id, h) = new_hostile("hostile");
+        let h = Arc::new(h);
+        let result = Arc::new(AtomicU64::new(u64::MAX));
+        let (h2, r2) = (h.clone(), result.clone());
+        let t0 = time::uptime_ns();
+        let caller = sched::spawn("spin-caller", move || r2.store(code(h2.spin()), SeqCst));
+        assert!(b.progresses(20), "the bystander answers while the attacker spins");
+        caller.join();
+        let ms = (time::uptime_ns() - t0) / 1_000_000;
+        metric("result", result.load(SeqCst));
+        metric("ended_after_ms", ms);
+        metric("watchdog_kills", domain::WATCHDOG_KILLS.load(SeqCst));
+        assert_eq!(result.load(SeqCst), 4, "Err(Timeout) expected");
+        assert!(ms >= 200, "ended before its budget ({ms} ms)");
+        assert!(is_dead(id));
+        drop(h);
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Spinning while holding the domain's lock that another call waits for: the waiter
+/// sleeps (it does not spin), the watchdog ends the spinner, the waiter is woken and
+/// unwound with the domain.
+pub fn spin_holding_lock() {
+    limits::configure("hostile:budget=300ms").expect("limit");
+    with_bystander(|b| {
+        let (id, h) = new_hostile("hostile");
+        let h = Arc::new(h);
+        let (spin_r, wait_r) = (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicU64::new(u64::MAX)));
+        let (h1, r1) = (h.clone(), spin_r.clone());
+        let spinner = sched::spawn("lock-spinner", move || r1.store(code(h1.spin_locked()), SeqCst));
+        sched::sleep_ms(20);
+        let (h2, r2) = (h.clone(), wait_r.clone());
+        let waiter = sched::spawn("lock-waiter", move || r2.store(code(h2.take_lock().map(drop)), SeqCst));
+        assert!(b.progresses(20), "the bystander answers while the lock is held");
+        spinner.join();
+        waiter.join();
+        metric("spinner_result", spin_r.load(SeqCst));
+        metric("waiter_result", wait_r.load(SeqCst));
+        assert_eq!(spin_r.load(SeqCst), 4, "the spinner: Err(Timeout)");
+        assert_eq!(wait_r.load(SeqCst), 4, "the waiter was unwound with the domain: Err(Timeout)");
+        assert!(is_dead(id));
+        drop(h);
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// A domain's own thread spinning forever keeps only its priority level busy: threads
+/// of its level still get their turn (round robin), higher levels run at once.
+pub fn spinning_thread() {
+    with_bystander(|b| {
+        let (id, h) = new_hostile("hostile");
+        let tid = h.spawn_spinner().expect("spawn_spinner");
+        metric("spinner_tid", tid);
+        assert!(b.progresses(50), "a Normal-priority thread still gets its turn");
+        // A High-priority thread waking every millisecond is never held up by it.
+        let worst = Arc::new(AtomicU64::new(0));
+        let w = worst.clone();
+        sched::Builder::new("high-prober")
+            .priority(Priority::High)
+            .spawn(move || {
+                for _ in 0..50 {
+                    let t = time::uptime_ns();
+                    sched::sleep_ms(1);
+                    let late = (time::uptime_ns() - t).saturating_sub(1_000_000);
+                    w.fetch_max(late, SeqCst);
+                }
+            })
+            .expect("prober")
+            .join();
+        metric("high_worst_late_us", worst.load(SeqCst) / 1000);
+        assert!(worst.load(SeqCst) < 20_000_000, "a High thread was held up by a spinning domain thread");
+        assert!(sched::threads().iter().any(|t| t.id == tid), "the spinner still runs (it is not a call)");
+        domain::remove(id).expect("remove");
+        for _ in 0..100 {
+            if !sched::threads().iter().any(|t| t.id == tid) {
+                break;
+            }
+            sched::sleep_ms(1);
+        }
+        assert!(!sched::threads().iter().any(|t| t.id == tid), "removing the domain stopped its thread");
+    });
+}
+
+/// A callee swaps the handle of a `&mut RRef` it was lent: the caller keeps its own block,
+/// the callee dies.
+pub fn steal_lent() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let mut p = RRef::new(Packet::filled(3));
+        let block = p.header().as_ptr() as u64;
+        let r = h.steal_lent(&mut p);
+        metric("result", code(r));
+        metric("same_block", (p.header().as_ptr() as u64 == block) as u8);
+        assert_eq!(p.header().as_ptr() as u64, block, "the caller's handle still points at its block");
+        assert_eq!(p.owner(), DomainId::KERNEL);
+        assert_eq!(p.borrow_count(), 0);
+        assert!(p.data.iter().all(|&b| b == 3), "the caller's packet is intact");
+        assert_eq!(r, Err(RpcError::Refused), "the thief's call is refused");
+        assert!(is_dead(id), "the thief is killed");
+        drop(p);
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// A domain keeps a handle to a domain that then dies and restarts: its calls fail fast
+/// with an error; nothing else happens.
+pub fn dead_remote() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let e = domain::create::<EchoKind>("victim", "domains/dom-echo", || ()).expect("victim");
+        h.keep_echo(domain::grant::<dyn Echo>(e).expect("grant")).expect("keep");
+        assert_eq!(h.call_kept(), Ok(42));
+        domain::kill(e).expect("kill");
+        let r = h.call_kept();
+        metric("after_kill", code(r.map(drop)));
+        assert_eq!(r, Err(RpcError::DomainDead));
+        domain::restart(e).expect("restart");
+        assert_eq!(h.call_kept(), Err(RpcError::DomainDead), "a plain handle stays bound to its generation");
+        assert!(!is_dead(id), "the caller of a dead domain just gets an error");
+        domain::remove(e).expect("remove");
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// A→B→A→… through proxies without end: a call runs out of stack room and fails with
+/// `StackExhausted` before any stack overflows; both domains live on.
+pub fn pingpong() {
+    with_bystander(|_| {
+        let (a, ha) = new_hostile("hostile-a");
+        let (b, hb) = new_hostile("hostile-b");
+        ha.set_peer(domain::grant::<dyn Hostile>(b).expect("grant")).expect("peer");
+        hb.set_peer(domain::grant::<dyn Hostile>(a).expect("grant")).expect("peer");
+        let r = ha.pingpong(0);
+        metric("result", code(r.map(drop)));
+        assert_eq!(r, Err(RpcError::StackExhausted));
+        assert!(!is_dead(a) && !is_dead(b), "nobody died: the error came back through every level");
+        drop(ha);
+        drop(hb);
+        domain::remove(a).expect("remove");
+        domain::remove(b).expect("remove");
+    });
+}
+
+/// A payload whose `Drop` panics: dropped in a call, the panic is contained; owned by a
+/// domain that dies, it is freed without running its destructor.
+pub fn drop_bomb() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let r = h.drop_bomb();
+        metric("drop_result", code(r));
+        assert_eq!(r, Err(RpcError::Panicked));
+        domain::remove(id).expect("remove");
+        let (id, h) = new_hostile("hostile");
+        assert_eq!(h.keep_bombs(100), Ok(100));
+        assert_eq!(SHARED.counters().blocks(id), 100);
+        let r = domain::kill(id).expect("kill");
+        metric("bombs_freed", r.rref_blocks);
+        assert_eq!(r.rref_blocks, 100, "every bomb freed by layout, none dropped");
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Generations never repeat for a slot, even after `remove`: a stale handle cannot reach
+/// the slot's next tenant. Concurrent callers of a restarting domain wait, not fail.
+pub fn lifecycle() {
+    let e = domain::create::<EchoKind>("echo", "domains/dom-echo", || ()).expect("echo");
+    let stale = domain::grant::<dyn Echo>(e).expect("grant");
+    let (_, g1) = stale.whoami().expect("whoami");
+    domain::remove(e).expect("remove");
+    let e2 = domain::create::<EchoKind>("echo", "domains/dom-echo", || ()).expect("echo");
+    assert_eq!(e2, e, "the slot is reused");
+    let fresh = domain::grant::<dyn Echo>(e2).expect("grant");
+    let (_, g2) = fresh.whoami().expect("whoami");
+    metric("gen_before_remove", g1);
+    metric("gen_after_reuse", g2);
+    assert!(g2 > g1, "generation {g2} after reuse must exceed {g1}");
+    assert_eq!(stale.ping(), Err(RpcError::DomainDead), "the stale handle does not reach the new tenant");
+
+    // Kill, then let 4 threads call through a recovery proxy at once: one restarts, the
+    // others wait for it; every call succeeds and there is exactly one restart.
+    let r = Arc::new(domain::grant_recover::<dyn Echo>(e2).expect("grant_recover"));
+    domain::kill(e2).expect("kill");
+    let failures = Arc::new(AtomicU64::new(0));
+    let threads: alloc::vec::Vec<_> = (0..4)
+        .map(|i| {
+            let (r, f) = (r.clone(), failures.clone());
+            sched::spawn("racer", move || {
+                if r.add(i, 1) != Ok(i + 1) {
+                    f.fetch_add(1, SeqCst);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join();
+    }
+    let row = domain::list().into_iter().find(|d| d.id == e2.0).expect("row");
+    metric("racer_failures", failures.load(SeqCst));
+    metric("restarts", row.restarts);
+    assert_eq!(failures.load(SeqCst), 0, "a concurrent caller saw an error during the restart");
+    assert_eq!(row.restarts, 1);
+}
+
