@@ -78,6 +78,9 @@ struct PerCpu {
     domain: Cell<u32>,
     generation: Cell<u64>,
     cont: Cell<*mut Cont>,
+    /// A move on this thread was refused (`SharedHeap::report_violation`); proxies take it
+    /// right after their moves. Per thread, so another thread cannot clear or set it.
+    violation: Cell<bool>,
 }
 
 struct CpuCell(PerCpu);
@@ -89,6 +92,7 @@ static CPU: CpuCell = CpuCell(PerCpu {
     domain: Cell::new(0),
     generation: Cell::new(super::KERNEL_GEN),
     cont: Cell::new(core::ptr::null_mut()),
+    violation: Cell::new(false),
 });
 
 /// Calls into each domain slot.
@@ -100,6 +104,7 @@ pub struct DomCtx {
     pub domain: u32,
     pub generation: u64,
     cont: *mut Cont,
+    violation: bool,
 }
 
 // SAFETY: the continuation pointer is only dereferenced by the thread that owns the stack
@@ -107,12 +112,18 @@ pub struct DomCtx {
 unsafe impl Send for DomCtx {}
 
 impl DomCtx {
-    pub const KERNEL: DomCtx = DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut() };
+    pub const KERNEL: DomCtx =
+        DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut(), violation: false };
 }
 
 /// Scheduler hook: the outgoing thread's context.
 pub fn save() -> DomCtx {
-    DomCtx { domain: CPU.0.domain.get(), generation: CPU.0.generation.get(), cont: CPU.0.cont.get() }
+    DomCtx {
+        domain: CPU.0.domain.get(),
+        generation: CPU.0.generation.get(),
+        cont: CPU.0.cont.get(),
+        violation: CPU.0.violation.get(),
+    }
 }
 
 /// Scheduler hook: install the incoming thread's context.
@@ -120,6 +131,19 @@ pub fn restore(c: DomCtx) {
     CPU.0.domain.set(c.domain);
     CPU.0.generation.set(c.generation);
     CPU.0.cont.set(c.cont);
+    CPU.0.violation.set(c.violation);
+}
+
+/// Records a refused move on the running thread.
+pub fn set_violation() {
+    CPU.0.violation.set(true);
+}
+
+/// Whether a move on the running thread was refused since the last call; clears it. One
+/// load and a branch when nothing happened.
+#[inline(always)]
+pub fn take_violation() -> bool {
+    CPU.0.violation.get() && CPU.0.violation.replace(false)
 }
 
 #[inline(always)]
