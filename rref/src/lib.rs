@@ -11,17 +11,31 @@
 //!   Each block starts with a [`Header`]: owner domain, borrow count, and the block's layout.
 //! * [`SharedHeap`]: the heap behind them. The kernel provides it; host tests use
 //!   [`host::HostHeap`]. [`registry::Registry`] is the bookkeeping both use: every live block,
-//!   per-domain counters, and reclamation of a dead domain's blocks.
+//!   per-domain counters, and reclamation of a dead domain's blocks. Raw allocation
+//!   ([`SharedHeap::alloc`]) is `unsafe`, and both heaps refuse a layout that cannot hold a
+//!   [`Header`]: safe code only gets blocks through the RRef family.
+//! * [`MoveToken`]: permission to move *and to lend* blocks, naming the domain a move is
+//!   from. Only the proxy runtime can make one, so only proxies call [`lend`] / [`lend_mut`]
+//!   and [`Exchangeable::move_to`].
+//! * [`fingerprint`]: the structural hashes behind [`Exchangeable::FINGERPRINT`] and the
+//!   interface fingerprints the loader checks.
 //! * [`rpc`]: the contract between generated proxies and the kernel.
 //!
 //! ## Invariants
 //! * A block's owner is the domain that may use and free it. Moving an RRef across a
 //!   boundary ([`Exchangeable::move_to`]) re-tags the block **and every RRef nested in it**,
-//!   so nested blocks always have their container's owner.
+//!   so nested blocks always have their container's owner. A move is a compare-exchange
+//!   from the token's `from` domain: a block owned by someone else, or lent, is not
+//!   re-tagged (nor anything below it) and the thread's violation flag is set; the proxy
+//!   then refuses the call ([`rpc::RpcError::Refused`]).
+//! * A lent block (borrow count > 0) is never freed by its handle nor moved. A `&mut` lend
+//!   gives the callee an alias of the handle, never the caller's handle ([`lend_mut`]), and
+//!   only for payloads without nested RRefs ([`Exchangeable::HAS_RREFS`]).
 //! * Reclaiming a dead domain frees every block it owns by layout alone — no destructor, no
 //!   code of the dead domain runs (nested blocks are found by their owner tag, not by
-//!   traversal). Blocks lent to another domain at that moment (borrow count > 0) are
-//!   orphaned instead and freed when the last lend ends.
+//!   traversal). If some of its blocks are lent at that moment (borrow count > 0), all of
+//!   them become that domain's orphan group ([`DomainId::orphan_of`]), freed as soon as
+//!   none of the group's blocks is lent, independently of other groups.
 //!
 //! ## Dependencies and `unsafe`
 //! `no_std` + `alloc` (for [`rpc::Remote`]'s local boxes) + `spin`. This is trusted code
