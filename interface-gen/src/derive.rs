@@ -80,11 +80,55 @@ pub fn expand_derive(input: TokenStream) -> Result<TokenStream> {
         quote!(match self { #(#arms)* })
     };
 
+    // HAS_RREFS: the OR over every field. FINGERPRINT: the type's name, size and alignment,
+    // then per variant its name (and, for fieldless enums, its discriminant) and per field
+    // its name and its type's fingerprint. A field whose type mentions the type itself
+    // (recursion through an RRef) contributes its spelling instead: its fingerprint would be
+    // a const-evaluation cycle.
+    let has_rrefs = fields().map(|f| {
+        let ty = &f.ty;
+        quote_spanned!(ty.span()=> || <#ty as ::rref::Exchangeable>::HAS_RREFS)
+    });
+    let fp = quote!(::rref::fingerprint);
+    let fieldless = matches!(&input.data, Data::Enum(e) if !e.variants.is_empty()
+        && e.variants.iter().all(|v| matches!(v.fields, Fields::Unit)));
+    let shape_fps = shapes.iter().map(|(path, fields)| {
+        let variant = path.to_string();
+        let discriminant = fieldless.then(|| quote!(__frond_h = #fp::mix(__frond_h, (#path as i128) as u64);));
+        let field_fps = fields.iter().enumerate().map(|(i, f)| {
+            let ty = &f.ty;
+            let fname = f.ident.as_ref().map_or_else(|| i.to_string(), |id| id.to_string());
+            let ty_fp = if mentions(&ty.to_token_stream(), &itself) {
+                let spelled = ty.to_token_stream().to_string();
+                quote!(#fp::str(#spelled))
+            } else {
+                quote_spanned!(ty.span()=> <#ty as ::rref::Exchangeable>::FINGERPRINT)
+            };
+            quote!(__frond_h = #fp::mix(#fp::mix(__frond_h, #fp::str(#fname)), #ty_fp);)
+        });
+        quote! {
+            __frond_h = #fp::mix(__frond_h, #fp::str(#variant));
+            #discriminant
+            #(#field_fps)*
+        }
+    });
+    let type_name = input.ident.to_string();
+
     // Sound: every field is Exchangeable (by the bounds, or the body would not compile), and
     // `move_to` moves each of them.
     let name = &input.ident;
     Ok(quote! {
         unsafe impl #impl_generics ::rref::Exchangeable for #name #ty_generics #where_clause {
+            const HAS_RREFS: bool = false #(#has_rrefs)*;
+            const FINGERPRINT: u64 = {
+                let mut __frond_h = #fp::leaf(
+                    #type_name,
+                    ::core::mem::size_of::<Self>(),
+                    ::core::mem::align_of::<Self>(),
+                );
+                #(#shape_fps)*
+                __frond_h
+            };
             #[inline]
             fn move_to(&self, #to: ::rref::DomainId, __frond_token: ::rref::MoveToken) {
                 let _ = #to;

@@ -97,12 +97,18 @@ pub fn expand_interface(attr: TokenStream, item: TokenStream) -> Result<TokenStr
         quote!(::core::option::Option::None)
     };
 
+    let fingerprint = interface_fingerprint(name, &methods);
+    let mut_lend_checks = methods.iter().map(mut_lend_checks);
+
     let mut emitted = item.clone();
     strip_idempotent(&mut emitted);
     Ok(quote! {
         #emitted
 
+        #(#mut_lend_checks)*
+
         impl ::rref::rpc::Proxyable for #dyn_ty {
+            const FINGERPRINT: u64 = #fingerprint;
             fn proxy_view<R: ::rref::rpc::Runtime>() -> ::rref::rpc::ViewFn<Self> {
                 |__frond_t| ::rref::rpc::Proxy::<Self, R>::from_target(__frond_t)
             }
@@ -329,6 +335,95 @@ fn retry_checks(m: &Method) -> TokenStream {
         .collect()
 }
 
+/// The `RRef<T>` of a lent `&RRef<T>` / `&mut RRef<T>` argument.
+fn lent_elem(ty: &Type) -> &Type {
+    match ty {
+        Type::Reference(r) => &r.elem,
+        _ => ty,
+    }
+}
+
+/// The last identifier of `dyn X` (`X`): what a `Remote<dyn X>` contributes to a
+/// fingerprint (the interface's own fingerprint could be a cycle).
+fn trait_name(inner: &Type) -> String {
+    if let Type::TraitObject(t) = inner {
+        for b in &t.bounds {
+            if let syn::TypeParamBound::Trait(tb) = b {
+                if let Some(last) = tb.path.segments.last() {
+                    return last.ident.to_string();
+                }
+            }
+        }
+    }
+    inner.to_token_stream().to_string()
+}
+
+/// `Proxyable::FINGERPRINT`: the interface's name, then per method its name, idempotent
+/// flag, and each argument's kind and type fingerprint, then the return value's.
+fn interface_fingerprint(name: &Ident, methods: &[Method]) -> TokenStream {
+    let fp = quote!(::rref::fingerprint);
+    let kind = |tag: &str, ty: &Type, k: &Kind| -> TokenStream {
+        match k {
+            Kind::Owned => {
+                let tag = format!("{tag} owned");
+                quote_spanned!(ty.span()=> __frond_h = ::rref::rpc::kind_fingerprint(
+                    __frond_h, #tag, <#ty as ::rref::Exchangeable>::FINGERPRINT);)
+            }
+            Kind::Lent { mutable } => {
+                let tag = format!("{tag} {}", if *mutable { "&mut" } else { "&" });
+                let elem = lent_elem(ty);
+                quote_spanned!(ty.span()=> __frond_h = ::rref::rpc::kind_fingerprint(
+                    __frond_h, #tag, <#elem as ::rref::Exchangeable>::FINGERPRINT);)
+            }
+            Kind::Remote(inner) => {
+                let tag = format!("{tag} Remote");
+                let x = trait_name(inner);
+                quote!(__frond_h = ::rref::rpc::kind_fingerprint(__frond_h, #tag, #fp::str(#x));)
+            }
+        }
+    };
+    let per_method = methods.iter().map(|m| {
+        let mname = m.sig.ident.to_string();
+        let idem = m.idempotent as u64;
+        let args = m.args.iter().map(|a| kind("arg", a.ty, &a.kind));
+        let ret = kind("ret", m.ret.0, &m.ret.1);
+        let cfgs = &m.cfgs;
+        quote! {
+            #(#cfgs)*
+            let _: () = {
+                __frond_h = #fp::mix(#fp::mix(__frond_h, #fp::str(#mname)), #idem);
+                #(#args)*
+                #ret
+            };
+        }
+    });
+    let iname = name.to_string();
+    quote!({
+        let mut __frond_h = #fp::str(#iname);
+        #(#per_method)*
+        __frond_h
+    })
+}
+
+/// Compile-time checks that every `&mut` lent argument's payload holds no RRef: a callee
+/// with `&mut` access to a nested RRef could take the caller's block.
+fn mut_lend_checks(m: &Method) -> TokenStream {
+    let cfgs = &m.cfgs;
+    m.args
+        .iter()
+        .filter(|a| matches!(a.kind, Kind::Lent { mutable: true }))
+        .map(|a| {
+            let elem = lent_elem(a.ty);
+            quote_spanned! {a.ty.span()=>
+                #(#cfgs)*
+                const _: () = if <#elem as ::rref::Lendable>::PAYLOAD_HAS_RREFS {
+                    ::core::panic!("a `&mut` lent argument cannot hold RRefs: the callee could take a nested RRef the caller owns; lend it as `&RRef`, or pass it owned and return it")
+                };
+            }
+        })
+        .collect()
+}
+
 /// The method's signature with its arguments renamed to `__frond_a{i}`.
 fn signature(m: &Method) -> Signature {
     let mut sig = m.sig.clone();
@@ -354,15 +449,35 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     let mut lends = TokenStream::new();
     let mut ends = TokenStream::new();
     let mut moves = TokenStream::new();
+    let mut swapped = quote!(false);
+    // Whether an owned argument may hold RRefs: a compile-time constant, so calls without
+    // RRef arguments pay nothing for the violation check.
+    let mut moves_rrefs = quote!(false);
+    let mut forget_args = TokenStream::new();
     for a in &m.args {
         let (arg, ty) = (&a.name, a.ty);
         match a.kind {
-            Kind::Owned => moves.extend(quote_spanned! {ty.span()=>
-                <#ty as ::rref::Exchangeable>::move_to(&#arg, #callee, #rt::move_token());
-            }),
-            Kind::Lent { .. } => {
+            Kind::Owned => {
+                moves.extend(quote_spanned! {ty.span()=>
+                    <#ty as ::rref::Exchangeable>::move_to(&#arg, #callee, #rt::move_token(__frond_caller));
+                });
+                moves_rrefs.extend(quote_spanned!(ty.span()=> || <#ty as ::rref::Exchangeable>::HAS_RREFS));
+                forget_args.extend(quote!(let _ = ::core::mem::ManuallyDrop::new(#arg);));
+            }
+            Kind::Lent { mutable: false } => {
                 let guard = format_ident!("{}_lend", arg);
-                lends.extend(quote_spanned!(ty.span()=> let #guard = ::rref::lend(&*#arg);));
+                lends.extend(quote_spanned!(ty.span()=>
+                    let #guard = ::rref::lend(&*#arg, #rt::move_token(__frond_caller));));
+                ends.extend(quote!(::core::mem::drop(#guard);));
+            }
+            Kind::Lent { mutable: true } => {
+                // The callee gets an alias of the caller's handle, never the handle itself.
+                let guard = format_ident!("{}_lend", arg);
+                lends.extend(quote_spanned! {ty.span()=>
+                    let mut #guard = ::rref::lend_mut(#arg, #rt::move_token(__frond_caller));
+                    let #arg = &mut *#guard;
+                });
+                swapped.extend(quote!(|| !::rref::MutLend::intact(&#guard)));
                 ends.extend(quote!(::core::mem::drop(#guard);));
             }
             Kind::Remote(inner) => moves.extend(quote_spanned! {inner.span()=>
@@ -374,16 +489,49 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     let (ret, ret_kind) = (m.ret.0, &m.ret.1);
     let success = match ret_kind {
         Kind::Remote(inner) => quote_spanned! {inner.span()=>
-            ::rref::rpc::adopt::<#inner, __FrondR>(
+            ::core::result::Result::Ok(::rref::rpc::adopt::<#inner, __FrondR>(
                 __frond_v,
                 #callee,
                 ::rref::rpc::Target::generation(__frond_t),
-            )
+            ))
         },
         _ => quote_spanned!(ret.span()=> {
-            <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token());
-            __frond_v
+            <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token(#callee));
+            if <#ret as ::rref::Exchangeable>::HAS_RREFS && #rt::take_violation() {
+                // The callee returned a block it does not own (or a lent one).
+                let _ = ::core::mem::ManuallyDrop::new(__frond_v);
+                #rt::kill(__frond_t);
+                ::core::result::Result::Err(::rref::rpc::RpcError::Refused)
+            } else {
+                ::core::result::Result::Ok(__frond_v)
+            }
         }),
+    };
+    let refuse_args = if forget_args.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            if (#moves_rrefs) && #rt::take_violation() {
+                // An argument was not the caller's to give: the callee never sees it.
+                #forget_args
+                return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
+            }
+        }
+    };
+    let check_swaps = if swapped.to_string() == "false" {
+        ends
+    } else {
+        quote! {
+            if #swapped {
+                // The callee swapped a handle out of a `&mut` lend and may hold the caller's
+                // block: kill it before the lend ends; its result is forgotten.
+                #rt::kill(__frond_t);
+                let _ = ::core::mem::ManuallyDrop::new(__frond_r);
+                #ends
+                return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
+            }
+            #ends
+        }
     };
     let checks = if retry_checks_here {
         retry_checks(m)
@@ -400,13 +548,12 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             #lends
             let __frond_r = #rt::call(__frond_t, move |__frond_obj| {
                 #moves
+                #refuse_args
                 <dyn #name as #name>::#method(__frond_obj, #(#args),*)
             });
-            #ends
+            #check_swaps
             match __frond_r {
-                ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => {
-                    ::core::result::Result::Ok(#success)
-                }
+                ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
                 ::core::result::Result::Ok(::core::result::Result::Err(__frond_e))
                 | ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
             }
@@ -555,35 +702,45 @@ mod tests {
         );
         let take = method(&out, "Proxy<dyn Echo, __FrondR>", "take");
         let call = take.find("::call(").unwrap();
-        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t), <__FrondR as ::rref::rpc::Runtime>::move_token());");
+        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t), <__FrondR as ::rref::rpc::Runtime>::move_token(__frond_caller));");
         assert!(
             take.find(&moved_in).is_some_and(|i| i > call),
             "moved inside the call: {take}"
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
+        // A refused move stops the call before the method runs.
+        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Err(::rref::rpc::RpcError::Refused); }");
+        let method_call = take.find(&squash("<dyn Echo as Echo>::take(")).unwrap();
+        assert!(
+            take.find(&refused).is_some_and(|i| i > call && i < method_call),
+            "violation checked between the moves and the method: {take}"
+        );
         let moved_out = squash(
-            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token());",
+            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token(::rref::rpc::Target::domain(__frond_t)));",
         );
         assert!(
             take.find(&moved_out).is_some_and(|i| i > call),
             "moved after the call: {take}"
         );
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t);");
+        // No RRef arguments: no violation check at all.
+        let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
+        assert!(!add.contains("take_violation()){"), "{add}");
     }
 
     #[test]
     fn proxy_lends_references_for_the_call_only() {
         let out = expand(quote!(), echo());
         let peek = method(&out, "Proxy<dyn Echo, __FrondR>", "peek");
-        assert_has(peek, "let __frond_a0_lend = ::rref::lend(&*__frond_a0);");
-        assert_has(peek, "let __frond_a1_lend = ::rref::lend(&*__frond_a1);");
+        let tok = "<__FrondR as ::rref::rpc::Runtime>::move_token(__frond_caller)";
+        assert_has(peek, &format!("let __frond_a0_lend = ::rref::lend(&*__frond_a0, {tok});"));
+        // `&mut`: the callee gets an alias; a swapped alias kills it before the lend ends.
+        assert_has(peek, &format!("let mut __frond_a1_lend = ::rref::lend_mut(__frond_a1, {tok}); let __frond_a1 = &mut *__frond_a1_lend;"));
         let call = peek.find("::call(").unwrap();
         assert!(peek.find("::lend(").unwrap() < call, "{peek}");
-        assert!(
-            peek.find(&squash("::core::mem::drop(__frond_a0_lend);"))
-                .unwrap()
-                > call,
-            "{peek}"
-        );
+        let swap_check = peek.find(&squash("if false || !::rref::MutLend::intact(&__frond_a1_lend) { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); let _ = ::core::mem::ManuallyDrop::new(__frond_r);")).unwrap();
+        let end = peek.find(&squash("::core::mem::drop(__frond_a0_lend);")).unwrap();
+        assert!(call < swap_check && swap_check < end, "{peek}");
         assert!(
             !peek.contains("move_to(&__frond_a"),
             "lent args are not moved: {peek}"

@@ -5,15 +5,25 @@
 //! every crossing (the runtime half, `rref::rpc`, is their contract with the kernel):
 //!
 //! * `#[derive(Exchangeable)]` for structs and enums (generics included): an
-//!   `unsafe impl rref::Exchangeable` whose `move_to` moves every field. Fields whose type
+//!   `unsafe impl rref::Exchangeable` whose `move_to` moves every field, `HAS_RREFS` is the
+//!   OR of the fields', and `FINGERPRINT` hashes the type's name, size and alignment, its
+//!   variants (names; discriminants of fieldless enums), field names and field types'
+//!   fingerprints (a field mentioning the type itself contributes its spelling, to avoid a
+//!   const cycle; types recursive through *another* type are a const-evaluation error).
+//!   Fields whose type
 //!   mentions a type parameter become `FieldType: Exchangeable` bounds; the others are
 //!   checked where they are moved (a bound would be trivial, or an endless cycle for a type
 //!   recursive through an `RRef`). Either way the error is at the field's type.
 //! * `#[interface]` / `#[interface(recover)]` on a trait: the trait itself (minus the
-//!   `#[idempotent]` method markers), `rref::rpc::Proxyable for dyn Trait`, the trait for
-//!   `rref::rpc::Proxy<dyn Trait, R>` (lend `&RRef` arguments for the call, move owned
-//!   arguments to the callee inside the protected call and the result back to the caller,
-//!   adopt `Remote<dyn X>` handles both ways) and, with `recover`, for
+//!   `#[idempotent]` method markers), `rref::rpc::Proxyable for dyn Trait` (with the
+//!   interface's `FINGERPRINT`: method names, idempotent flags, argument kinds, argument
+//!   and result type fingerprints, `Remote<dyn X>` by X's name only), the trait for
+//!   `rref::rpc::Proxy<dyn Trait, R>` (lend `&RRef` arguments for the call; lend
+//!   `&mut RRef` arguments as an alias checked after the call — a swapped alias kills the
+//!   callee and the call returns `Err(Refused)`; move owned arguments to the callee inside
+//!   the protected call, refusing the call without running the method if a move was
+//!   refused; move the result back, killing the callee if it returned a block it does not
+//!   own; adopt `Remote<dyn X>` handles both ways) and, with `recover`, for
 //!   `rref::rpc::Recover<dyn Trait, R>` (restart a crashed callee; retry `#[idempotent]`
 //!   methods up to `rref::rpc::MAX_RETRIES` times).
 //!
@@ -24,6 +34,8 @@
 //!   returned value (references: except a lent `&RRef`/`&RRefVec`/`&RRefDeque` argument).
 //! * A derived field or interface value that is not `Exchangeable` (the trait bound, spanned
 //!   at the type); a union.
+//! * A `&mut RRef<T>` / `&mut RRefVec<T>` / `&mut RRefDeque<T, N>` argument whose `T` may
+//!   hold RRefs (a const assertion at the argument: the callee could take a nested block).
 //! * An interface method that does not take `&self`, does not return `RpcResult<_>`, is
 //!   generic, `async`, `unsafe` or has a default body; associated types or consts; a
 //!   `Remote` that is not a whole argument or return value; an `#[idempotent]` method with a

@@ -34,6 +34,10 @@ pub trait Echo: Send + Sync {
     fn peek(&self, lent: &RRef<Data>, also: &mut RRefVec<u32>) -> RpcResult<u64>;
     fn make(&self, seed: u64) -> RpcResult<Remote<dyn Echo>>;
     fn give(&self, cb: Remote<dyn Echo>) -> RpcResult<u64>;
+    /// Writes through a `&mut` lend; with `SWAP` set, swaps its own block in instead.
+    fn scribble(&self, buf: &mut RRef<[u8; 8]>) -> RpcResult<u64>;
+    /// Returns a block owned by domain `FOREIGN` (as if it had obtained someone else's).
+    fn foreign(&self) -> RpcResult<RRef<u64>>;
 }
 
 /// Without `recover`: no recovery view.
@@ -62,6 +66,14 @@ thread_local! {
     /// Callee-side fault injection: how many of the next `add`/`take` calls panic.
     static CRASH_ADD: Cell<u32> = const { Cell::new(0) };
     static CRASH_TAKE: Cell<u32> = const { Cell::new(0) };
+    /// `scribble` swaps a block of its own into the lent alias.
+    static SWAP: Cell<bool> = const { Cell::new(false) };
+    /// The owner of the block `foreign` returns.
+    static FOREIGN: Cell<DomainId> = const { Cell::new(DomainId::KERNEL) };
+    /// Calls that reached `take`.
+    static TAKEN: Cell<u32> = const { Cell::new(0) };
+    /// Domains `Runtime::kill` was called on.
+    static KILLED: RefCell<Vec<DomainId>> = const { RefCell::new(Vec::new()) };
     /// Destructors of `EchoImpl`s run, and in which domain.
     static DROPPED: RefCell<Vec<(u64, DomainId)>> = const { RefCell::new(Vec::new()) };
 }
@@ -88,9 +100,23 @@ unsafe impl Runtime for MockRt {
         CURRENT.with(Cell::get)
     }
 
-    fn move_token() -> rref::MoveToken {
+    fn move_token(from: DomainId) -> rref::MoveToken {
         // SAFETY: the mock is this test's proxy runtime.
-        unsafe { rref::MoveToken::new() }
+        unsafe { rref::MoveToken::new(from) }
+    }
+
+    fn take_violation() -> bool {
+        rref::heap().take_violation()
+    }
+
+    fn kill<T: ?Sized>(target: &Target<T>) {
+        KILLED.with(|k| k.borrow_mut().push(target.domain()));
+        if is_alive(target) {
+            slot(target.domain(), |s| s.alive = false);
+            // SAFETY: the domain is dead: its handles are never used again (the proxy
+            // forgets what it got from it).
+            unsafe { HostHeap::install().reclaim(target.domain()) };
+        }
     }
 
     fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O> {
@@ -229,6 +255,7 @@ impl Echo for EchoImpl {
             "a moved RRef belongs to the callee inside the call"
         );
         crash_if(&CRASH_TAKE);
+        TAKEN.with(|t| t.set(t.get() + 1));
         buf[0] += 1;
         Ok(buf)
     }
@@ -266,6 +293,26 @@ impl Echo for EchoImpl {
         // Calls back into the caller's domain through the proxy.
         let sum = cb.add(1, 2)?;
         Ok(sum * 1000 + u64::from(home.0))
+    }
+
+    fn scribble(&self, buf: &mut RRef<[u8; 8]>) -> RpcResult<u64> {
+        assert_ne!(buf.owner(), me(), "the lent block stays the caller's");
+        if SWAP.with(Cell::get) {
+            let theirs = std::mem::replace(buf, RRef::new([0xee; 8]));
+            // Dropping the caller's block cannot free it: it is lent.
+            drop(theirs);
+        } else {
+            buf[0] = 1;
+        }
+        Ok(7)
+    }
+
+    fn foreign(&self) -> RpcResult<RRef<u64>> {
+        let heap = HostHeap::install();
+        heap.set_current(FOREIGN.with(Cell::get));
+        let r = RRef::new(5);
+        heap.set_current(me());
+        Ok(r)
     }
 }
 
@@ -486,4 +533,75 @@ fn proxyable_views() {
     let handle =
         unsafe { Remote::proxied(pt, <dyn Plain as Proxyable>::proxy_view::<MockRt>(), None) };
     assert_eq!(handle.get(), Ok(5));
+}
+
+fn killed() -> Vec<DomainId> {
+    KILLED.with(|k| k.borrow().clone())
+}
+
+#[test]
+fn mut_lend_writes_reach_the_caller_through_an_alias() {
+    let me = client();
+    let t = spawn_echo();
+    let mut buf = RRef::new([0u8; 8]);
+    let hdr = buf.header();
+    assert_eq!(proxy(&t).scribble(&mut buf), Ok(7));
+    assert_eq!((buf[0], buf.header(), buf.owner(), buf.borrow_count()), (1, hdr, me, 0));
+    assert!(killed().is_empty());
+}
+
+#[test]
+fn swapping_a_mut_lent_handle_kills_the_callee_and_keeps_the_callers() {
+    let me = client();
+    let t = spawn_echo();
+    let mut buf = RRef::new([3u8; 8]);
+    let hdr = buf.header();
+    SWAP.with(|s| s.set(true));
+    assert_eq!(proxy(&t).scribble(&mut buf), Err(RpcError::Refused));
+    SWAP.with(|s| s.set(false));
+    assert_eq!(killed(), [t.domain()], "the callee was killed");
+    assert_eq!(proxy(&t).ping(), Err(RpcError::DomainDead));
+    assert_eq!(buf.header(), hdr, "the caller's handle still points at its block");
+    assert_eq!((buf.owner(), buf.borrow_count()), (me, 0));
+    assert_eq!(blocks(t.domain()), 0, "the callee's swapped-in block went with it");
+    assert_eq!(blocks(me), 1);
+    buf[1] = 4;
+    drop(buf);
+    assert_eq!(blocks(me), 0);
+}
+
+#[test]
+fn an_argument_the_caller_does_not_own_is_refused_before_the_callee_runs() {
+    let me = client();
+    let t = spawn_echo();
+    let other = HostHeap::install().fresh_domain();
+    HostHeap::install().set_current(other);
+    let stolen = RRef::new([9u8; 64]);
+    HostHeap::install().set_current(me);
+    let before = TAKEN.with(Cell::get);
+    assert_eq!(proxy(&t).take(stolen).unwrap_err(), RpcError::Refused);
+    assert_eq!(TAKEN.with(Cell::get), before, "the method did not run");
+    assert_eq!(blocks(other), 1, "the block was neither moved nor freed");
+    assert_eq!(blocks(t.domain()), 0);
+    assert!(killed().is_empty(), "the callee did nothing wrong");
+    assert_eq!(proxy(&t).ping(), Ok(()));
+    // SAFETY: the forgotten argument was `other`'s only handle.
+    unsafe { HostHeap::install().reclaim(other) };
+}
+
+#[test]
+fn a_result_the_callee_does_not_own_kills_it() {
+    let me = client();
+    let t = spawn_echo();
+    FOREIGN.with(|f| f.set(me));
+    assert_eq!(proxy(&t).foreign().unwrap_err(), RpcError::Refused);
+    assert_eq!(killed(), [t.domain()]);
+    assert_eq!(blocks(me), 1, "the block was not handed over");
+    // SAFETY: the forgotten result was the only handle of our block.
+    unsafe { HostHeap::install().reclaim(me) };
+    // The callee's own blocks are returned normally.
+    let t = spawn_echo();
+    FOREIGN.with(|f| f.set(t.domain()));
+    let r = proxy(&t).foreign().unwrap();
+    assert_eq!((*r, r.owner()), (5, me));
 }

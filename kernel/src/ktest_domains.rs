@@ -15,6 +15,21 @@ use frond_interface::test::{Echo, EchoKind, Nested, Packet, Relay, RelayKind};
 use rref::rpc::RpcError;
 use rref::{DomainId, RRef};
 
+/// What an interface crate with a changed `Echo` would declare: the same names
+/// (`EchoKind: () => dyn Echo`), but `add` takes a `u32`.
+#[allow(dead_code)]
+mod changed {
+    use frond_interface::{domain_kind, interface, RpcResult};
+
+    #[interface]
+    pub trait Echo: Send + Sync {
+        fn ping(&self) -> RpcResult<()>;
+        fn add(&self, a: u64, b: u32) -> RpcResult<u64>;
+    }
+
+    domain_kind!(pub EchoKind: () => dyn Echo);
+}
+
 fn metric(key: &str, value: impl core::fmt::Display) {
     crate::println!("ktest-metric {key}={value}");
 }
@@ -317,6 +332,13 @@ pub fn loader() {
     }) {
         Ok(_) => panic!("an echo image was accepted as a relay"),
         Err(e) => crate::println!("ktest-reject wrong-kind: {e}"),
+    }
+    // Same names as the echo image's kind, changed interface: the names-only signature
+    // matches, the interface fingerprint does not.
+    assert_eq!(<changed::EchoKind as frond_domrt::DomainKind>::SIG, <EchoKind as frond_domrt::DomainKind>::SIG);
+    match domain::create::<changed::EchoKind>("changed-interface", "domains/dom-echo", || ()) {
+        Ok(_) => panic!("an echo image was accepted against a changed Echo interface"),
+        Err(e) => crate::println!("ktest-reject changed-interface: {e}"),
     }
     let after = snapshot();
     assert_eq!(after, before, "a refused image leaves no trace");

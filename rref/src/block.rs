@@ -1,7 +1,7 @@
 //! A block on the shared heap as its RRef-family handle sees it: the header, the payload
 //! address, re-tagging, and returning the block to the heap.
 
-use crate::{heap, DomainId, Header};
+use crate::{heap, DomainId, Header, MoveToken};
 use core::alloc::Layout;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
@@ -19,7 +19,9 @@ impl Block {
     pub(crate) fn alloc(payload: Layout) -> Option<Block> {
         let (layout, offset) = Layout::new::<Header>().extend(payload).ok()?;
         debug_assert_eq!(offset, Self::offset(payload.align()));
-        heap().alloc(layout.pad_to_align()).map(Block)
+        // SAFETY: the layout starts with a `Header` (so it is at least as large and as
+        // aligned), and every caller initialises the payload before exposing it.
+        unsafe { heap().alloc(layout.pad_to_align()) }.map(Block)
     }
 
     /// Offset of a payload aligned to `align`: the header's size rounded up, as
@@ -52,13 +54,25 @@ impl Block {
         self.header().borrows.load(SeqCst)
     }
 
-    /// Makes `to` the owner and tells the heap, if the owner changes.
-    pub(crate) fn retag(&self, to: DomainId) {
-        let from = DomainId(self.header().owner.swap(to.0, SeqCst));
+    /// Makes `to` the owner if `token.from()` owns the block and it is not lent, and tells
+    /// the heap if the owner changed. Otherwise the block keeps its owner, the heap records
+    /// a violation (the proxy then refuses the call) and `false` is returned: the caller
+    /// must not re-tag the blocks nested in this one either.
+    pub(crate) fn retag(&self, to: DomainId, token: MoveToken) -> bool {
+        let h = self.header();
+        let from = token.from();
+        // A lent block cannot be moved: its lender gets it back after the call.
+        let ok = h.borrows.load(SeqCst) == 0 && h.owner.compare_exchange(from.0, to.0, SeqCst, SeqCst).is_ok();
+        if !ok {
+            // SAFETY: this is rref's re-tagging reporting a refused move.
+            unsafe { heap().report_violation() };
+            return false;
+        }
         if from != to {
             // SAFETY: `self.0` is this live block of the installed heap.
             unsafe { heap().moved(self.0, from, to) };
         }
+        true
     }
 
     /// Returns the block to the heap. If it is lent right now (a `LendGuard` outlived the

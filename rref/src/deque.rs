@@ -53,6 +53,9 @@ impl<T, const N: usize> Drop for Ring<T, N> {
 // SAFETY: re-tags everything reachable from every element (the block is re-tagged by the
 // RRef around the ring).
 unsafe impl<T: Exchangeable, const N: usize> Exchangeable for Ring<T, N> {
+    const HAS_RREFS: bool = T::HAS_RREFS;
+    const FINGERPRINT: u64 =
+        crate::fingerprint::mix(crate::fingerprint::mix(crate::fingerprint::str("Ring"), T::FINGERPRINT), N as u64);
     fn move_to(&self, to: DomainId, token: MoveToken) {
         for item in self.iter() {
             item.move_to(to, token);
@@ -147,6 +150,9 @@ impl<T: Exchangeable + fmt::Debug, const N: usize> fmt::Debug for RRefDeque<T, N
 
 // SAFETY: the RRef re-tags the block, then the ring moves every element.
 unsafe impl<T: Exchangeable, const N: usize> Exchangeable for RRefDeque<T, N> {
+    const HAS_RREFS: bool = true;
+    const FINGERPRINT: u64 =
+        crate::fingerprint::mix(crate::fingerprint::mix(crate::fingerprint::str("RRefDeque"), T::FINGERPRINT), N as u64);
     fn move_to(&self, to: DomainId, token: MoveToken) {
         self.ring.move_to(to, token);
     }

@@ -6,7 +6,6 @@ use crate::registry::{Counters, Reclaimed, Registry};
 use crate::{heap, set_heap, DomainId, Header, SharedHeap, MAX_DOMAINS};
 use core::alloc::Layout;
 use core::cell::Cell;
-use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -29,6 +28,7 @@ static HOST: HostHeap =
 
 std::thread_local! {
     static CURRENT: Cell<DomainId> = const { Cell::new(DomainId::KERNEL) };
+    static VIOLATION: Cell<bool> = const { Cell::new(false) };
 }
 
 impl HostHeap {
@@ -94,11 +94,10 @@ fn dealloc_block(block: NonNull<Header>, layout: Layout) {
 // written and registered before `alloc` returns; `free` and `moved` keep the registry and
 // counters exact.
 unsafe impl SharedHeap for HostHeap {
-    fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
-        assert!(
-            layout.size() >= size_of::<Header>() && layout.align() >= align_of::<Header>(),
-            "rref: a block's layout must include its header"
-        );
+    unsafe fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
+        if !Header::fits_in(layout) {
+            return None;
+        }
         // SAFETY: the layout's size is non-zero (it holds a header).
         let block = NonNull::new(unsafe { std::alloc::alloc(layout) })?.cast::<Header>();
         let header = Header {
@@ -133,6 +132,14 @@ unsafe impl SharedHeap for HostHeap {
 
     fn current_domain(&self) -> DomainId {
         CURRENT.with(Cell::get)
+    }
+
+    unsafe fn report_violation(&self) {
+        VIOLATION.with(|v| v.set(true));
+    }
+
+    fn take_violation(&self) -> bool {
+        VIOLATION.with(|v| v.replace(false))
     }
 
     fn release_orphans(&self) {

@@ -1,8 +1,24 @@
 //! Lending: what a proxy does for a `&RRef` / `&mut RRef` argument. The block's borrow
 //! count stays raised for the duration of the call, so reclaiming the owner meanwhile
-//! orphans the block instead of freeing it under the borrower.
+//! orphans the block instead of freeing it under the borrower, and a lent block cannot be
+//! moved ([`crate::Exchangeable::move_to`] refuses it).
+//!
+//! Both kinds of lend need a [`MoveToken`]: only the proxy runtime can start one, so a
+//! domain cannot pin a block forever with a lend it never ends (`mem::forget(guard)`).
+//!
+//! A mutable lend ([`lend_mut`]) never hands out the caller's own handle: the callee gets
+//! `&mut` to an *alias* — a bitwise copy of the handle, pointing at the same block, kept in
+//! a `ManuallyDrop` that is never dropped. Whatever the callee does with it (`mem::replace`,
+//! `mem::swap`, dropping the value it swapped out), the caller's handle is untouched; the
+//! proxy checks [`MutLend::intact`] after the call and kills a callee that swapped a handle
+//! out (it may still hold the caller's block). Mutable lends are only generated for
+//! payloads without nested RRefs (`Exchangeable::HAS_RREFS == false`), so `&mut` access to
+//! the payload cannot take a nested block either.
 
-use crate::{heap, Exchangeable, Header, RRef, RRefDeque, RRefVec};
+use crate::{heap, Exchangeable, Header, MoveToken, RRef, RRefDeque, RRefVec};
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering::SeqCst;
 
@@ -12,12 +28,16 @@ mod sealed {
 
 /// The RRef family: handles whose block can be lent.
 pub trait Lendable: sealed::Sealed {
+    /// Whether the payload (the `T` of `RRef<T>`, `RRefVec<T>`, `RRefDeque<T, N>`) may
+    /// contain RRefs: then the handle cannot be lent mutably.
+    const PAYLOAD_HAS_RREFS: bool;
     /// The header of the block behind this handle.
     fn lend_header(&self) -> NonNull<Header>;
 }
 
 impl<T: Exchangeable> sealed::Sealed for RRef<T> {}
 impl<T: Exchangeable> Lendable for RRef<T> {
+    const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }
@@ -25,6 +45,7 @@ impl<T: Exchangeable> Lendable for RRef<T> {
 
 impl<T: Exchangeable> sealed::Sealed for RRefVec<T> {}
 impl<T: Exchangeable> Lendable for RRefVec<T> {
+    const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }
@@ -32,6 +53,7 @@ impl<T: Exchangeable> Lendable for RRefVec<T> {
 
 impl<T: Exchangeable, const N: usize> sealed::Sealed for RRefDeque<T, N> {}
 impl<T: Exchangeable, const N: usize> Lendable for RRefDeque<T, N> {
+    const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }
@@ -52,12 +74,17 @@ unsafe impl Send for LendGuard {}
 // SAFETY: `&LendGuard` gives no access at all.
 unsafe impl Sync for LendGuard {}
 
-/// Starts a lend of `x`'s block: raises its borrow count until the guard drops.
-pub fn lend<X: Lendable + ?Sized>(x: &X) -> LendGuard {
-    let hdr = x.lend_header();
-    // SAFETY: `x` is a live handle, so its block is allocated and its header initialised.
+fn start(hdr: NonNull<Header>) -> LendGuard {
+    // SAFETY: `hdr` is the block of a live handle, so it is allocated and its header
+    // initialised.
     unsafe { hdr.as_ref() }.borrows.fetch_add(1, SeqCst);
     LendGuard { hdr }
+}
+
+/// Starts a lend of `x`'s block: raises its borrow count until the guard drops. Only the
+/// proxy runtime can call it (it needs a [`MoveToken`]).
+pub fn lend<X: Lendable + ?Sized>(x: &X, _token: MoveToken) -> LendGuard {
+    start(x.lend_header())
 }
 
 impl Drop for LendGuard {
@@ -73,5 +100,54 @@ impl Drop for LendGuard {
         if before == 1 {
             heap().release_orphans();
         }
+    }
+}
+
+/// A mutable lend in progress: derefs to an alias of the lent handle (see the module
+/// docs). Dropping it ends the lend and forgets the alias, whatever it points to now.
+#[must_use = "the lend ends when the MutLend is dropped"]
+pub struct MutLend<'a, X: Lendable> {
+    alias: ManuallyDrop<X>,
+    /// Ends the lend; dropped after the alias is forgotten (field order is irrelevant:
+    /// the alias is `ManuallyDrop` and never dropped).
+    guard: LendGuard,
+    /// The caller's handle is mutably borrowed while the alias exists, so the two are
+    /// never used at the same time.
+    _caller: PhantomData<&'a mut X>,
+}
+
+/// Starts a mutable lend of `x`'s block: raises its borrow count and makes the alias the
+/// callee will get. Only the proxy runtime can call it (it needs a [`MoveToken`]).
+pub fn lend_mut<X: Lendable>(x: &mut X, _token: MoveToken) -> MutLend<'_, X> {
+    let guard = start(x.lend_header());
+    // SAFETY: a bitwise copy of the handle. It is never dropped (`ManuallyDrop`, and
+    // `MutLend` has no code that drops it), and while it exists `x` is mutably borrowed by
+    // the `MutLend`, so the caller's handle and the alias are never used at once. Whatever
+    // a user of the alias does — even dropping or moving out the value it swapped out —
+    // cannot free the block: its borrow count stays raised until the guard drops, and a
+    // lent block is neither freed by its handle nor moved.
+    let alias = ManuallyDrop::new(unsafe { core::ptr::read(x) });
+    MutLend { alias, guard, _caller: PhantomData }
+}
+
+impl<X: Lendable> MutLend<'_, X> {
+    /// Whether the alias still points at the lent block. `false` means the callee swapped
+    /// a different handle in (and may hold the caller's block): the runtime must stop it
+    /// before the lend ends.
+    pub fn intact(&self) -> bool {
+        self.alias.lend_header() == self.guard.hdr
+    }
+}
+
+impl<X: Lendable> Deref for MutLend<'_, X> {
+    type Target = X;
+    fn deref(&self) -> &X {
+        &self.alias
+    }
+}
+
+impl<X: Lendable> DerefMut for MutLend<'_, X> {
+    fn deref_mut(&mut self) -> &mut X {
+        &mut self.alias
     }
 }

@@ -8,7 +8,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-/// One slot per domain index, plus [`DomainId::ORPHAN`]'s (see [`DomainId::index`]).
+/// One slot per domain index, plus one for all orphan groups (see [`DomainId::index`]).
 const SLOTS: usize = MAX_DOMAINS + 1;
 
 /// Live blocks and their bytes (`Header.size`) per owner. Updated by [`Registry`] and, for
@@ -69,7 +69,7 @@ impl Default for Counters {
 pub struct Reclaimed {
     pub freed_blocks: usize,
     pub freed_bytes: usize,
-    /// Blocks re-tagged [`DomainId::ORPHAN`] because one of them was lent.
+    /// Blocks re-tagged [`DomainId::orphan_of`] the dead domain because one of them was lent.
     pub orphaned_blocks: usize,
 }
 
@@ -155,8 +155,13 @@ impl Registry {
     /// Nested blocks are included, since they carry their container's owner tag.
     ///
     /// If any of them is lent right now (borrow count > 0), none is freed: all are
-    /// re-tagged [`DomainId::ORPHAN`] instead, so that the blocks the borrower can reach
-    /// stay valid; [`Registry::release_orphans`] frees them once no orphan is lent.
+    /// re-tagged [`DomainId::orphan_of`]`(dead)` instead — one orphan group per dead
+    /// domain — and [`Registry::release_orphans`] frees the group once none of *its*
+    /// blocks is lent; other domains' groups do not hold it back. The group stays together
+    /// because nesting is not recorded: a lent container's nested blocks are reachable
+    /// through the lend, and freeing a nested orphan while its lent container is reachable
+    /// would be a use-after-free. (A slot that dies again while its previous group is still
+    /// pinned joins that group: conservative, never early.)
     ///
     /// # Safety
     /// No code uses `dead`'s blocks any more except through lends in progress, and
@@ -169,9 +174,10 @@ impl Registry {
     ) -> Reclaimed {
         if !self.any_lent(dead) {
             // SAFETY: forwarded from the caller.
-            let (freed_blocks, freed_bytes) = unsafe { self.free_all(dead, c, free_mem) };
+            let (freed_blocks, freed_bytes) = unsafe { self.free_where(|o| o == dead, c, free_mem) };
             return Reclaimed { freed_blocks, freed_bytes, orphaned_blocks: 0 };
         }
+        let group = DomainId::orphan_of(dead);
         let mut orphaned_blocks = 0;
         let mut cur = self.head;
         while let Some(b) = at(cur) {
@@ -179,26 +185,41 @@ impl Registry {
             let h = unsafe { b.as_ref() };
             cur = h.next.load(Relaxed);
             if owner(h) == dead {
-                h.owner.store(DomainId::ORPHAN.0, SeqCst);
-                c.moved(dead, DomainId::ORPHAN, h.size as u64);
+                h.owner.store(group.0, SeqCst);
+                c.moved(dead, group, h.size as u64);
                 orphaned_blocks += 1;
             }
         }
         Reclaimed { freed_blocks: 0, freed_bytes: 0, orphaned_blocks }
     }
 
-    /// Frees every orphan, by layout alone, if none of them is lent any more; returns how
-    /// many were freed. Cheap when there are no orphans (it checks the counters first).
+    /// Frees, by layout alone, every orphan group none of whose blocks is lent any more;
+    /// returns how many blocks were freed. Cheap when there are no orphans (it checks the
+    /// counters first); otherwise two walks of the registry.
     ///
     /// # Safety
     /// As for [`Registry::reclaim`]: nothing uses an orphan except through a lend, and
     /// `free_mem` returns one unregistered block's memory to the backend.
     pub unsafe fn release_orphans(&mut self, c: &Counters, free_mem: impl FnMut(NonNull<Header>, Layout)) -> usize {
-        if c.blocks(DomainId::ORPHAN) == 0 || self.any_lent(DomainId::ORPHAN) {
+        if c.blocks(DomainId::ORPHAN) == 0 {
             return 0;
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { self.free_all(DomainId::ORPHAN, c, free_mem) }.0
+        // Orphan groups are `orphan_of(slot)` with `slot < MAX_DOMAINS`: one bit each.
+        const _: () = assert!(MAX_DOMAINS <= 64);
+        let bit = |d: DomainId| 1u64 << (d.0 & !DomainId::ORPHAN_BASE) as usize % MAX_DOMAINS;
+        let mut lent = 0u64;
+        let mut cur = self.head;
+        while let Some(b) = at(cur) {
+            // SAFETY: listed blocks are allocated (type invariant).
+            let h = unsafe { b.as_ref() };
+            let o = owner(h);
+            if o.is_orphan() && h.borrows.load(SeqCst) > 0 {
+                lent |= bit(o);
+            }
+            cur = h.next.load(Relaxed);
+        }
+        // SAFETY: forwarded from the caller; groups with a lent block are skipped.
+        unsafe { self.free_where(|o| o.is_orphan() && lent & bit(o) == 0, c, free_mem) }.0
     }
 
     /// Whether a block owned by `d` is lent.
@@ -215,13 +236,14 @@ impl Registry {
         false
     }
 
-    /// Unregisters and frees every block owned by `d`; returns (blocks, bytes).
+    /// Unregisters and frees every block whose owner satisfies `which`; returns (blocks,
+    /// bytes).
     ///
     /// # Safety
     /// As for [`Registry::reclaim`].
-    unsafe fn free_all(
+    unsafe fn free_where(
         &mut self,
-        d: DomainId,
+        which: impl Fn(DomainId) -> bool,
         c: &Counters,
         mut free_mem: impl FnMut(NonNull<Header>, Layout),
     ) -> (usize, usize) {
@@ -231,7 +253,7 @@ impl Registry {
             // SAFETY: listed blocks are allocated (type invariant).
             let h = unsafe { b.as_ref() };
             cur = h.next.load(Relaxed);
-            if owner(h) != d {
+            if !which(owner(h)) {
                 continue;
             }
             let layout = h.layout();

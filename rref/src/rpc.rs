@@ -2,9 +2,22 @@
 //!
 //! * [`RpcError`] / [`RpcResult`]: what every interface method returns.
 //! * [`Target`]: which domain instance (id + generation) an object lives in, and where.
-//! * [`Runtime`]: the kernel's side of a proxied call (protected call, restart, release).
-//!   Generated proxies are generic over it; only the kernel instantiates them, so a proxy's
-//!   code is kernel code even when a domain holds the handle.
+//! * [`Runtime`]: the kernel's side of a proxied call (protected call, restart, release,
+//!   move tokens, violations, killing a rule-breaking callee). Generated proxies are
+//!   generic over it; only the kernel instantiates them (it is an `unsafe trait`, which
+//!   domains cannot implement), so a proxy's code is kernel code even when a domain holds
+//!   the handle, and only proxies can make the [`MoveToken`] that moves and lends need.
+//!
+//! What a generated proxy does with RRefs, per argument kind:
+//! * owned: moved to the callee inside the protected call (`move_to` with a token whose
+//!   `from` is the caller); if a move was refused ([`Runtime::take_violation`]) the
+//!   arguments are forgotten and the call returns `Err(Refused)` without running the method;
+//! * `&RRef`: lent (borrow count raised) for the call;
+//! * `&mut RRef` (payload without RRefs, checked at compile time): the callee gets an alias
+//!   ([`crate::lend_mut`]); if it is not [`crate::MutLend::intact`] afterwards the callee is
+//!   killed and the call returns `Err(Refused)`;
+//! * the result: moved back with `from` = the callee; a refused move forgets the result,
+//!   kills the callee and returns `Err(Refused)`.
 //! * [`Proxy`] / [`Recover`]: `#[repr(transparent)]` views of a [`Target`] on which
 //!   `#[interface]` implements the trait; [`Remote`] is the handle domains hold.
 //!
@@ -28,7 +41,13 @@ pub enum RpcError {
     DomainDead,
     /// A recovery proxy could not bring the domain back (its image or init failed).
     RestartFailed,
-    /// The kernel refused the call (e.g. the caller passed an RRef it does not own).
+    /// The call broke the ownership rules, and the proxy stopped it:
+    /// * an RRef argument was not owned by the caller, or was lent (a handle it obtained by
+    ///   swapping a lent alias): the callee's method did not run, and the arguments are
+    ///   forgotten (never dropped);
+    /// * the callee returned an RRef it does not own, or swapped a different handle into a
+    ///   `&mut` lent argument: the callee was killed, the caller's own handle is untouched;
+    /// * the kernel refused otherwise (e.g. an init that returned another domain's handle).
     Refused,
     /// The callee ran longer than its CPU budget inside one call and the watchdog killed it.
     Timeout,
@@ -64,6 +83,12 @@ impl core::fmt::Display for RpcError {
 
 // SAFETY: plain data without RRefs.
 unsafe impl Exchangeable for RpcError {
+    const HAS_RREFS: bool = false;
+    const FINGERPRINT: u64 = crate::fingerprint::leaf(
+        "RpcError{Panicked,Killed,DomainDead,RestartFailed,Refused}",
+        core::mem::size_of::<RpcError>(),
+        core::mem::align_of::<RpcError>(),
+    );
     #[inline(always)]
     fn move_to(&self, _to: DomainId, _token: MoveToken) {}
 }
@@ -131,8 +156,18 @@ pub unsafe trait Runtime: 'static {
     /// The domain (and its generation) whose code is running now.
     fn current() -> (DomainId, u64);
 
-    /// Permission for generated proxies to move RRef arguments and results.
-    fn move_token() -> MoveToken;
+    /// Permission for generated proxies to move (and lend) RRefs owned by `from`: the
+    /// caller for arguments, the callee for results.
+    fn move_token(from: DomainId) -> MoveToken;
+
+    /// Whether a move on this thread was refused since the last call (and clears that):
+    /// see [`crate::SharedHeap::take_violation`]. Proxies call it right after their moves.
+    fn take_violation() -> bool;
+
+    /// Kills `target`'s domain generation (if still alive) for breaking the ownership
+    /// rules: it returned a block it does not own or swapped a lent handle. Reclaims it
+    /// like a crash; no more of its code runs.
+    fn kill<T: ?Sized>(target: &Target<T>);
 
     /// A protected call into `target`'s domain. `Err(DomainDead)` without calling `f` if the
     /// generation is not alive; `Err(Panicked | Killed)` if the callee died during the call.
@@ -187,6 +222,11 @@ pub type ViewFn<T> = for<'a> fn(&'a Target<T>) -> &'a T;
 
 /// Implemented by `#[interface]` for `dyn Trait`: how to make proxies of it.
 pub trait Proxyable: 'static {
+    /// A hash of the interface: its name, and every method's name, `#[idempotent]` flag,
+    /// argument kinds and the fingerprints of argument and return types
+    /// ([`Exchangeable::FINGERPRINT`]; for `Remote<dyn X>` only the name `X`, so that
+    /// interfaces mentioning each other have no cycle). Part of the hash the loader checks.
+    const FINGERPRINT: u64;
     fn proxy_view<R: Runtime>() -> ViewFn<Self>;
     /// `None` unless the interface was declared `#[interface(recover)]`.
     fn recover_view<R: Runtime>() -> Option<ViewFn<Self>>;
@@ -302,3 +342,8 @@ pub const fn assert_retryable<T: Retryable>() {}
 /// Compile-time check used by generated code.
 #[doc(hidden)]
 pub const fn assert_exchangeable<T: Exchangeable + ?Sized>() {}
+/// Used by generated code: the fingerprint of an argument kind (`&`, `&mut`, `Remote`).
+#[doc(hidden)]
+pub const fn kind_fingerprint(h: u64, kind: &str, fp: u64) -> u64 {
+    crate::fingerprint::mix(crate::fingerprint::mix(h, crate::fingerprint::str(kind)), fp)
+}

@@ -114,8 +114,11 @@ unsafe impl<T: Exchangeable + Sync> Sync for RRef<T> {}
 
 // SAFETY: re-tags this block, then everything reachable from the value.
 unsafe impl<T: Exchangeable> Exchangeable for RRef<T> {
+    const HAS_RREFS: bool = true;
+    const FINGERPRINT: u64 = crate::fingerprint::mix(crate::fingerprint::str("RRef"), T::FINGERPRINT);
     fn move_to(&self, to: DomainId, token: MoveToken) {
-        self.block.retag(to);
-        (**self).move_to(to, token);
+        if self.block.retag(to, token) {
+            (**self).move_to(to, token);
+        }
     }
 }

@@ -12,10 +12,10 @@ use std::collections::VecDeque;
 use std::format;
 use std::vec::Vec;
 
-/// Tests stand in for the proxy runtime, which alone may move blocks.
-fn tok() -> MoveToken {
+/// Tests stand in for the proxy runtime, which alone may move and lend blocks.
+fn tok(from: DomainId) -> MoveToken {
     // SAFETY: test code playing the runtime.
-    unsafe { MoveToken::new() }
+    unsafe { MoveToken::new(from) }
 }
 
 /// Installs the host heap and makes a fresh domain current on this thread.
@@ -54,6 +54,8 @@ macro_rules! counted {
         }
         // SAFETY: plain data, no RRef inside.
         unsafe impl Exchangeable for $name {
+            const HAS_RREFS: bool = false;
+            const FINGERPRINT: u64 = 0;
             fn move_to(&self, _to: DomainId, _token: MoveToken) {}
         }
     };
@@ -68,6 +70,8 @@ struct Packet {
 
 // SAFETY: every field is exchangeable and moved.
 unsafe impl Exchangeable for Packet {
+    const HAS_RREFS: bool = true;
+    const FINGERPRINT: u64 = 1;
     fn move_to(&self, to: DomainId, token: MoveToken) {
         self.id.move_to(to, token);
         self.body.move_to(to, token);
@@ -80,6 +84,8 @@ struct Aligned([u8; 64]);
 
 // SAFETY: plain data.
 unsafe impl Exchangeable for Aligned {
+    const HAS_RREFS: bool = false;
+    const FINGERPRINT: u64 = 2;
     fn move_to(&self, _to: DomainId, _token: MoveToken) {}
 }
 
@@ -144,15 +150,16 @@ fn move_to_retags_and_moves_counters() {
     let b = h.fresh_domain();
     let r = RRef::new(5u32);
     let size = block_size::<u32>();
-    r.move_to(b, tok());
+    r.move_to(b, tok(a));
     assert_eq!(r.owner(), b);
     assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b), (1, size));
-    r.move_to(b, tok());
+    r.move_to(b, tok(b));
     assert_eq!(counts(h, b), (1, size), "moving to the owner changes nothing");
-    r.move_to(a, tok());
+    r.move_to(a, tok(b));
     assert_eq!((counts(h, a), counts(h, b)), ((1, size), (0, 0)));
-    r.move_to(b, tok());
+    r.move_to(b, tok(a));
+    assert!(!h.take_violation(), "every move was from the owner");
     drop(r);
     assert_eq!((counts(h, a), counts(h, b)), ((0, 0), (0, 0)));
 }
@@ -164,7 +171,7 @@ fn nested_rref_move_retags_every_block() {
     let p = RRef::new(Packet { id: 1, body: RRef::new([3; 16]), meta: Some(RRef::new(9)) });
     let bytes = header_size(p.header()) + header_size(p.body.header()) + header_size(p.meta.as_ref().unwrap().header());
     assert_eq!(counts(h, a), (3, bytes));
-    p.move_to(b, tok());
+    p.move_to(b, tok(a));
     assert_eq!(p.owner(), b);
     assert_eq!(p.body.owner(), b);
     assert_eq!(p.meta.as_ref().unwrap().owner(), b);
@@ -180,7 +187,7 @@ fn vec_of_rrefs_move_retags_every_block() {
     let b = h.fresh_domain();
     let v = RRefVec::new_with(5, |i| RRef::new(i as u32 * 10));
     assert_eq!(counts(h, a).0, 6);
-    v.move_to(b, tok());
+    v.move_to(b, tok(a));
     assert_eq!(v.owner(), b);
     assert!(v.iter().all(|r| r.owner() == b));
     assert_eq!(counts(h, a), (0, 0));
@@ -199,7 +206,7 @@ fn deque_of_rrefs_move_retags_every_block() {
         q.push_back(RRef::new(i)).unwrap();
     }
     assert_eq!(counts(h, a).0, 4);
-    q.move_to(b, tok());
+    q.move_to(b, tok(a));
     assert_eq!(q.owner(), b);
     assert!(q.iter().all(|r| r.owner() == b));
     assert_eq!(counts(h, a), (0, 0));
@@ -230,13 +237,13 @@ fn tuples_arrays_options_results_move_nested_rrefs() {
         true,
     ));
     assert_eq!(counts(h, a).0, 6);
-    mix.move_to(b, tok());
+    mix.move_to(b, tok(a));
     assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b).0, 6);
     assert_eq!(mix.1[1].owner(), b);
     assert_eq!(mix.3.as_ref().unwrap().owner(), b);
     let err: Result<RRef<u8>, RRef<u8>> = Err(RRef::new(6));
-    err.move_to(b, tok());
+    err.move_to(b, tok(a));
     assert_eq!(err.as_ref().unwrap_err().owner(), b);
     drop((mix, err));
     assert_eq!(counts(h, b), (0, 0));
@@ -248,14 +255,14 @@ fn lend_guard_counts_borrows() {
     let r = RRef::new(1u8);
     let v = RRefVec::from_slice(&[1u8, 2]);
     let q: RRefDeque<u8, 2> = RRefDeque::new();
-    let g1 = lend(&r);
-    let g2 = lend(&r);
+    let g1 = lend(&r, tok(d));
+    let g2 = lend(&r, tok(d));
     assert_eq!(r.borrow_count(), 2);
     drop(g1);
     assert_eq!(r.borrow_count(), 1);
     drop(g2);
     assert_eq!(r.borrow_count(), 0);
-    let (gv, gq) = (lend(&v), lend(&q));
+    let (gv, gq) = (lend(&v, tok(d)), lend(&q, tok(d)));
     assert_eq!((v.borrow_count(), q.borrow_count()), (1, 1));
     drop((gv, gq));
     assert_eq!((v.borrow_count(), q.borrow_count()), (0, 0));
@@ -310,7 +317,7 @@ fn reclaim_skips_block_lent_to_dead_domain() {
     let a_counts = counts(h, a);
     // Lent to `b`, which then dies.
     let b = h.fresh_domain();
-    let guard = lend(&r);
+    let guard = lend(&r, tok(a));
     h.set_current(b);
     let own = RRef::new(0u64);
     // SAFETY: `own` is forgotten below.
@@ -340,16 +347,16 @@ fn reclaim_while_lent_orphans_all_then_last_guard_frees() {
     let before = counts(h, d);
     assert_eq!(before.0, 6);
     // The kernel lent `outer` and `other` to callees; then `d` died.
-    let g1 = lend(&outer);
-    let g2 = lend(&other);
+    let g1 = lend(&outer, tok(d));
+    let g2 = lend(&other, tok(d));
     // SAFETY: the handles are forgotten below; until then only the lends use them.
     let got = unsafe { h.reclaim(d) };
     assert_eq!(got, Reclaimed { freed_blocks: 0, freed_bytes: 0, orphaned_blocks: 6 });
     assert_eq!(counts(h, d), (0, 0));
     assert_eq!(counts(h, DomainId::ORPHAN), before);
     // The borrowers can still reach everything, nested blocks included.
-    assert_eq!(outer.owner(), DomainId::ORPHAN);
-    assert_eq!(outer.0.owner(), DomainId::ORPHAN);
+    assert_eq!(outer.owner(), DomainId::orphan_of(d));
+    assert_eq!(outer.0.owner(), DomainId::orphan_of(d));
     assert_eq!((outer.0 .0, outer.1, other[1].0), (1, 5, 1));
     drop(g1);
     assert_eq!(counts(h, DomainId::ORPHAN), before, "still lent: nothing may be freed");
@@ -364,7 +371,7 @@ fn drop_while_lent_keeps_block_until_reclaim() {
     counted!(Noisy, DROPS);
     let (h, d) = domain();
     let r = RRef::new(Noisy(0));
-    let guard = lend(&r);
+    let guard = lend(&r, tok(d));
     drop(r);
     assert_eq!(DROPS.load(SeqCst), 1, "the value is dropped");
     assert_eq!(counts(h, d), (1, block_size::<Noisy>()), "the lent block stays allocated");
@@ -476,7 +483,7 @@ fn vec_len_zero() {
     assert_eq!(&*v, &[] as &[u64]);
     assert!(v.iter_mut().next().is_none());
     assert_eq!(counts(h, a), (1, mem::size_of::<Header>() as u64));
-    v.move_to(b, tok());
+    v.move_to(b, tok(a));
     assert_eq!((v.owner(), counts(h, b).0), (b, 1));
     let aligned: RRefVec<Aligned> = RRefVec::new_with(0, |_| unreachable!());
     assert_eq!(aligned.len(), 0);
@@ -565,7 +572,7 @@ struct NoHeap;
 
 // SAFETY: never used to allocate: every method panics.
 unsafe impl SharedHeap for NoHeap {
-    fn alloc(&self, _: Layout) -> Option<core::ptr::NonNull<Header>> {
+    unsafe fn alloc(&self, _: Layout) -> Option<core::ptr::NonNull<Header>> {
         unreachable!()
     }
     unsafe fn free(&self, _: core::ptr::NonNull<Header>) {
@@ -578,6 +585,12 @@ unsafe impl SharedHeap for NoHeap {
         unreachable!()
     }
     fn release_orphans(&self) {
+        unreachable!()
+    }
+    unsafe fn report_violation(&self) {
+        unreachable!()
+    }
+    fn take_violation(&self) -> bool {
         unreachable!()
     }
 }
@@ -661,4 +674,159 @@ fn registry_links_counters_reclaim_and_orphans() {
     assert_eq!((got.freed_blocks, got.freed_bytes), (1, 40));
     assert!(reg.is_empty());
     assert_eq!((c.total_blocks(), c.total_bytes()), (0, 0));
+}
+
+#[test]
+fn heap_alloc_rejects_layouts_without_room_for_the_header() {
+    let (h, d) = domain();
+    for layout in [
+        Layout::new::<u8>(),
+        Layout::from_size_align(mem::size_of::<Header>() - 1, 8).unwrap(),
+        Layout::from_size_align(64, 4).unwrap(),
+    ] {
+        // SAFETY: testing the heap's own check; a returned block would be freed at once.
+        assert!(unsafe { heap().alloc(layout) }.is_none(), "{layout:?} cannot hold a header");
+    }
+    assert_eq!(counts(h, d), (0, 0));
+    // SAFETY: a layout holding the header; the block is freed right away.
+    let b = unsafe { heap().alloc(Layout::new::<Header>()) }.expect("room for a header");
+    assert_eq!(counts(h, d), (1, mem::size_of::<Header>() as u64));
+    // SAFETY: `b` came from this heap's alloc and is not used afterwards.
+    unsafe { heap().free(b) };
+    assert_eq!(counts(h, d), (0, 0));
+}
+
+#[test]
+fn move_from_a_non_owner_or_of_a_lent_block_is_refused() {
+    let (h, a) = domain();
+    let (b, c) = (h.fresh_domain(), h.fresh_domain());
+    assert!(!h.take_violation());
+    let p = RRef::new(Packet { id: 1, body: RRef::new([0; 16]), meta: None });
+    // `b` does not own it: nothing is re-tagged, nested blocks included.
+    p.move_to(c, tok(b));
+    assert!(h.take_violation(), "a move from a non-owner is reported");
+    assert!(!h.take_violation(), "taking the flag clears it");
+    assert_eq!((p.owner(), p.body.owner()), (a, a));
+    assert_eq!((counts(h, b).0, counts(h, c).0), (0, 0));
+    // A lent block does not move either, even from its owner.
+    let guard = lend(&p, tok(a));
+    p.move_to(c, tok(a));
+    assert!(h.take_violation(), "moving a lent block is reported");
+    assert_eq!((p.owner(), p.body.owner()), (a, a));
+    drop(guard);
+    p.move_to(c, tok(a));
+    assert!(!h.take_violation());
+    assert_eq!((p.owner(), p.body.owner(), counts(h, c).0), (c, c, 2));
+    p.move_to(a, tok(c));
+    drop(p);
+    assert_eq!(counts(h, a), (0, 0));
+}
+
+#[test]
+fn mut_lend_gives_an_alias_and_detects_a_swapped_handle() {
+    counted!(Noisy, DROPS);
+    let (h, a) = domain();
+    let mut mine = RRef::new(Noisy(1));
+    let hdr = mine.header();
+    {
+        let mut lent = lend_mut(&mut mine, tok(a));
+        assert_eq!(lent.borrow_count(), 1);
+        lent.0 = 5; // writes go to the caller's block
+        assert!(lent.intact());
+    }
+    assert_eq!((mine.0, mine.borrow_count()), (5, 0));
+
+    // A callee in domain `b` swaps its own block into the alias and drops what it took out.
+    let b = h.fresh_domain();
+    {
+        let mut lent = lend_mut(&mut mine, tok(a));
+        h.set_current(b);
+        let taken = mem::replace(&mut *lent, RRef::new(Noisy(9)));
+        assert_eq!(taken.header(), hdr, "the callee holds the caller's block...");
+        taken.move_to(DomainId::KERNEL, tok(b));
+        assert!(h.take_violation(), "... but cannot move it: not its own, and lent");
+        drop(taken);
+        assert_eq!(counts(h, a).0, 1, "...and cannot free it: it is lent");
+        h.set_current(a);
+        assert!(!lent.intact(), "the proxy sees the swap");
+        // The runtime kills `b` before the lend ends: its block (in the alias) goes with it.
+        // SAFETY: `b`'s only handle is the alias, which the MutLend forgets.
+        let got = unsafe { h.reclaim(b) };
+        assert_eq!(got.freed_blocks, 1);
+    }
+    assert_eq!(mine.header(), hdr, "the caller's handle is untouched");
+    assert_eq!((mine.owner(), mine.borrow_count(), counts(h, a).0), (a, 0, 1));
+    let drops = DROPS.load(SeqCst);
+    drop(mine);
+    assert_eq!(DROPS.load(SeqCst), drops + 1);
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn orphan_groups_of_different_domains_are_freed_independently() {
+    let _serial = ORPHAN_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (h, d1) = domain();
+    let pinned = RRef::new((RRef::new(1u8), 2u32));
+    let g1 = lend(&pinned, tok(d1));
+    let d2 = h.fresh_domain();
+    h.set_current(d2);
+    let other = RRefVec::new_with(2, |i| RRef::new(i as u64));
+    let g2 = lend(&other, tok(d2));
+    let orphans_before = counts(h, DomainId::ORPHAN).0;
+    // SAFETY: both domains' handles are forgotten below; until then only the lends use them.
+    let (r1, r2) = unsafe { (h.reclaim(d1), h.reclaim(d2)) };
+    assert_eq!((r1.orphaned_blocks, r2.orphaned_blocks), (2, 3));
+    assert_eq!(counts(h, DomainId::ORPHAN).0, orphans_before + 5);
+    assert_eq!((pinned.owner(), pinned.0.owner()), (DomainId::orphan_of(d1), DomainId::orphan_of(d1)));
+    assert_eq!((other.owner(), other[1].owner()), (DomainId::orphan_of(d2), DomainId::orphan_of(d2)));
+    // d2's lend ends while d1's group is still pinned: d2's group goes, with its nested blocks.
+    drop(g2);
+    assert_eq!(counts(h, DomainId::ORPHAN).0, orphans_before + 2, "d2's group is freed");
+    assert_eq!((*pinned.0, pinned.1), (1, 2), "d1's group is intact");
+    drop(g1);
+    assert_eq!(counts(h, DomainId::ORPHAN).0, orphans_before);
+    mem::forget((pinned, other));
+}
+
+#[test]
+fn registry_frees_an_orphan_group_while_another_stays_pinned() {
+    let (c, mut reg) = (Counters::new(), Registry::new());
+    let (d1, d2) = (DomainId(1), DomainId(2));
+    let blocks = [(d1, 40), (d1, 48), (d2, 56), (d2, 64)].map(|(d, s)| raw_block(d, s));
+    for &b in &blocks {
+        // SAFETY: fresh headers, registered once, freed only through the registry.
+        unsafe { reg.insert(b, &c) };
+    }
+    // SAFETY: registered blocks.
+    let (lent1, lent2) = unsafe { (blocks[0].as_ref(), blocks[3].as_ref()) };
+    lent1.borrows.store(1, SeqCst);
+    lent2.borrows.store(1, SeqCst);
+    // SAFETY: nothing uses the dead domains' blocks except the lends.
+    unsafe {
+        assert_eq!(reg.reclaim(d1, &c, raw_free).orphaned_blocks, 2);
+        assert_eq!(reg.reclaim(d2, &c, raw_free).orphaned_blocks, 2);
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 0, "both groups are lent");
+    lent2.borrows.store(0, SeqCst);
+    // SAFETY: as above; d2's lend ended.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 2, "d2's group alone");
+    assert_eq!((reg.len(), c.blocks(DomainId::ORPHAN), c.bytes(DomainId::ORPHAN)), (2, 2, 88));
+    lent1.borrows.store(0, SeqCst);
+    // SAFETY: as above.
+    assert_eq!(unsafe { reg.release_orphans(&c, raw_free) }, 2);
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn fingerprints_and_has_rrefs_of_builtin_types() {
+    assert!(!<(u8, [u32; 4], Option<u64>)>::HAS_RREFS);
+    assert!(<(u8, Option<RRef<u8>>)>::HAS_RREFS);
+    assert!(<[RRefVec<u8>; 2]>::HAS_RREFS && <Result<u8, RRefDeque<u8, 2>>>::HAS_RREFS);
+    assert_ne!(u32::FINGERPRINT, i32::FINGERPRINT);
+    assert_ne!(<[u8; 4]>::FINGERPRINT, <[u8; 5]>::FINGERPRINT);
+    assert_ne!(<RRef<u32>>::FINGERPRINT, <RRef<u64>>::FINGERPRINT);
+    assert_ne!(<(u8, u16)>::FINGERPRINT, <(u16, u8)>::FINGERPRINT);
+    assert_ne!(<RRefVec<u8>>::FINGERPRINT, <RRef<u8>>::FINGERPRINT);
 }

@@ -112,10 +112,13 @@ unsafe impl<T: Exchangeable + Sync> Sync for RRefVec<T> {}
 
 // SAFETY: re-tags this block, then everything reachable from every element.
 unsafe impl<T: Exchangeable> Exchangeable for RRefVec<T> {
+    const HAS_RREFS: bool = true;
+    const FINGERPRINT: u64 = crate::fingerprint::mix(crate::fingerprint::str("RRefVec"), T::FINGERPRINT);
     fn move_to(&self, to: DomainId, token: MoveToken) {
-        self.block.retag(to);
-        for item in self.iter() {
-            item.move_to(to, token);
+        if self.block.retag(to, token) {
+            for item in self.iter() {
+                item.move_to(to, token);
+            }
         }
     }
 }

@@ -190,4 +190,11 @@ fn loader_rejects_bad_images() {
     }
     assert!(out.serial.contains("ktest-reject wrong-kind:"), "{out}");
     assert!(out.serial.to_lowercase().contains("entry signature"), "{out}");
+    // Built against an interface whose names match but whose types changed.
+    let changed = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with("ktest-reject changed-interface:"))
+        .unwrap_or_else(|| panic!("no rejection line for changed-interface\n{out}"));
+    assert!(changed.contains("interface fingerprint") && changed.matches("0x").count() == 2, "{changed}");
 }

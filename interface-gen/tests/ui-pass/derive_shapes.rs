@@ -80,7 +80,7 @@ fn main() {
     let list = List::Cons(1, RRef::new(List::Cons(2, RRef::new(List::Nil))));
     let to = rref::DomainId(9);
     // SAFETY: the test plays the proxy runtime.
-    list.move_to(to, unsafe { rref::MoveToken::new() });
+    list.move_to(to, unsafe { rref::MoveToken::new(rref::DomainId::KERNEL) });
     if let List::Cons(_, next) = &list {
         assert_eq!(next.owner(), to);
         if let List::Cons(_, last) = &**next {

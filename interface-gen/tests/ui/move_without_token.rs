@@ -4,5 +4,5 @@
 
 fn main() {
     let r = rref::RRef::new(1u8);
-    rref::Exchangeable::move_to(&r, rref::DomainId(3), rref::MoveToken::new());
+    rref::Exchangeable::move_to(&r, rref::DomainId(3), rref::MoveToken::new(rref::DomainId(1)));
 }

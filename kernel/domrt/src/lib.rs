@@ -5,12 +5,15 @@
 //! * **The ABI** the kernel and every domain agree on: [`Syscalls`] (the services the
 //!   kernel offers a domain: allocation, the shared heap, threads, time, console, unwinding)
 //!   and [`DomainKind`] (a domain's typed entry: its init arguments and the interface it
-//!   exports), whose signature string is hashed into the image so the loader refuses a
-//!   domain whose entry does not match what the kernel expects.
+//!   exports). Its [`DomainKind::ENTRY_HASH`] — the signature string, the exported
+//!   interface's fingerprint (every method and every exchanged type's structure) and the
+//!   size/alignment of the arguments — is recorded in the image, so the loader refuses a
+//!   domain whose entry does not match what the kernel expects, even when only a type
+//!   changed and every name stayed the same.
 //! * **The runtime** every domain links through [`entry!`]: a global allocator that
 //!   forwards to the kernel (so the kernel knows every heap page a domain owns), a panic
 //!   handler that asks the kernel to unwind (domains build with panic=abort), the
-//!   `.frond_abi` record (rustc version, entry signature, name) and the `_start` symbol.
+//!   `.frond_abi` record (rustc version, entry hash, name) and the `_start` symbol.
 //!
 //! Domains themselves stay `#![forbid(unsafe_code)]`: the `unsafe` attributes `entry!`
 //! needs are expanded from this crate.
@@ -53,7 +56,8 @@ pub trait Syscalls: Send + Sync {
     /// # Safety
     /// `ptr` was returned by [`Syscalls::alloc`] with `layout` and is not used afterwards.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout);
-    /// The shared heap for RRefs.
+    /// The shared heap for RRefs. Harmless in a domain's hands: everything on it that
+    /// could corrupt the heap or move ownership is `unsafe` (see `rref::SharedHeap`).
     fn shared_heap(&self) -> &'static dyn SharedHeap;
     /// The current domain panicked: the kernel marks it dead, reclaims it, and resumes the
     /// calling thread at the innermost proxy, which returns `Err(RpcError::Panicked)`.
@@ -84,8 +88,18 @@ pub trait DomainKind: 'static {
     type Args: Send + 'static;
     /// The interface the domain's init returns.
     type Export: ?Sized + Proxyable;
-    /// Unique description of the entry signature; its hash is recorded in the image.
+    /// Unique description of the entry signature (names only).
     const SIG: &'static str;
+    /// What the image records and the loader checks: [`entry_hash`] of `SIG`, the export's
+    /// interface fingerprint and the size and alignment of `Args`. A domain built against
+    /// a changed interface crate — same names, different types — has a different hash.
+    const ENTRY_HASH: u64;
+}
+
+/// The entry hash of a domain kind (see [`DomainKind::ENTRY_HASH`]).
+pub const fn entry_hash(sig: &str, export_fingerprint: u64, args_size: usize, args_align: usize) -> u64 {
+    use rref::fingerprint::mix;
+    mix(mix(mix(fnv1a64(sig), export_fingerprint), args_size as u64), args_align as u64)
 }
 
 /// The `_start` symbol of a domain of kind `K` (Rust ABI: kernel and domain are built by
@@ -103,6 +117,12 @@ macro_rules! domain_kind {
             type Export = $export;
             const SIG: &'static str =
                 concat!(stringify!($name), ": ", stringify!($args), " => ", stringify!($export));
+            const ENTRY_HASH: u64 = $crate::entry_hash(
+                Self::SIG,
+                <$export as ::rref::rpc::Proxyable>::FINGERPRINT,
+                ::core::mem::size_of::<$args>(),
+                ::core::mem::align_of::<$args>(),
+            );
         }
     };
 }
@@ -194,7 +214,7 @@ macro_rules! entry {
         #[unsafe(link_section = ".frond_abi")]
         static __FROND_ABI: $crate::AbiRecord = $crate::AbiRecord::new(
             $crate::RUSTC,
-            $crate::fnv1a64(<$kind as $crate::DomainKind>::SIG),
+            <$kind as $crate::DomainKind>::ENTRY_HASH,
             env!("CARGO_PKG_NAME"),
         );
 

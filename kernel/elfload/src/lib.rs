@@ -15,7 +15,8 @@
 //!
 //! The crate is also the single definition of the **ABI record** ([`AbiRecord`]) that every
 //! domain carries in its `.frond_abi` section, so the kernel can refuse a domain built by
-//! another compiler or against another entry-point signature.
+//! another compiler, against another entry-point signature, or against a changed interface
+//! crate (the entry hash includes the exported interface's structural fingerprint).
 //!
 //! # Dependencies
 //!
@@ -85,7 +86,9 @@ pub struct AbiRecord {
     pub rustc_len: u32,
     /// First line of `rustc -vV` (e.g. `rustc 1.95.0 (59807616e 2026-04-14)`), zero padded.
     pub rustc: [u8; RUSTC_CAP],
-    /// [`fnv1a64`] of the domain entry point's signature string.
+    /// The domain kind's entry hash (`frond_domrt::DomainKind::ENTRY_HASH`): the entry
+    /// signature string, the exported interface's fingerprint and the layout of the init
+    /// arguments.
     pub entry_sig: u64,
     /// The domain crate's name, zero padded.
     pub name: [u8; NAME_CAP],
@@ -197,7 +200,7 @@ impl AbiRecord {
 pub struct Expect<'a> {
     /// First line of `rustc -vV` of the kernel's compiler; must equal the record's.
     pub rustc: &'a str,
-    /// [`fnv1a64`] of the entry signature the kernel will call.
+    /// The entry hash (signature and interface fingerprint) of the kind the kernel will call.
     pub entry_sig: u64,
     /// Largest acceptable [`Plan::span`].
     pub max_span: u64,
@@ -350,7 +353,8 @@ pub enum LoadError {
     AbiRustcLen { len: u32 },
     /// The domain was built by another compiler.
     RustcMismatch { found: String, expected: String },
-    /// The domain's entry signature hash differs from the kernel's.
+    /// The domain's entry hash (entry signature and interface fingerprint) differs from the
+    /// kernel's: another domain kind, or built against a different interface crate.
     EntrySigMismatch { found: u64, expected: u64 },
     /// The ABI record's name is not UTF-8.
     NameNotUtf8,
@@ -404,7 +408,7 @@ impl fmt::Display for LoadError {
             BadAbiVersion { found, expected } => write!(f, "the ABI record has version {found}, but this loader supports version {expected}"),
             AbiRustcLen { len } => write!(f, "the ABI record's rustc_len is {len}, more than its {RUSTC_CAP}-byte field"),
             RustcMismatch { found, expected } => write!(f, "the domain was built by \"{found}\" but the kernel by \"{expected}\""),
-            EntrySigMismatch { found, expected } => write!(f, "the domain's entry signature hash is {found:#018x} but the kernel expects {expected:#018x}"),
+            EntrySigMismatch { found, expected } => write!(f, "the domain's entry signature and interface fingerprint is {found:#018x} but the kernel expects {expected:#018x}: it is another kind of domain, or was built against a different interface crate"),
             NameNotUtf8 => write!(f, "the ABI record's domain name is not valid UTF-8"),
         }
     }

@@ -779,7 +779,9 @@ fn rejects_entry_signature_mismatch() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("{found:#018x}")) && msg.contains(&format!("{want:#018x}")),
+        msg.contains(&format!("{found:#018x}"))
+            && msg.contains(&format!("{want:#018x}"))
+            && msg.contains("interface fingerprint"),
         "{msg}"
     );
 }

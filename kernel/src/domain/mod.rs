@@ -236,10 +236,10 @@ fn start<K: DomainKind>(slot: usize, bytes: &'static [u8], make_args: &(dyn Fn(D
 where
     K::Export: Sync,
 {
-    let sig = frond_domrt::fnv1a64(K::SIG);
-    let image = loader::load(slot, bytes, sig)?;
+    let image = loader::load(slot, bytes, K::ENTRY_HASH)?;
     // SAFETY: the loader checked that the image's `_start` was built by this compiler for
-    // exactly this entry signature (the hash of `K::SIG`), so it has type `EntryFn<K>`.
+    // exactly this entry hash (`K::SIG`, the export's interface fingerprint and the layout
+    // of `K::Args`), so it has type `EntryFn<K>`.
     let entry: EntryFn<K> = unsafe { core::mem::transmute::<u64, EntryFn<K>>(image.entry) };
     let generation = LAST_GEN[slot].fetch_add(1, Relaxed) + 1;
     let name = {
@@ -449,10 +449,28 @@ unsafe impl Runtime for KernelRt {
     }
 
     #[inline(always)]
-    fn move_token() -> rref::MoveToken {
-        // SAFETY: this is the proxy runtime; generated proxies move only their own
-        // arguments and results.
-        unsafe { rref::MoveToken::new() }
+    fn move_token(from: DomainId) -> rref::MoveToken {
+        // SAFETY: this is the proxy runtime; generated proxies move and lend only their own
+        // arguments (from the caller) and results (from the callee).
+        unsafe { rref::MoveToken::new(from) }
+    }
+
+    #[inline(always)]
+    fn take_violation() -> bool {
+        rpc::take_violation()
+    }
+
+    fn kill<T: ?Sized>(target: &Target<T>) {
+        let slot = target.domain().0 as usize;
+        if slot == 0 || slot >= MAX {
+            return; // the kernel is trusted and never killed
+        }
+        let name = name_of(slot);
+        log::warn!(
+            "domain `{name}` (id {slot}, generation {}) broke the RRef ownership rules in a call; killed",
+            target.generation()
+        );
+        die(slot, target.generation(), RpcError::Killed);
     }
 
     #[inline(always)]

@@ -95,6 +95,9 @@ struct PerCpu {
     stack_floor: Cell<u64>,
     /// TSC when the running thread's CPU time was last charged ([`charge`]).
     charged_at: Cell<u64>,
+    /// A move on this thread was refused (`SharedHeap::report_violation`); proxies take it
+    /// right after their moves. Per thread, so another thread cannot clear or set it.
+    violation: Cell<bool>,
 }
 
 struct CpuCell(PerCpu);
@@ -108,6 +111,7 @@ static CPU: CpuCell = CpuCell(PerCpu {
     cont: Cell::new(core::ptr::null_mut()),
     stack_floor: Cell::new(0),
     charged_at: Cell::new(0),
+    violation: Cell::new(false),
 });
 
 /// Calls into each domain slot.
@@ -120,6 +124,7 @@ pub struct DomCtx {
     pub generation: u64,
     cont: *mut Cont,
     stack_floor: u64,
+    violation: bool,
 }
 
 // SAFETY: the continuation pointer is only dereferenced by the thread that owns the stack
@@ -128,7 +133,7 @@ unsafe impl Send for DomCtx {}
 
 impl DomCtx {
     pub const KERNEL: DomCtx =
-        DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut(), stack_floor: 0 };
+        DomCtx { domain: 0, generation: super::KERNEL_GEN, cont: core::ptr::null_mut(), stack_floor: 0, violation: false };
 
     /// The context a new thread starts with: the kernel, on a stack whose lowest usable
     /// address is `stack_bottom`.
@@ -144,6 +149,7 @@ pub fn save() -> DomCtx {
         generation: CPU.0.generation.get(),
         cont: CPU.0.cont.get(),
         stack_floor: CPU.0.stack_floor.get(),
+        violation: CPU.0.violation.get(),
     }
 }
 
@@ -154,6 +160,19 @@ pub fn restore(c: DomCtx) {
     CPU.0.cont.set(c.cont);
     CPU.0.stack_floor.set(c.stack_floor);
     CPU.0.charged_at.set(crate::time::rdtsc());
+    CPU.0.violation.set(c.violation);
+}
+
+/// Records a refused move on the running thread.
+pub fn set_violation() {
+    CPU.0.violation.set(true);
+}
+
+/// Whether a move on the running thread was refused since the last call; clears it. One
+/// load and a branch when nothing happened.
+#[inline(always)]
+pub fn take_violation() -> bool {
+    CPU.0.violation.get() && CPU.0.violation.replace(false)
 }
 
 #[inline(always)]

@@ -68,8 +68,12 @@ impl KernelSharedHeap {
 // SAFETY: blocks come from one allocator and never overlap; every block is registered with
 // an initialised header before it is returned, and counters follow every change of owner.
 unsafe impl SharedHeap for KernelSharedHeap {
-    fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
+    unsafe fn alloc(&self, layout: Layout) -> Option<NonNull<Header>> {
         super::guard_stack();
+        // Defensive: the contract says the layout holds a header; never write one past a block.
+        if !Header::fits_in(layout) {
+            return None;
+        }
         let owner = self.current_domain();
         // The owner's shared-heap quota (the kernel has none).
         if self.counters.bytes(owner).saturating_add(layout.size() as u64) > super::limits::shared_limit(owner.0 as usize) {
@@ -77,8 +81,8 @@ unsafe impl SharedHeap for KernelSharedHeap {
         }
         let mut g = self.inner.lock();
         let p = g.heap.allocate_first_fit(layout).ok()?.cast::<Header>();
-        // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (rref asks
-        // for the header in every layout), suitably aligned.
+        // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (checked
+        // above), aligned at least like a header.
         unsafe {
             p.as_ptr().write(Header {
                 owner: core::sync::atomic::AtomicU32::new(owner.0),
@@ -114,6 +118,15 @@ unsafe impl SharedHeap for KernelSharedHeap {
     #[inline]
     fn current_domain(&self) -> DomainId {
         rpc::current().0
+    }
+
+    unsafe fn report_violation(&self) {
+        rpc::set_violation();
+    }
+
+    #[inline(always)]
+    fn take_violation(&self) -> bool {
+        rpc::take_violation()
     }
 
     fn release_orphans(&self) {
