@@ -418,6 +418,8 @@ fn mut_lend_checks(m: &Method) -> TokenStream {
                 #(#cfgs)*
                 const _: () = if <#elem as ::rref::Lendable>::PAYLOAD_HAS_RREFS {
                     ::core::panic!("a `&mut` lent argument cannot hold RRefs: the callee could take a nested RRef the caller owns; lend it as `&RRef`, or pass it owned and return it")
+                } else if <#elem as ::rref::Lendable>::PAYLOAD_NEEDS_DROP {
+                    ::core::panic!("a `&mut` lent argument cannot have a destructor: a callee that swapped the handle out could drop the caller's value; lend it as `&RRef`, or pass it owned and return it")
                 };
             }
         })
@@ -528,6 +530,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 #rt::kill(__frond_t);
                 let _ = ::core::mem::ManuallyDrop::new(__frond_r);
                 #ends
+                #rt::leave();
                 return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
             }
             #ends
@@ -552,6 +555,8 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 <dyn #name as #name>::#method(__frond_obj, #(#args),*)
             });
             #check_swaps
+            // Lends ended: now a caller that died during the call is unwound.
+            #rt::leave();
             match __frond_r {
                 ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
                 ::core::result::Result::Ok(::core::result::Result::Err(__frond_e))

@@ -53,6 +53,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_dead_remote", run: crate::ktest_hostile::dead_remote },
     Test { name: "hostile_pingpong", run: crate::ktest_hostile::pingpong },
     Test { name: "hostile_drop_bomb", run: crate::ktest_hostile::drop_bomb },
+    Test { name: "hostile_lender_dies", run: crate::ktest_hostile::lender_dies },
     Test { name: "hostile_lifecycle", run: crate::ktest_hostile::lifecycle },
 ];
 

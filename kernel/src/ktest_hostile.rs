@@ -377,6 +377,37 @@ pub fn pingpong() {
     });
 }
 
+/// The lender dies while its RRef is lent to another domain: the block is orphaned, not
+/// freed under the borrower, and freed when the lend ends — the dead lender's proxy frame
+/// still ends its lend before the thread is unwound.
+pub fn lender_dies() {
+    with_bystander(|_| {
+        let (a, ha) = new_hostile("hostile-a");
+        let (b, hb) = new_hostile("hostile-b");
+        ha.set_peer(domain::grant::<dyn Hostile>(b).expect("grant")).expect("peer");
+        let ha = Arc::new(ha);
+        let result = Arc::new(AtomicU64::new(u64::MAX));
+        let (h, r) = (ha.clone(), result.clone());
+        let lender = sched::spawn("lender", move || r.store(code(h.lend_to_peer(100).map(drop)), SeqCst));
+        sched::sleep_ms(30);
+        let orphan_index = DomainId::ORPHAN;
+        let killed = domain::kill(a).expect("kill");
+        metric("orphaned_at_kill", killed.orphaned);
+        assert_eq!(killed.orphaned, 1, "the lent block was orphaned, not freed under the borrower");
+        metric("orphans_during_lend", SHARED.counters().blocks(orphan_index));
+        lender.join();
+        metric("result", result.load(SeqCst));
+        metric("orphans_after_lend", SHARED.counters().blocks(orphan_index));
+        assert_eq!(result.load(SeqCst), 2, "the dead lender's call ended with Err(Killed)");
+        assert_eq!(SHARED.counters().blocks(orphan_index), 0, "the orphan was freed when the lend ended");
+        assert!(!is_dead(b), "the borrower lives on");
+        drop(ha);
+        drop(hb);
+        domain::remove(a).expect("remove");
+        domain::remove(b).expect("remove");
+    });
+}
+
 /// A payload whose `Drop` panics: dropped in a call, the panic is contained; owned by a
 /// domain that dies, it is freed without running its destructor.
 pub fn drop_bomb() {

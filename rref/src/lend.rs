@@ -31,6 +31,10 @@ pub trait Lendable: sealed::Sealed {
     /// Whether the payload (the `T` of `RRef<T>`, `RRefVec<T>`, `RRefDeque<T, N>`) may
     /// contain RRefs: then the handle cannot be lent mutably.
     const PAYLOAD_HAS_RREFS: bool;
+    /// Whether dropping the payload runs code: then the handle cannot be lent mutably
+    /// either (a callee that swaps the alias out and drops it would run the destructor on
+    /// the caller's value, which the caller drops again).
+    const PAYLOAD_NEEDS_DROP: bool;
     /// The header of the block behind this handle.
     fn lend_header(&self) -> NonNull<Header>;
 }
@@ -38,6 +42,7 @@ pub trait Lendable: sealed::Sealed {
 impl<T: Exchangeable> sealed::Sealed for RRef<T> {}
 impl<T: Exchangeable> Lendable for RRef<T> {
     const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
+    const PAYLOAD_NEEDS_DROP: bool = core::mem::needs_drop::<T>();
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }
@@ -46,6 +51,7 @@ impl<T: Exchangeable> Lendable for RRef<T> {
 impl<T: Exchangeable> sealed::Sealed for RRefVec<T> {}
 impl<T: Exchangeable> Lendable for RRefVec<T> {
     const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
+    const PAYLOAD_NEEDS_DROP: bool = core::mem::needs_drop::<T>();
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }
@@ -54,6 +60,7 @@ impl<T: Exchangeable> Lendable for RRefVec<T> {
 impl<T: Exchangeable, const N: usize> sealed::Sealed for RRefDeque<T, N> {}
 impl<T: Exchangeable, const N: usize> Lendable for RRefDeque<T, N> {
     const PAYLOAD_HAS_RREFS: bool = T::HAS_RREFS;
+    const PAYLOAD_NEEDS_DROP: bool = core::mem::needs_drop::<T>();
     fn lend_header(&self) -> NonNull<Header> {
         self.header()
     }

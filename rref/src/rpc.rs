@@ -170,7 +170,9 @@ pub unsafe trait Runtime: 'static {
     fn kill<T: ?Sized>(target: &Target<T>);
 
     /// A protected call into `target`'s domain. `Err(DomainDead)` without calling `f` if the
-    /// generation is not alive; `Err(Panicked | Killed)` if the callee died during the call.
+    /// generation is not alive; `Err(Panicked | Killed | Timeout)` if the callee died during
+    /// the call. If the *caller* died during the call, the result is dropped and an error
+    /// returned; the proxy then ends its lends and calls [`Runtime::leave`].
     fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O>;
 
     /// For recovery proxies: the live target behind `target`'s domain slot. If that
@@ -180,6 +182,13 @@ pub unsafe trait Runtime: 'static {
 
     /// Runs the destructor of an object a callee handed out, inside its domain, if that
     /// domain generation is still alive (otherwise its heap is already gone: nothing to do).
+    /// Called by a proxy after the call, once it has ended its lends: if the calling
+    /// domain died during the call, the thread is unwound now (never returning into the
+    /// dead caller's code). `call` itself does not unwind a dead caller, so the proxy's
+    /// frame — its lend guards — is cleaned up first; otherwise a lend would stay open
+    /// forever and pin its block.
+    fn leave() {}
+
     fn release<T: ?Sized>(target: &Target<T>);
 }
 

@@ -107,6 +107,14 @@ fn panicking_drop_is_contained_and_never_run_by_reclamation() {
 }
 
 #[test]
+fn a_lenders_death_orphans_its_block_until_the_lend_ends() {
+    let out = attack("lender_dies");
+    assert_eq!(out.metric("orphaned_at_kill"), 1, "{out}");
+    assert_eq!(out.metric("orphans_during_lend"), 1, "{out}");
+    assert_eq!(out.metric("orphans_after_lend"), 0, "{out}");
+}
+
+#[test]
 fn generations_never_repeat_and_racing_callers_wait_for_a_restart() {
     let out = run_ktest("hostile_lifecycle");
     out.assert_pass();

@@ -44,6 +44,7 @@ const DRIVEN_KTESTS: &[&str] = &[
     "hostile_dead_remote",
     "hostile_pingpong",
     "hostile_drop_bomb",
+    "hostile_lender_dies",
     "hostile_lifecycle",
 ];
 

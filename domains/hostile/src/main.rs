@@ -154,6 +154,19 @@ impl Hostile for HostileService {
         }
     }
 
+    fn hold_lent(&self, p: &RRef<Packet>, ms: u64) -> RpcResult<u64> {
+        sys().sleep_ns(ms * 1_000_000);
+        Ok(p.data[0] as u64)
+    }
+
+    fn lend_to_peer(&self, ms: u64) -> RpcResult<u64> {
+        let p = RRef::new(Packet::filled(9));
+        match PEER.get() {
+            Some(peer) => peer.hold_lent(&p, ms),
+            None => Ok(0),
+        }
+    }
+
     fn drop_bomb(&self) -> RpcResult<()> {
         drop(RRef::new(Bomb { armed: true }));
         Ok(())

@@ -34,6 +34,11 @@ pub trait Hostile: Send + Sync {
     fn set_peer(&self, peer: Remote<dyn Hostile>) -> RpcResult<()>;
     /// Calls the peer's `pingpong(depth + 1)`, which calls back: A→B→A→… without end.
     fn pingpong(&self, depth: u64) -> RpcResult<u64>;
+    /// Sleeps `ms` while holding a lent packet; returns its first byte.
+    fn hold_lent(&self, p: &RRef<Packet>, ms: u64) -> RpcResult<u64>;
+    /// Lends a packet of its own to the peer's `hold_lent(ms)` (the test kills this
+    /// domain meanwhile: its lend must still end and its orphaned block be freed).
+    fn lend_to_peer(&self, ms: u64) -> RpcResult<u64>;
     /// Drops, inside the call, an RRef whose payload panics in `Drop`.
     fn drop_bomb(&self) -> RpcResult<()>;
     /// Keeps RRefs whose payload panics in `Drop` (reclamation must run no destructor).

@@ -475,7 +475,12 @@ unsafe impl Runtime for KernelRt {
 
     #[inline(always)]
     fn call<T: ?Sized, O>(target: &Target<T>, f: impl FnOnce(&T) -> O) -> RpcResult<O> {
-        rpc::protected_call(target, f)
+        rpc::proxied_call(target, f)
+    }
+
+    #[inline(always)]
+    fn leave() {
+        rpc::leave()
     }
 
     fn recover<T: ?Sized + 'static>(target: &Target<T>) -> RpcResult<Target<T>> {

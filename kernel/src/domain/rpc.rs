@@ -227,16 +227,36 @@ unsafe extern "C" fn shim<T: ?Sized, F: FnOnce(&T) -> O, O>(data: *mut u8) {
 /// the call if the callee spends more than its CPU budget in it.
 #[inline(always)]
 pub fn protected_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) -> Result<O, RpcError> {
-    call::<T, O, F, true>(target, f)
+    call::<T, O, F, true, false>(target, f)
 }
 
 /// A protected call the watchdog never ends: the base call of a domain's own thread.
 pub fn protected_call_unbudgeted<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) -> Result<O, RpcError> {
-    call::<T, O, F, false>(target, f)
+    call::<T, O, F, false, false>(target, f)
+}
+
+/// The protected call generated proxies make ([`super::KernelRt::call`]): a caller that
+/// died during the call is not unwound here but gets an error, so the proxy can end its
+/// lends first; it then unwinds in [`leave`].
+#[inline(always)]
+pub fn proxied_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) -> Result<O, RpcError> {
+    call::<T, O, F, true, true>(target, f)
+}
+
+/// After a proxy ended its lends: unwind if the calling domain died during the call.
+#[inline(always)]
+pub fn leave() {
+    let caller = CPU.0.domain.get() as usize;
+    if caller != 0 && !alive(caller, CPU.0.generation.get()) {
+        unwind(super::death_reason(caller));
+    }
 }
 
 #[inline(always)]
-fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool>(target: &Target<T>, f: F) -> Result<O, RpcError> {
+fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>(
+    target: &Target<T>,
+    f: F,
+) -> Result<O, RpcError> {
     let slot = target.domain().0 as usize;
     let generation = target.generation();
     if !alive(slot, generation) {
@@ -304,7 +324,10 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool>(target: &Target<T>
             // SAFETY: the call returned normally, so `out` was written.
             drop(unsafe { frame.out.assume_init_read() });
         }
-        unwind(RpcError::Killed);
+        if DEFER {
+            return Err(super::death_reason(caller as usize));
+        }
+        unwind(super::death_reason(caller as usize));
     }
     if code != 0 {
         return Err(error_of(code));
