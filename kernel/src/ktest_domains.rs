@@ -282,6 +282,35 @@ pub fn restart() {
     assert_eq!((row.crashes, row.restarts), (2, 2));
 }
 
+/// Nested recovery: a relay whose init calls its echo through a recovery proxy. With
+/// both dead, a call to the relay restarts it, and its init restarts the echo from inside
+/// the first restart — in either order of death, without deadlock or error.
+pub fn nested_recovery() {
+    let e = new_echo("echo");
+    let r = domain::create::<RelayKind>("relay", "domains/dom-relay", move || {
+        (domain::grant_recover::<dyn Echo>(e).expect("grant_recover echo"),)
+    })
+    .expect("relay");
+    let relay = domain::grant_recover::<dyn Relay>(r).expect("grant_recover relay");
+    assert_eq!(relay.relay_add(1, 2), Ok(3));
+    for (round, order) in [[r, e], [e, r]].into_iter().enumerate() {
+        for d in order {
+            domain::kill(d).expect("kill");
+        }
+        let t0 = time::rdtsc();
+        let v = relay.relay_add(round as u64, 40);
+        metric(&format!("round{round}.result"), v.map_or(-1, |v| v as i64));
+        metric(&format!("round{round}.us"), time::tsc_to_ns(time::rdtsc() - t0) / 1000);
+        assert_eq!(v, Ok(round as u64 + 40), "round {round}: the caller must see no error");
+    }
+    let rows = domain::list();
+    let row = |d: DomainId| rows.iter().find(|x| x.id == d.0).map(|x| (x.generation, x.restarts)).expect("row");
+    metric("echo_restarts", row(e).1);
+    metric("relay_restarts", row(r).1);
+    assert_eq!(row(e).1, 2, "the echo was restarted once per round, from inside the relay's init");
+    assert_eq!(row(r).1, 2);
+}
+
 /// 1000 crash→restart cycles through a recovery proxy leave every counter flat.
 pub fn crash_loop() {
     const CYCLES: u64 = 1000;

@@ -104,7 +104,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let syms = load_symbols(&info);
     domain::init(boot_module(&info));
 
-    paging::map_mmio(arch::apic::lapic_phys(), 4096);
+    paging::map_mmio(arch::apic::lapic_phys(), 4096).expect("mapping the local APIC");
     arch::apic::init_lapic();
     let platform = arch::apic::discover(info.rsdp);
     arch::apic::start_timer(sched::TICK_HZ, on_tick);

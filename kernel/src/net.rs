@@ -287,12 +287,15 @@ impl NicShadow {
         }
     }
 
-    fn absorb<T>(&self, r: RpcResult<T>, instead: impl FnOnce() -> T) -> RpcResult<T> {
+    /// `instead` makes the empty answer; it may fail (an empty batch needs shared-heap
+    /// blocks), and then the caller sees the driver's error after all.
+    fn absorb<T>(&self, r: RpcResult<T>, instead: impl FnOnce() -> Option<T>) -> RpcResult<T> {
         match r {
             Err(e) if e.is_crash() => {
-                self.absorbed.fetch_add(1, Relaxed);
                 self.replay.store(true, Relaxed);
-                Ok(instead())
+                let v = instead().ok_or(e)?;
+                self.absorbed.fetch_add(1, Relaxed);
+                Ok(v)
             }
             other => other,
         }
@@ -311,23 +314,23 @@ impl Nic for NicShadow {
     fn tx(&self, b: Batch) -> RpcResult<Batch> {
         self.replay();
         let r = self.inner.tx(b);
-        self.absorb(r, Batch::new)
+        self.absorb(r, Batch::try_new)
     }
     fn rx(&self, b: Batch) -> RpcResult<Batch> {
         self.replay();
         let r = self.inner.rx(b);
-        self.absorb(r, Batch::new)
+        self.absorb(r, Batch::try_new)
     }
     fn wait(&self, timeout_ns: u64) -> RpcResult<()> {
         self.replay();
         let r = self.inner.wait(timeout_ns);
-        self.absorb(r, || ())
+        self.absorb(r, || Some(()))
     }
     fn set_polling(&self, on: bool) -> RpcResult<()> {
         self.polling.store(on, Relaxed);
         self.replay.store(false, Relaxed);
         let r = self.inner.set_polling(on);
-        self.absorb(r, || ())
+        self.absorb(r, || Some(()))
     }
 }
 

@@ -296,7 +296,7 @@ pub fn prepare(bdf: u16) -> Result<PciDevice, String> {
             if a == 0 {
                 return Err(format!("pci {}: BAR at {a:#x} unusable", f.slot_name()));
             }
-            paging::map_mmio(a, s);
+            paging::map_mmio(a, s).map_err(|e| format!("pci {}: {e}", f.slot_name()))?;
         }
     }
     let mut d = PciDevice {
@@ -346,7 +346,7 @@ fn program_msix(f: &Function, cap: u8, vector: u8) -> Result<(), String> {
         return Err(format!("pci {}: MSI-X table outside its BAR", f.slot_name()));
     }
     let t = base + off;
-    paging::map_mmio(t, entries * 16);
+    paging::map_mmio(t, entries * 16)?;
     let apic = crate::arch::apic::lapic_id() as u64;
     for e in 0..entries {
         let p = (t + e * 16) as *mut u32;

@@ -76,7 +76,15 @@ impl<T: Exchangeable, const N: usize> RRefDeque<T, N> {
     /// # Panics
     /// "rref: shared heap exhausted" if the heap cannot allocate the block.
     pub fn new() -> Self {
-        let Some(block) = Block::alloc(Layout::new::<Ring<T, N>>()) else { panic!("rref: shared heap exhausted") };
+        match Self::try_new() {
+            Some(d) => d,
+            None => panic!("rref: shared heap exhausted"),
+        }
+    }
+
+    /// Like [`RRefDeque::new`], but `None` if the heap cannot allocate the block.
+    pub fn try_new() -> Option<Self> {
+        let block = Block::alloc(Layout::new::<Ring<T, N>>())?;
         let ring = block.payload::<Ring<T, N>>();
         // SAFETY: the block was allocated with a `Ring<T, N>` payload, so `ring` is in
         // bounds and aligned; the fields are written through raw pointers, no references.
@@ -86,7 +94,7 @@ impl<T: Exchangeable, const N: usize> RRefDeque<T, N> {
         }
         // SAFETY: `head` and `len` are initialised and the slots are `MaybeUninit`, so the
         // payload is a valid (empty) `Ring`.
-        Self { ring: unsafe { RRef::from_block(block) } }
+        Some(Self { ring: unsafe { RRef::from_block(block) } })
     }
 
     /// Appends `value`; gives it back if the deque is full.

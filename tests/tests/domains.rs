@@ -198,3 +198,13 @@ fn loader_rejects_bad_images() {
         .unwrap_or_else(|| panic!("no rejection line for changed-interface\n{out}"));
     assert!(changed.contains("interface fingerprint") && changed.matches("0x").count() == 2, "{changed}");
 }
+
+#[test]
+fn nested_recovery_restarts_both_in_either_order() {
+    let out = run_ktest("dom_nested_recovery");
+    out.assert_pass();
+    assert_eq!(out.metric("round0.result"), 40, "{out}");
+    assert_eq!(out.metric("round1.result"), 41, "{out}");
+    assert_eq!(out.metric("echo_restarts"), 2, "{out}");
+    assert_eq!(out.metric("relay_restarts"), 2, "{out}");
+}

@@ -31,6 +31,7 @@ const DRIVEN_KTESTS: &[&str] = &[
     "dom_threads",
     "dom_restart",
     "dom_crash_loop",
+    "dom_nested_recovery",
     "dom_loader",
     // tests/hostile.rs:
     "hostile_recursion",

@@ -73,6 +73,11 @@ impl Batch {
     pub fn new() -> Self {
         Self { pkts: PktQueue::new(), done: PktQueue::new() }
     }
+
+    /// Like [`Batch::new`], but `None` if the shared heap cannot allocate the queues.
+    pub fn try_new() -> Option<Self> {
+        Some(Self { pkts: PktQueue::try_new()?, done: PktQueue::try_new()? })
+    }
 }
 
 impl Default for Batch {

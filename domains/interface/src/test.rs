@@ -92,11 +92,13 @@ pub struct RelayReport {
     pub after: u64,
 }
 
-/// Middle domain of A→B→C: holds an Echo and relays to it.
-#[interface]
+/// Middle domain of A→B→C: holds an Echo and relays to it. Its init calls the echo, so
+/// restarting it through a recovery proxy may first restart the echo (nested recovery).
+#[interface(recover)]
 pub trait Relay: Send + Sync {
     /// Calls the echo's `panic_now`, and reports the error it got.
     fn relay_panic(&self) -> RpcResult<RelayReport>;
+    #[idempotent]
     fn relay_add(&self, a: u64, b: u64) -> RpcResult<u64>;
     fn whoami(&self) -> RpcResult<DomainId>;
 }

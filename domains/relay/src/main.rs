@@ -1,6 +1,6 @@
 //! # dom-relay — the middle of a nested call chain
 //!
-//! Holds the `Echo` it was given at init and relays to it. `relay_panic` shows that a
+//! Holds the `Echo` it was given at init (and checks it answers) and relays to it. `relay_panic` shows that a
 //! crash two levels down returns an error to this domain, which carries on.
 //!
 //! May depend on: `frond-interface`, `frond-domrt`, `rref`. `#![forbid(unsafe_code)]`.
@@ -19,6 +19,11 @@ use frond_interface::{DomainId, Remote, RpcResult};
 frond_domrt::entry!(RelayKind, init);
 
 fn init(_sys: &'static dyn Syscalls, (echo,): (Remote<dyn Echo>,)) -> Remote<dyn Relay> {
+    // A relay that cannot reach its echo is of no use: check at init, as a network stack
+    // asks its NIC for its MAC address. (Through a recovery proxy this may restart the echo.)
+    if let Err(e) = echo.add(0, 0) {
+        panic!("relay: the echo does not answer at init: {e}");
+    }
     Remote::local(Box::new(RelayService { echo }))
 }
 

@@ -236,7 +236,8 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
         },
         Err(e) => log::warn!("no ACPI tables ({e:?}); using PC defaults for the I/O APIC"),
     }
-    crate::mem::paging::map_mmio(ioapic.0, 4096);
+    // Boot time, from firmware tables: failing here leaves no interrupts at all.
+    crate::mem::paging::map_mmio(ioapic.0, 4096).expect("mapping the I/O APIC");
     let io = IoApic { base: ioapic.0, gsi_base: ioapic.1, isa };
     for i in 0..=io.max_redirect() {
         io.write(0x10 + 2 * i, 1 << 16); // everything masked until routed

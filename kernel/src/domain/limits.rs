@@ -147,11 +147,6 @@ pub fn apply(slot: usize, l: Limits) {
     s.budget_tsc.store(if l.budget_ns == 0 { 0 } else { crate::time::ns_to_tsc(l.budget_ns).max(1) }, Relaxed);
 }
 
-/// Changes a live domain's limits (tests, the console).
-pub fn set(slot: usize, l: Limits) {
-    apply(slot, l)
-}
-
 pub fn get(slot: usize) -> Limits {
     let s = &SLOTS[slot];
     Limits {

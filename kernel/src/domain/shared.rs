@@ -18,6 +18,9 @@ struct Inner {
     registry: Registry,
 }
 
+/// Shared-heap bytes only the kernel may allocate (1 MiB of the 32).
+pub const KERNEL_RESERVE: usize = 1 << 20;
+
 pub struct KernelSharedHeap {
     inner: IrqMutex<Inner>,
     counters: Counters,
@@ -80,6 +83,11 @@ unsafe impl SharedHeap for KernelSharedHeap {
             return None;
         }
         let mut g = self.inner.lock();
+        // Domains never take the last KERNEL_RESERVE bytes: the kernel's own RRefs (the
+        // NIC shadows' empty batches) must not fail because domains filled the heap.
+        if owner.0 != 0 && g.heap.used() + layout.size() + KERNEL_RESERVE > g.heap.size() {
+            return None;
+        }
         let p = g.heap.allocate_first_fit(layout).ok()?.cast::<Header>();
         // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (checked
         // above), aligned at least like a header.

@@ -146,19 +146,23 @@ pub fn init(info: &BootInfo) {
 }
 
 /// Maps `[phys, phys+len)` uncached at the same virtual address (device registers).
-pub fn map_mmio(phys: u64, len: u64) {
+/// Fails (leaving the pages mapped so far in place: MMIO mappings are never removed) if a
+/// page table cannot be allocated or the range is not identity-mappable.
+pub fn map_mmio(phys: u64, len: u64) -> Result<(), alloc::string::String> {
     let mut g = MAPPER.lock();
     let m = g.as_mut().expect("paging not initialised");
     let mut a = phys / PAGE * PAGE;
-    while a < phys + len {
+    let end = phys.checked_add(len).ok_or_else(|| alloc::format!("MMIO range {phys:#x}+{len:#x} overflows"))?;
+    while a < end {
         let flags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
         match map4k(m, a, a, flags) {
             Ok(()) | Err(MapToError::PageAlreadyMapped(_)) => {}
-            Err(e) => panic!("mapping MMIO page {a:#x}: {e:?}"),
+            Err(e) => return Err(alloc::format!("mapping MMIO page {a:#x}: {e:?}")),
         }
         x86_64::instructions::tlb::flush(VirtAddr::new(a));
         a += PAGE;
     }
+    Ok(())
 }
 
 /// Page permissions for [`map_range`].
