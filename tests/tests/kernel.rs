@@ -110,13 +110,17 @@ fn preemption_two_busy_threads() {
 #[test]
 fn sleep_wakes_within_bound() {
     let out = run_ktest("sleep");
-    out.assert_pass();
+    // The kernel prints its figures before its own checks: judge them first, so a
+    // failure names the figure.
+    let min_ns = out.metric("min_late_ns");
     let (min, max) = (out.metric("min_late_us"), out.metric("max_late_us"));
-    assert!(min >= 0, "a sleeper woke early: min_late_us={min}\n{out}");
-    assert!(
-        max < 50_000,
-        "a sleeper woke too late: max_late_us={max}\n{out}"
-    );
+    assert!(min_ns >= 0, "a sleeper woke early: min_late_ns={min_ns} (negative = early)\n{out}");
+    // The documented bound (README): at most 20 ms late, with a low-priority hog spinning.
+    assert!(max <= 20_000, "a sleeper woke too late: max_late_us={max} > 20000\n{out}");
+    // At 1 kHz ticks the best of ten sleeps wakes within a few ms; a minimum near the
+    // bound means every wake-up is late (e.g. deadlines rounded up to a time slice).
+    assert!(min < 10_000, "even the best sleep was {min} us late\n{out}");
+    out.assert_pass();
 }
 
 #[test]
