@@ -4,12 +4,17 @@
 //! malformed-frame generator. All traffic stays inside the namespace, which is deleted
 //! when the test ends (also on failure).
 //!
-//! Needs root (network namespaces); without it every test fails with that message.
+//! Needs root (network namespaces); without it every test fails with that message,
+//! except `forwarding_*`, which prints `SKIPPED: <test>: <reason>` and returns.
+//!
+//! `forwarding_*` boots Frond as a router between two taps (the forwarding rig of
+//! `frond_tests::fwdbench`, namespaces `fwdA`/`fwdB`) and checks every frame that comes out.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use frond_tests::fwdbench::{self, FwdOptions, Rig, Tools};
 use frond_tests::net::{can_manage_netns, unique_name, Ipv4Net, MacAddr, Netns, TapNic};
 use frond_tests::{Boot, Session};
 
@@ -270,6 +275,64 @@ fn crashed_driver_restarts_under_ping() {
     let stack = rows.iter().find(|r| r.0 == "netstack").expect("netstack row");
     assert_eq!((stack.1, stack.2), (0, 1), "the stack must not have been restarted");
     assert_eq!(curl(&g, "/").0, 200);
+}
+
+/// Frames sent into NIC A come out of NIC B forwarded correctly, and none is lost: 2,000
+/// UDP datagrams at 1,000 pps from fwdA, each judged on tapB in fwdB by `frond-pktcount
+/// --verify on` (MACs: NIC B's as source, the next hop's as destination; TTL one less than
+/// sent; valid IPv4 header checksum; payload intact; no duplicates).
+#[test]
+fn forwarding_checks_every_frame_and_loses_none() {
+    const FRAMES: u64 = 2_000;
+    const RATE: u64 = 1_000;
+    if !can_manage_netns() {
+        frond_tests::skipped(
+            "forwarding_checks_every_frame_and_loses_none",
+            "needs root and /dev/net/tun (network namespaces and taps); nothing was tested",
+        );
+        return;
+    }
+    let opts = FwdOptions {
+        tools: Tools {
+            pktgen: env!("CARGO_BIN_EXE_frond-pktgen").into(),
+            pktcount: env!("CARGO_BIN_EXE_frond-pktcount").into(),
+        },
+        accel: None,
+        firmware: None,
+        lifetime: Duration::from_secs(180),
+        warmup: fwdbench::DEFAULT_WARMUP,
+    };
+    let guest = fwdbench::Guest::frond(8).unwrap_or_else(|e| panic!("{e}"));
+    let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
+    // The generator's frames leave fwdA with the namespace's default TTL; a router takes one.
+    let sent_ttl: u8 = rig
+        .netns_a()
+        .run("cat", ["/proc/sys/net/ipv4/ip_default_ttl"])
+        .expect("read ip_default_ttl in fwdA")
+        .trim()
+        .parse()
+        .expect("a TTL");
+    assert_eq!(fwdbench::FORWARDED_TTL, sent_ttl - 1, "the counter must expect the sent TTL minus one");
+    let (g, c) = rig.verify(FRAMES, RATE).unwrap_or_else(|e| panic!("verification run: {e}"));
+    let v = c.verify.clone().expect("frond-pktcount printed no verify report");
+    let report = format!("generator: {g:?}\ncounter: total {} over {} s, {v:?}", c.total, c.seconds);
+    println!("{report}");
+    assert_eq!((g.sent, g.errors), (FRAMES, 0), "the generator did not send every frame\n{report}");
+    assert_eq!(v.bad_dst_mac, 0, "frames not addressed to the next hop ({})\n{report}", fwdbench::HOST_B_MAC);
+    assert_eq!(v.bad_src_mac, 0, "frames not from guest NIC B ({})\n{report}", fwdbench::GUEST_B_MAC);
+    assert_eq!(v.bad_ttl, 0, "TTL not {sent_ttl} - 1\n{report}");
+    assert_eq!(v.bad_checksum, 0, "invalid IPv4 header checksums\n{report}");
+    assert_eq!(v.bad_payload, 0, "damaged payloads\n{report}");
+    assert_eq!(v.duplicates, 0, "duplicated frames\n{report}");
+    assert_eq!(v.frames, g.sent, "frames out of NIC B != frames sent into NIC A (lost {})\n{report}", g.sent.saturating_sub(v.frames));
+    assert_eq!((v.good, v.distinct, c.total), (g.sent, g.sent, g.sent), "{report}");
+    // The forwarder did it without a crash.
+    let s = rig.session();
+    s.send(b"domains\r").expect("send");
+    let table = s.expect("kernel:", Duration::from_secs(20)).expect("domain table");
+    let row = table.lines().find(|l| l.split_whitespace().nth(1) == Some("forward")).unwrap_or_else(|| panic!("no `forward` row:\n{table}"));
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((f[2], f[3], f[10]), ("1", "Alive", "0"), "forward: generation, state, crashes\n{table}");
 }
 
 #[test]
