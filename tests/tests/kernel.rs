@@ -203,6 +203,98 @@ fn console_commands() {
     s.wait(CONSOLE_TIMEOUT).assert_pass();
 }
 
+/// One row of the console's `domains` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DomainRow {
+    id: u32,
+    name: String,
+    generation: u64,
+    state: String,
+    calls: u64,
+    crashes: u64,
+    restarts: u64,
+}
+
+/// Rows of a `domains` table: id name gen state image heap-used heap RRefs RRef-B calls
+/// crashes restarts.
+fn domain_rows(table: &str) -> Vec<DomainRow> {
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() != 12 {
+                return None;
+            }
+            Some(DomainRow {
+                id: f[0].parse().ok()?,
+                name: f[1].to_string(),
+                generation: f[2].parse().ok()?,
+                state: f[3].to_string(),
+                calls: f[9].parse().ok()?,
+                crashes: f[10].parse().ok()?,
+                restarts: f[11].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn domain_row(table: &str, name: &str) -> DomainRow {
+    domain_rows(table)
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no `{name}` row in the domain table:\n{table}"))
+}
+
+/// `restart echo` at the console (the demo's service, called by `client` every 100 ms):
+/// the printed generation is one more than before, and `domains` shows it Alive with one
+/// restart, no crash, still serving its client.
+#[test]
+fn console_restart_domain() {
+    let mut s = Boot::new().cmdline("").spawn();
+    s.expect("frond> ", CONSOLE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no console prompt: {e}"));
+    let before = domain_row(&console(&mut s, "domains"), "echo");
+    assert_eq!(
+        (before.generation, before.state.as_str(), before.crashes, before.restarts),
+        (1, "Alive", 0, 0),
+        "echo before the restart: {before:?}"
+    );
+
+    let out = console(&mut s, "restart echo");
+    let generation: u64 = out
+        .split("restarted: generation ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("`restart echo` printed no generation:\n{out}"));
+    assert!(
+        out.contains(&format!("domain {} restarted", before.id)),
+        "`restart echo` names another domain:\n{out}"
+    );
+    assert_eq!(generation, before.generation + 1, "the printed generation did not increase by one:\n{out}");
+
+    let after = domain_row(&console(&mut s, "domains"), "echo");
+    assert_eq!(
+        (after.id, after.generation, after.state.as_str(), after.crashes, after.restarts),
+        (before.id, generation, "Alive", 0, 1),
+        "echo after `restart echo`: {after:?}"
+    );
+    // The client's calls reach the new instance (recovery proxy), and the client itself
+    // was not disturbed.
+    std::thread::sleep(Duration::from_millis(600));
+    let table = console(&mut s, "domains");
+    let later = domain_row(&table, "echo");
+    assert!(later.calls > after.calls, "echo's calls stopped after the restart:\n{table}");
+    let client = domain_row(&table, "client");
+    assert_eq!((client.generation, client.crashes), (1, 0), "the client was disturbed:\n{table}");
+
+    let err = console(&mut s, "restart no-such-domain");
+    assert!(err.contains("no domain 'no-such-domain'"), "restart of an unknown domain:\n{err}");
+
+    s.send(b"quit\n").expect("sending quit");
+    s.wait(CONSOLE_TIMEOUT).assert_pass();
+}
+
 #[test]
 fn every_kernel_test_is_driven() {
     let out = run_ktest("list");
