@@ -277,6 +277,77 @@ fn crashed_driver_restarts_under_ping() {
     assert_eq!(curl(&g, "/").0, 200);
 }
 
+/// Both the NIC driver and the stack crash at the same moment (a kernel schedule,
+/// `crash=virtio-net0@2000,netstack@2000`, 2 s after the network came up) while the host
+/// pings: the recovery of one runs inside the recovery of the other (the services'
+/// recovery proxy restarts the stack, whose start calls the NIC through the shadow, whose
+/// recovery proxy restarts the driver). Afterwards the guest answers ping and HTTP again,
+/// each of the two crashed exactly once and came back, and nothing else crashed.
+#[test]
+fn double_crash_driver_and_stack_recovers() {
+    const RECOVERY: Duration = Duration::from_secs(30);
+    let mut g = Guest::start("net_double_crash", "crash=virtio-net0@2000,netstack@2000");
+    // Pings across the crashes (10 s at 20 per second); losses while both are down are
+    // expected, and only reported.
+    let pinger = g
+        .ns
+        .spawn("ping", ["-i", "0.05", "-c", "200", "-W", "1", &GUEST.to_string()])
+        .expect("start ping");
+    for name in ["virtio-net0", "netstack"] {
+        if let Err(e) = g.session.expect(&format!("crash: killed `{name}`"), Duration::from_secs(20)) {
+            panic!("the scheduled crash of `{name}` did not happen: {e}");
+        }
+    }
+    // Recovery: the first answered ping and HTTP 200 after both crashes.
+    let t0 = Instant::now();
+    let mut recovered = None;
+    while t0.elapsed() < RECOVERY {
+        let ping_ok = g
+            .ns
+            .command("ping")
+            .expect("ping")
+            .args(["-c", "1", "-W", "1", &GUEST.to_string()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ping_ok && curl(&g, "/").0 == 200 {
+            recovered = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let Some(took) = recovered else {
+        let serial = g.session.serial();
+        let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "after the double crash (virtio-net0 and netstack at 2000 ms) the guest did not answer \
+             both ping and HTTP within {} s: recovery hung or failed (a nested restart that \
+             never returns, e.g. a lifecycle lock taken again by the same thread). Last serial lines:\n{}",
+            RECOVERY.as_secs(),
+            tail.join("\n")
+        );
+    };
+    println!("recovered {} ms after both crashes", took.as_millis());
+    let ping_log = pinger.wait(Duration::from_secs(30)).map(|o| o.stdout).unwrap_or_default();
+    if let Some((tx, rx)) = parse_ping(&ping_log) {
+        println!("ping across the crashes: {rx} of {tx} answered");
+    }
+    let (tx, rx) = g.ping(20);
+    assert_eq!((tx, rx), (20, 20), "ping after recovery lost packets");
+    let (code, body) = curl(&g, "/");
+    assert_eq!(code, 200, "HTTP after recovery: {code}\n{body}");
+    let rows = g.crashes();
+    for name in ["virtio-net0", "netstack"] {
+        let r = rows.iter().find(|r| r.0 == name).unwrap_or_else(|| panic!("no `{name}` row: {rows:?}"));
+        assert_eq!(r.1, 1, "`{name}` crashed {} times, expected once: {rows:?}", r.1);
+        assert!(r.2 >= 2, "`{name}` was not restarted (generation {}): {rows:?}", r.2);
+    }
+    for (name, crashes, _) in rows.iter().filter(|r| r.0 != "virtio-net0" && r.0 != "netstack") {
+        assert_eq!(*crashes, 0, "domain `{name}` crashed too: {rows:?}");
+    }
+}
+
 /// Frames sent into NIC A come out of NIC B forwarded correctly, and none is lost: 2,000
 /// UDP datagrams at 1,000 pps from fwdA, each judged on tapB in fwdB by `frond-pktcount
 /// --verify on` (MACs: NIC B's as source, the next hop's as destination; TTL one less than
