@@ -118,6 +118,8 @@ const GEN_SLACK: Duration = Duration::from_secs(1);
 const TOOL_GRACE: Duration = Duration::from_secs(15);
 /// How long QEMU may take to attach its taps after being spawned.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`Rig::verify`]'s counter goes on after the generator's last frame.
+pub const VERIFY_SETTLE: Duration = Duration::from_secs(2);
 /// Machine-wide lock serialising rigs (the namespace names are fixed).
 const LOCK_PATH: &str = "/run/lock/frond-fwdbench.lock";
 
@@ -230,6 +232,7 @@ pub fn count_options(duration: Duration) -> CountOptions {
         duration: Some(duration),
         bucket: DEFAULT_BUCKET,
         iface: Some(TAP_B.into()),
+        verify: false,
     }
 }
 
@@ -618,6 +621,28 @@ impl Rig {
         })
     }
 
+    /// A pass/fail run: the counter starts first (on tapB, `--verify on`), then the
+    /// generator sends exactly `frames` datagrams paced at `rate` pps; the counter keeps
+    /// going [`VERIFY_SETTLE`] after the last one so nothing in flight is missed.
+    /// Returns (generator, counter) reports; the caller judges them (see
+    /// [`crate::pkt::VerifyReport`]).
+    pub fn verify(&mut self, frames: u64, rate: u64) -> Result<(GenReport, CountReport), HarnessError> {
+        assert!(frames > 0 && rate > 0, "a verification run needs frames and a rate");
+        self.check_alive("the verification set-up")?;
+        // The paced generator sends exactly the packets due before its end, the first at
+        // time 0 (see `pkt::due_packets`): `frames / rate` seconds (rounded up) is `frames`.
+        let gen_for = Duration::from_nanos((frames * 1_000_000_000).div_ceil(rate));
+        let count_for = gen_for + VERIFY_SETTLE;
+        let mut copts = count_options(count_for);
+        copts.verify = true;
+        let count = self.b.spawn(&self.opts.tools.pktcount, copts.to_args())?;
+        count.wait_for_stderr(COUNT_READY, TOOL_GRACE)?;
+        let gen = self.a.spawn(&self.opts.tools.pktgen, gen_options(gen_for, Some(rate)).to_args())?;
+        let (g, c) = Rig::finish_traffic(gen, count, count_for)?;
+        self.check_alive("the verification run")?;
+        Ok((g, c))
+    }
+
     /// Tears everything down now (dropping does the same), returning QEMU's outcome
     /// (killed: [`crate::Exit::Timeout`] unless the guest had ended on its own).
     pub fn stop(mut self) -> crate::Outcome {
@@ -721,6 +746,7 @@ mod tests {
             buckets: vec![500; 1000],
             total: 500_000,
             seconds: 10.0,
+            verify: None,
         };
         let g = GenReport {
             sent: 2_300_000,

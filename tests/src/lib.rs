@@ -64,6 +64,15 @@ pub use run::{
 };
 pub use serial::Frame;
 
+/// Announces that `test` did not test anything, on one `SKIPPED: <test>: <reason>` line.
+///
+/// Written straight to the process's stderr, not through `eprintln!`: libtest captures the
+/// print macros of passing tests, and a skip must be seen even when the test "passes".
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}
+
 /// Boots the kernel with `test=NAME` and waits for it (deadline: [`default_timeout`]).
 ///
 /// Panics only on harness errors (e.g. artifacts missing: run `make build`); the guest's

@@ -999,7 +999,7 @@ mod tests {
     #[test]
     fn namespaces_threads_and_cleanup() {
         if !can_manage_netns() {
-            eprintln!("skipped: needs root and /dev/net/tun");
+            crate::skipped("namespaces_threads_and_cleanup", "needs root and /dev/net/tun (network namespaces and taps); nothing was tested");
             return;
         }
         let a = Netns::create_unique("nta").unwrap();
@@ -1085,7 +1085,7 @@ mod tests {
     #[test]
     fn stale_namespace_is_replaced() {
         if !can_manage_netns() {
-            eprintln!("skipped: needs root and /dev/net/tun");
+            crate::skipped("stale_namespace_is_replaced", "needs root and /dev/net/tun (network namespaces and taps); nothing was tested");
             return;
         }
         let name = unique_name("ntd");
@@ -1114,7 +1114,7 @@ mod tests {
     #[test]
     fn run_executes_inside() {
         if !can_manage_netns() {
-            eprintln!("skipped: needs root and /dev/net/tun");
+            crate::skipped("run_executes_inside", "needs root and /dev/net/tun (network namespaces and taps); nothing was tested");
             return;
         }
         let ns = Netns::create_unique("ntc").unwrap();

@@ -13,6 +13,9 @@
 //!   `t / width`; events at or past the window's end are not counted, so `total` is
 //!   exactly the events in `[0, window)`.
 //! * Options round-trip: `parse(to_args(o)) == o`.
+//! * [`Verifier::check`] (the counter's `--verify on`) judges every IPv4/UDP frame to the
+//!   filter's port, whatever its MACs and TTL, so a frame that is wrong is reported as
+//!   wrong instead of silently not counted; like the filter it never panics.
 
 use std::fmt;
 use std::net::SocketAddrV4;
@@ -36,6 +39,132 @@ const IPPROTO_UDP: u8 = 17;
 pub const DEFAULT_BUCKET: Duration = Duration::from_millis(10);
 /// Printed by `frond-pktcount` on stderr once it counts.
 pub const COUNT_READY: &str = "pktcount: ready";
+/// Bytes 8.. of a generated payload (bytes 0..8 are the big-endian sequence number).
+pub const PAYLOAD_MARKER: &[u8; PAYLOAD_LEN - 8] = b"frond-pkt!";
+
+/// True if the IPv4 header `ip` (exactly its IHL bytes) has a valid header checksum: the
+/// ones'-complement sum of its 16-bit words, checksum field included, is 0xffff.
+pub fn ipv4_checksum_ok(ip: &[u8]) -> bool {
+    if ip.len() < 20 || ip.len() % 2 != 0 {
+        return false;
+    }
+    let mut sum: u32 = ip
+        .chunks_exact(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+/// What `frond-pktcount --verify on` found (see [`Verifier`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// IPv4/UDP frames to the filter's port (any MACs, any TTL).
+    pub frames: u64,
+    /// Frames that passed every check.
+    pub good: u64,
+    pub bad_dst_mac: u64,
+    pub bad_src_mac: u64,
+    /// TTL other than the filter's (e.g. not decremented, or decremented twice).
+    pub bad_ttl: u64,
+    /// Invalid IPv4 header checksum.
+    pub bad_checksum: u64,
+    /// UDP payload not a generated one (length or marker).
+    pub bad_payload: u64,
+    /// Distinct sequence numbers among the frames with a generated payload.
+    pub distinct: u64,
+    /// Frames whose sequence number was already seen.
+    pub duplicates: u64,
+    /// The first frame that failed a check: what failed, and the frame in hex.
+    pub first_bad: Option<String>,
+}
+
+/// Checks each IPv4/UDP frame to the filter's port against everything a forwarder must
+/// get right: the filter's MACs and TTL, a valid IPv4 header checksum, the generator's
+/// payload intact, and no sequence number twice.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    filter: FrameFilter,
+    seen: std::collections::HashSet<u64>,
+    report: VerifyReport,
+}
+
+impl Verifier {
+    pub fn new(filter: FrameFilter) -> Verifier {
+        Verifier {
+            filter,
+            seen: std::collections::HashSet::new(),
+            report: VerifyReport::default(),
+        }
+    }
+
+    /// Judges one frame (from the destination MAC on, no FCS); frames that are not
+    /// IPv4/UDP to the port are ignored. Reads only inside `frame`.
+    pub fn check(&mut self, frame: &[u8]) {
+        let Some(eth) = frame.get(..14) else { return };
+        if u16::from_be_bytes([eth[12], eth[13]]) != ETHERTYPE_IPV4 {
+            return;
+        }
+        let ip = &frame[14..];
+        let Some(&ver_ihl) = ip.first() else { return };
+        let ihl = usize::from(ver_ihl & 0x0f) * 4;
+        if ver_ihl >> 4 != 4 || ihl < 20 || ip.len() < ihl || ip[9] != IPPROTO_UDP {
+            return;
+        }
+        let frag_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+        let Some(udp) = ip.get(ihl..ihl + 8) else { return };
+        if frag_offset != 0 || u16::from_be_bytes([udp[2], udp[3]]) != self.filter.udp_dst_port {
+            return;
+        }
+        let r = &mut self.report;
+        r.frames += 1;
+        let mut bad: Vec<String> = Vec::new();
+        if eth[0..6] != self.filter.dst_mac.0 {
+            r.bad_dst_mac += 1;
+            bad.push(format!("dst MAC {}", MacAddr(eth[0..6].try_into().unwrap())));
+        }
+        if eth[6..12] != self.filter.src_mac.0 {
+            r.bad_src_mac += 1;
+            bad.push(format!("src MAC {}", MacAddr(eth[6..12].try_into().unwrap())));
+        }
+        if ip[8] != self.filter.ttl {
+            r.bad_ttl += 1;
+            bad.push(format!("TTL {}", ip[8]));
+        }
+        if !ipv4_checksum_ok(&ip[..ihl]) {
+            r.bad_checksum += 1;
+            bad.push(format!("IPv4 checksum {:#06x}", u16::from_be_bytes([ip[10], ip[11]])));
+        }
+        let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+        match ip.get(ihl + 8..ihl + 8 + PAYLOAD_LEN) {
+            Some(p) if udp_len == 8 + PAYLOAD_LEN && &p[8..] == PAYLOAD_MARKER => {
+                let seq = u64::from_be_bytes(p[..8].try_into().unwrap());
+                if self.seen.insert(seq) {
+                    r.distinct += 1;
+                } else {
+                    r.duplicates += 1;
+                    bad.push(format!("duplicate of sequence number {seq}"));
+                }
+            }
+            _ => {
+                r.bad_payload += 1;
+                bad.push(format!("payload (UDP length {udp_len})"));
+            }
+        }
+        if bad.is_empty() {
+            r.good += 1;
+        } else if r.first_bad.is_none() {
+            let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+            r.first_bad = Some(format!("{}: {hex}", bad.join(", ")));
+        }
+    }
+
+    pub fn report(&self) -> &VerifyReport {
+        &self.report
+    }
+}
 
 /// What `frond-pktcount` counts: Ethernet/IPv4/UDP frames with these fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,10 +414,12 @@ pub struct CountOptions {
     pub bucket: Duration,
     /// Count only frames received on this interface (all interfaces if `None`).
     pub iface: Option<String>,
+    /// Also judge every IPv4/UDP frame to the port ([`Verifier`]; `--verify on`).
+    pub verify: bool,
 }
 
 impl CountOptions {
-    const KEYS: [&'static str; 7] = [
+    const KEYS: [&'static str; 8] = [
         "dst-mac",
         "src-mac",
         "ttl",
@@ -296,10 +427,11 @@ impl CountOptions {
         "seconds",
         "bucket-ms",
         "iface",
+        "verify",
     ];
 
     /// `--dst-mac MAC --src-mac MAC --ttl N --port N [--seconds S] [--bucket-ms N]
-    /// [--iface NAME]`.
+    /// [--iface NAME] [--verify on|off]`.
     pub fn parse(args: &[String]) -> Result<CountOptions, ParseError> {
         let pairs = parse_pairs(args, &Self::KEYS)?;
         let bucket_ms: u64 = match get(&pairs, "bucket-ms") {
@@ -323,6 +455,11 @@ impl CountOptions {
             duration,
             bucket: Duration::from_millis(bucket_ms),
             iface: get(&pairs, "iface").map(str::to_string),
+            verify: match get(&pairs, "verify") {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(v) => return err(format!("--verify {v:?}: expected on or off")),
+            },
         })
     }
 
@@ -345,6 +482,9 @@ impl CountOptions {
         }
         if let Some(i) = &self.iface {
             v.extend(["--iface".into(), i.clone()]);
+        }
+        if self.verify {
+            v.extend(["--verify".into(), "on".into()]);
         }
         v
     }
@@ -436,6 +576,8 @@ pub struct CountReport {
     pub total: u64,
     /// The span the buckets cover (the window, or less if stopped early).
     pub seconds: f64,
+    /// With `--verify on`: what the [`Verifier`] found (`"verify"` in the JSON).
+    pub verify: Option<VerifyReport>,
 }
 
 impl CountReport {
@@ -445,17 +587,32 @@ impl CountReport {
             buckets: b.counts().to_vec(),
             total: b.total(),
             seconds,
+            verify: None,
         }
     }
 
     pub fn to_json(&self) -> String {
-        json!({
+        let mut v = json!({
             "bucket_ms": self.bucket_ms,
             "buckets": self.buckets,
             "total": self.total,
             "seconds": self.seconds,
-        })
-        .to_string()
+        });
+        if let Some(r) = &self.verify {
+            v["verify"] = json!({
+                "frames": r.frames,
+                "good": r.good,
+                "bad_dst_mac": r.bad_dst_mac,
+                "bad_src_mac": r.bad_src_mac,
+                "bad_ttl": r.bad_ttl,
+                "bad_checksum": r.bad_checksum,
+                "bad_payload": r.bad_payload,
+                "distinct": r.distinct,
+                "duplicates": r.duplicates,
+                "first_bad": r.first_bad,
+            });
+        }
+        v.to_string()
     }
 
     /// Parses the last JSON line of `text`; `total` must equal the sum of the buckets.
@@ -476,6 +633,21 @@ impl CountReport {
             total: field_u64(&v, "total")?,
             seconds: field_f64(&v, "seconds")?,
             buckets,
+            verify: match v.get("verify") {
+                None | Some(Value::Null) => None,
+                Some(r) => Some(VerifyReport {
+                    frames: field_u64(r, "frames")?,
+                    good: field_u64(r, "good")?,
+                    bad_dst_mac: field_u64(r, "bad_dst_mac")?,
+                    bad_src_mac: field_u64(r, "bad_src_mac")?,
+                    bad_ttl: field_u64(r, "bad_ttl")?,
+                    bad_checksum: field_u64(r, "bad_checksum")?,
+                    bad_payload: field_u64(r, "bad_payload")?,
+                    distinct: field_u64(r, "distinct")?,
+                    duplicates: field_u64(r, "duplicates")?,
+                    first_bad: r.get("first_bad").and_then(Value::as_str).map(str::to_string),
+                }),
+            },
         };
         if r.total != r.buckets.iter().sum::<u64>() {
             return err(format!("total {} is not the sum of the buckets", r.total));
@@ -527,6 +699,77 @@ mod tests {
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(&[0xab; PAYLOAD_LEN]);
         f
+    }
+
+    /// [`frame`] with a valid IPv4 checksum and a generated payload (sequence `seq`).
+    fn generated(seq: u64) -> Vec<u8> {
+        let mut f = frame();
+        f[42..50].copy_from_slice(&seq.to_be_bytes());
+        f[50..60].copy_from_slice(PAYLOAD_MARKER);
+        fix_checksum(&mut f);
+        f
+    }
+
+    fn fix_checksum(f: &mut [u8]) {
+        f[24..26].copy_from_slice(&[0, 0]);
+        let mut sum: u32 = f[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
+
+    #[test]
+    fn ipv4_checksum() {
+        // A well-known valid header: 4500 0073 0000 4000 4011 b861 c0a8 0001 c0a8 00c7.
+        let h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
+            0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert!(ipv4_checksum_ok(&h));
+        let mut t = h;
+        t[8] = 0x3f; // TTL decremented without updating the checksum
+        assert!(!ipv4_checksum_ok(&t));
+        assert!(!ipv4_checksum_ok(&h[..19]));
+        assert!(ipv4_checksum_ok(&generated(7)[14..34]));
+    }
+
+    #[test]
+    fn verifier_judges_each_field() {
+        let mut v = Verifier::new(filter());
+        for seq in 0..3 {
+            v.check(&generated(seq));
+        }
+        v.check(&generated(1)); // duplicate
+        let mut f = generated(10);
+        f[22] = 64; // TTL not decremented, checksum fixed
+        fix_checksum(&mut f);
+        v.check(&f);
+        let mut f = generated(11);
+        f[22] = 62; // TTL changed, checksum stale
+        v.check(&f);
+        let mut f = generated(12);
+        f[0] = 0xff; // wrong destination MAC
+        v.check(&f);
+        let mut f = generated(13);
+        f[6] = 0x02; // wrong source MAC
+        v.check(&f);
+        let mut f = generated(14);
+        f[55] ^= 1; // payload damaged
+        v.check(&f);
+        let mut other = generated(15);
+        other[37] = 0x29; // another port: ignored
+        v.check(&other);
+        v.check(&generated(16)[..30]); // truncated: ignored, no panic
+        v.check(&[]);
+        let r = v.report();
+        assert_eq!(r.frames, 9, "{r:?}");
+        assert_eq!(r.good, 3, "{r:?}");
+        assert_eq!((r.bad_ttl, r.bad_checksum), (2, 1), "{r:?}");
+        assert_eq!((r.bad_dst_mac, r.bad_src_mac, r.bad_payload), (1, 1, 1), "{r:?}");
+        assert_eq!((r.distinct, r.duplicates), (7, 1), "{r:?}");
+        let first = r.first_bad.as_deref().unwrap();
+        assert!(first.starts_with("duplicate of sequence number 1: 02000a000201"), "{first}");
     }
 
     #[test]
@@ -740,13 +983,19 @@ mod tests {
         assert_eq!(o.bucket, DEFAULT_BUCKET);
         assert_eq!(o.iface.as_deref(), Some("tapB"));
         assert_eq!(CountOptions::parse(&o.to_args()).unwrap(), o);
+        assert!(!o.verify);
         let open = CountOptions {
             duration: None,
             iface: None,
             bucket: Duration::from_millis(1),
+            verify: true,
             ..o.clone()
         };
+        assert!(open.to_args().join(" ").ends_with("--verify on"));
         assert_eq!(CountOptions::parse(&open.to_args()).unwrap(), open);
+        let mut bad = open.to_args();
+        *bad.last_mut().unwrap() = "yes".into();
+        assert!(CountOptions::parse(&bad).is_err(), "--verify yes accepted");
         let mut bad = o.to_args();
         let i = bad.iter().position(|a| a == "--ttl").unwrap();
         bad[i + 1] = "300".into();
@@ -791,6 +1040,13 @@ mod tests {
         assert!(!c.to_json().contains('\n'), "one line");
         assert_eq!(CountReport::from_output(&c.to_json()).unwrap(), c);
         assert!((c.pps() - 4.0 / 0.03).abs() < 1e-6);
+        let mut v = Verifier::new(filter());
+        v.check(&frame());
+        let checked = CountReport {
+            verify: Some(v.report().clone()),
+            ..c.clone()
+        };
+        assert_eq!(CountReport::from_output(&checked.to_json()).unwrap(), checked);
         let lying = r#"{"bucket_ms":10,"buckets":[2,1],"total":4,"seconds":0.02}"#;
         assert!(CountReport::from_output(lying).is_err());
         assert!(CountReport::from_output("no json here").is_err());

@@ -1275,7 +1275,7 @@ mod tests {
     fn netns_wrapper_keeps_the_pid_and_enters_the_namespace() {
         use std::os::unix::fs::MetadataExt;
         if !crate::net::can_manage_netns() {
-            eprintln!("skipped: needs root");
+            crate::skipped("netns_wrapper_keeps_the_pid_and_enters_the_namespace", "needs root and /dev/net/tun (network namespaces and taps); nothing was tested");
             return;
         }
         let ns = crate::net::Netns::create_unique("rt").unwrap();

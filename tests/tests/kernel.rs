@@ -125,13 +125,17 @@ fn preemption_two_busy_threads() {
 #[test]
 fn sleep_wakes_within_bound() {
     let out = run_ktest("sleep");
-    out.assert_pass();
+    // The kernel prints its figures before its own checks: judge them first, so a
+    // failure names the figure.
+    let min_ns = out.metric("min_late_ns");
     let (min, max) = (out.metric("min_late_us"), out.metric("max_late_us"));
-    assert!(min >= 0, "a sleeper woke early: min_late_us={min}\n{out}");
-    assert!(
-        max < 50_000,
-        "a sleeper woke too late: max_late_us={max}\n{out}"
-    );
+    assert!(min_ns >= 0, "a sleeper woke early: min_late_ns={min_ns} (negative = early)\n{out}");
+    // The documented bound (README): at most 20 ms late, with a low-priority hog spinning.
+    assert!(max <= 20_000, "a sleeper woke too late: max_late_us={max} > 20000\n{out}");
+    // At 1 kHz ticks the best of ten sleeps wakes within a few ms; a minimum near the
+    // bound means every wake-up is late (e.g. deadlines rounded up to a time slice).
+    assert!(min < 10_000, "even the best sleep was {min} us late\n{out}");
+    out.assert_pass();
 }
 
 #[test]
@@ -209,6 +213,98 @@ fn console_commands() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("`uptime` shows no serial interrupt count:\n{uptime}"));
     assert!(irqs >= 1, "console input arrived without serial interrupts:\n{uptime}");
+
+    s.send(b"quit\n").expect("sending quit");
+    s.wait(CONSOLE_TIMEOUT).assert_pass();
+}
+
+/// One row of the console's `domains` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DomainRow {
+    id: u32,
+    name: String,
+    generation: u64,
+    state: String,
+    calls: u64,
+    crashes: u64,
+    restarts: u64,
+}
+
+/// Rows of a `domains` table: id name gen state image heap-used heap RRefs RRef-B calls
+/// crashes restarts.
+fn domain_rows(table: &str) -> Vec<DomainRow> {
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() != 12 {
+                return None;
+            }
+            Some(DomainRow {
+                id: f[0].parse().ok()?,
+                name: f[1].to_string(),
+                generation: f[2].parse().ok()?,
+                state: f[3].to_string(),
+                calls: f[9].parse().ok()?,
+                crashes: f[10].parse().ok()?,
+                restarts: f[11].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn domain_row(table: &str, name: &str) -> DomainRow {
+    domain_rows(table)
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no `{name}` row in the domain table:\n{table}"))
+}
+
+/// `restart echo` at the console (the demo's service, called by `client` every 100 ms):
+/// the printed generation is one more than before, and `domains` shows it Alive with one
+/// restart, no crash, still serving its client.
+#[test]
+fn console_restart_domain() {
+    let mut s = Boot::new().cmdline("").spawn();
+    s.expect("frond> ", CONSOLE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("no console prompt: {e}"));
+    let before = domain_row(&console(&mut s, "domains"), "echo");
+    assert_eq!(
+        (before.generation, before.state.as_str(), before.crashes, before.restarts),
+        (1, "Alive", 0, 0),
+        "echo before the restart: {before:?}"
+    );
+
+    let out = console(&mut s, "restart echo");
+    let generation: u64 = out
+        .split("restarted: generation ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("`restart echo` printed no generation:\n{out}"));
+    assert!(
+        out.contains(&format!("domain {} restarted", before.id)),
+        "`restart echo` names another domain:\n{out}"
+    );
+    assert_eq!(generation, before.generation + 1, "the printed generation did not increase by one:\n{out}");
+
+    let after = domain_row(&console(&mut s, "domains"), "echo");
+    assert_eq!(
+        (after.id, after.generation, after.state.as_str(), after.crashes, after.restarts),
+        (before.id, generation, "Alive", 0, 1),
+        "echo after `restart echo`: {after:?}"
+    );
+    // The client's calls reach the new instance (recovery proxy), and the client itself
+    // was not disturbed.
+    std::thread::sleep(Duration::from_millis(600));
+    let table = console(&mut s, "domains");
+    let later = domain_row(&table, "echo");
+    assert!(later.calls > after.calls, "echo's calls stopped after the restart:\n{table}");
+    let client = domain_row(&table, "client");
+    assert_eq!((client.generation, client.crashes), (1, 0), "the client was disturbed:\n{table}");
+
+    let err = console(&mut s, "restart no-such-domain");
+    assert!(err.contains("no domain 'no-such-domain'"), "restart of an unknown domain:\n{err}");
 
     s.send(b"quit\n").expect("sending quit");
     s.wait(CONSOLE_TIMEOUT).assert_pass();

@@ -4,12 +4,17 @@
 //! malformed-frame generator. All traffic stays inside the namespace, which is deleted
 //! when the test ends (also on failure).
 //!
-//! Needs root (network namespaces); without it every test fails with that message.
+//! Needs root (network namespaces); without it every test fails with that message,
+//! except `forwarding_*`, which prints `SKIPPED: <test>: <reason>` and returns.
+//!
+//! `forwarding_*` boots Frond as a router between two taps (the forwarding rig of
+//! `frond_tests::fwdbench`, namespaces `fwdA`/`fwdB`) and checks every frame that comes out.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use frond_tests::fwdbench::{self, FwdOptions, Rig, Tools};
 use frond_tests::net::{can_manage_netns, unique_name, Ipv4Net, MacAddr, Netns, TapNic};
 use frond_tests::{Boot, Session};
 
@@ -270,6 +275,135 @@ fn crashed_driver_restarts_under_ping() {
     let stack = rows.iter().find(|r| r.0 == "netstack").expect("netstack row");
     assert_eq!((stack.1, stack.2), (0, 1), "the stack must not have been restarted");
     assert_eq!(curl(&g, "/").0, 200);
+}
+
+/// Both the NIC driver and the stack crash at the same moment (a kernel schedule,
+/// `crash=virtio-net0@2000,netstack@2000`, 2 s after the network came up) while the host
+/// pings: the recovery of one runs inside the recovery of the other (the services'
+/// recovery proxy restarts the stack, whose start calls the NIC through the shadow, whose
+/// recovery proxy restarts the driver). Afterwards the guest answers ping and HTTP again,
+/// each of the two crashed exactly once and came back, and nothing else crashed.
+#[test]
+fn double_crash_driver_and_stack_recovers() {
+    const RECOVERY: Duration = Duration::from_secs(30);
+    let mut g = Guest::start("net_double_crash", "crash=virtio-net0@2000,netstack@2000");
+    // Pings across the crashes (10 s at 20 per second); losses while both are down are
+    // expected, and only reported.
+    let pinger = g
+        .ns
+        .spawn("ping", ["-i", "0.05", "-c", "200", "-W", "1", &GUEST.to_string()])
+        .expect("start ping");
+    for name in ["virtio-net0", "netstack"] {
+        if let Err(e) = g.session.expect(&format!("crash: killed `{name}`"), Duration::from_secs(20)) {
+            panic!("the scheduled crash of `{name}` did not happen: {e}");
+        }
+    }
+    // Recovery: the first answered ping and HTTP 200 after both crashes.
+    let t0 = Instant::now();
+    let mut recovered = None;
+    while t0.elapsed() < RECOVERY {
+        let ping_ok = g
+            .ns
+            .command("ping")
+            .expect("ping")
+            .args(["-c", "1", "-W", "1", &GUEST.to_string()])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ping_ok && curl(&g, "/").0 == 200 {
+            recovered = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let Some(took) = recovered else {
+        let serial = g.session.serial();
+        let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "after the double crash (virtio-net0 and netstack at 2000 ms) the guest did not answer \
+             both ping and HTTP within {} s: recovery hung or failed (a nested restart that \
+             never returns, e.g. a lifecycle lock taken again by the same thread). Last serial lines:\n{}",
+            RECOVERY.as_secs(),
+            tail.join("\n")
+        );
+    };
+    println!("recovered {} ms after both crashes", took.as_millis());
+    let ping_log = pinger.wait(Duration::from_secs(30)).map(|o| o.stdout).unwrap_or_default();
+    if let Some((tx, rx)) = parse_ping(&ping_log) {
+        println!("ping across the crashes: {rx} of {tx} answered");
+    }
+    let (tx, rx) = g.ping(20);
+    assert_eq!((tx, rx), (20, 20), "ping after recovery lost packets");
+    let (code, body) = curl(&g, "/");
+    assert_eq!(code, 200, "HTTP after recovery: {code}\n{body}");
+    let rows = g.crashes();
+    for name in ["virtio-net0", "netstack"] {
+        let r = rows.iter().find(|r| r.0 == name).unwrap_or_else(|| panic!("no `{name}` row: {rows:?}"));
+        assert_eq!(r.1, 1, "`{name}` crashed {} times, expected once: {rows:?}", r.1);
+        assert!(r.2 >= 2, "`{name}` was not restarted (generation {}): {rows:?}", r.2);
+    }
+    for (name, crashes, _) in rows.iter().filter(|r| r.0 != "virtio-net0" && r.0 != "netstack") {
+        assert_eq!(*crashes, 0, "domain `{name}` crashed too: {rows:?}");
+    }
+}
+
+/// Frames sent into NIC A come out of NIC B forwarded correctly, and none is lost: 2,000
+/// UDP datagrams at 1,000 pps from fwdA, each judged on tapB in fwdB by `frond-pktcount
+/// --verify on` (MACs: NIC B's as source, the next hop's as destination; TTL one less than
+/// sent; valid IPv4 header checksum; payload intact; no duplicates).
+#[test]
+fn forwarding_checks_every_frame_and_loses_none() {
+    const FRAMES: u64 = 2_000;
+    const RATE: u64 = 1_000;
+    if !can_manage_netns() {
+        frond_tests::skipped(
+            "forwarding_checks_every_frame_and_loses_none",
+            "needs root and /dev/net/tun (network namespaces and taps); nothing was tested",
+        );
+        return;
+    }
+    let opts = FwdOptions {
+        tools: Tools {
+            pktgen: env!("CARGO_BIN_EXE_frond-pktgen").into(),
+            pktcount: env!("CARGO_BIN_EXE_frond-pktcount").into(),
+        },
+        accel: None,
+        firmware: None,
+        lifetime: Duration::from_secs(180),
+        warmup: fwdbench::DEFAULT_WARMUP,
+    };
+    let guest = fwdbench::Guest::frond(8).unwrap_or_else(|e| panic!("{e}"));
+    let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
+    // The generator's frames leave fwdA with the namespace's default TTL; a router takes one.
+    let sent_ttl: u8 = rig
+        .netns_a()
+        .run("cat", ["/proc/sys/net/ipv4/ip_default_ttl"])
+        .expect("read ip_default_ttl in fwdA")
+        .trim()
+        .parse()
+        .expect("a TTL");
+    assert_eq!(fwdbench::FORWARDED_TTL, sent_ttl - 1, "the counter must expect the sent TTL minus one");
+    let (g, c) = rig.verify(FRAMES, RATE).unwrap_or_else(|e| panic!("verification run: {e}"));
+    let v = c.verify.clone().expect("frond-pktcount printed no verify report");
+    let report = format!("generator: {g:?}\ncounter: total {} over {} s, {v:?}", c.total, c.seconds);
+    println!("{report}");
+    assert_eq!((g.sent, g.errors), (FRAMES, 0), "the generator did not send every frame\n{report}");
+    assert_eq!(v.bad_dst_mac, 0, "frames not addressed to the next hop ({})\n{report}", fwdbench::HOST_B_MAC);
+    assert_eq!(v.bad_src_mac, 0, "frames not from guest NIC B ({})\n{report}", fwdbench::GUEST_B_MAC);
+    assert_eq!(v.bad_ttl, 0, "TTL not {sent_ttl} - 1\n{report}");
+    assert_eq!(v.bad_checksum, 0, "invalid IPv4 header checksums\n{report}");
+    assert_eq!(v.bad_payload, 0, "damaged payloads\n{report}");
+    assert_eq!(v.duplicates, 0, "duplicated frames\n{report}");
+    assert_eq!(v.frames, g.sent, "frames out of NIC B != frames sent into NIC A (lost {})\n{report}", g.sent.saturating_sub(v.frames));
+    assert_eq!((v.good, v.distinct, c.total), (g.sent, g.sent, g.sent), "{report}");
+    // The forwarder did it without a crash.
+    let s = rig.session();
+    s.send(b"domains\r").expect("send");
+    let table = s.expect("kernel:", Duration::from_secs(20)).expect("domain table");
+    let row = table.lines().find(|l| l.split_whitespace().nth(1) == Some("forward")).unwrap_or_else(|| panic!("no `forward` row:\n{table}"));
+    let f: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((f[2], f[3], f[10]), ("1", "Alive", "0"), "forward: generation, state, crashes\n{table}");
 }
 
 #[test]

@@ -18,6 +18,14 @@
 //!    * 1 plain TCG run: *ns per operation* = T·10⁹ / tsc_hz / N, with tsc_hz from the
 //!      kernel's `kbench-info tsc_hz=H` line (host time, so noisy).
 //!
+//! 3. **Network** (root only; see `frond-bench/net.rs`): forwarding vs Linux, a NIC driver
+//!    crash under forwarding, a stack crash under ping and HTTP.
+//!
+//! `FROND_BENCH_ONLY=a,b,…` runs only the named sections: `boot`, `kbench`, `forward`,
+//! `crash-nic`, `crash-stack` (`net` = the last three); such a partial run writes
+//! `results-partial.json` instead of `results.json`. The packet tools (`frond-pktgen`,
+//! `frond-pktcount`) must sit next to this executable: `make bench` builds them.
+//!
 //! Output: tables on stdout, then the paths of what it wrote under `target/bench/`:
 //! * `results.json`: a flat JSON array of records
 //!   `{"bench", "variant", "metric", "value", "unit", "samples"}`, where `value` is the
@@ -272,14 +280,99 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    if std::env::var("FROND_BENCH_ONLY").as_deref() == Ok("net") {
-        return run_net_only();
-    }
-    let boots = boots_from_env()?;
+    let only = Sections::from_env()?;
     let mut records = Vec::new();
     let mut table = String::new();
+    let mut svgs: Vec<(&str, String)> = Vec::new();
+    if only.boot {
+        boot_section(&mut records, &mut table, &mut svgs)?;
+    }
+    if only.kbench {
+        kbench_section(&mut records, &mut table, &mut svgs)?;
+    }
 
-    // 1. Boot to prompt.
+    // 3. Network: forwarding vs Linux, crashes under traffic (needs root: namespaces).
+    if only.any_net() {
+        if frond_tests::net::can_manage_netns() {
+            svgs.extend(net::run(&only, &mut records, &mut table)?.svgs);
+        } else {
+            let _ = writeln!(table, "\nnetwork benchmarks skipped: they need root (network namespaces and taps)");
+            frond_tests::skipped("frond-bench network benchmarks", "need root (network namespaces and taps)");
+        }
+    }
+
+    // 4. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
+    let dir = workspace_root().join("target").join("bench");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let write = |name: &str, text: String| -> Result<PathBuf, String> {
+        let path = dir.join(name);
+        fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let json = if only.is_all() { "results.json" } else { "results-partial.json" };
+    let mut paths = vec![write(json, to_json(&records))?];
+    for (name, svg) in svgs {
+        paths.push(write(name, svg)?);
+    }
+    print!("{table}");
+    println!();
+    for p in paths {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// Which parts to run: `FROND_BENCH_ONLY`, a comma-separated list of section names
+/// (`boot`, `kbench`, `forward`, `crash-nic`, `crash-stack`; `net` = the last three);
+/// unset or empty = everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sections {
+    pub boot: bool,
+    pub kbench: bool,
+    pub forward: bool,
+    pub crash_nic: bool,
+    pub crash_stack: bool,
+}
+
+impl Sections {
+    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true };
+    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, net";
+
+    fn from_env() -> Result<Sections, String> {
+        Sections::parse(&std::env::var("FROND_BENCH_ONLY").unwrap_or_default())
+    }
+
+    fn parse(spec: &str) -> Result<Sections, String> {
+        if spec.trim().is_empty() {
+            return Ok(Sections::ALL);
+        }
+        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false };
+        for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "boot" => s.boot = true,
+                "kbench" => s.kbench = true,
+                "forward" => s.forward = true,
+                "crash-nic" => s.crash_nic = true,
+                "crash-stack" => s.crash_stack = true,
+                "net" => (s.forward, s.crash_nic, s.crash_stack) = (true, true, true),
+                other => return Err(format!("FROND_BENCH_ONLY: unknown section {other:?} (known: {})", Sections::NAMES)),
+            }
+        }
+        Ok(s)
+    }
+
+    fn is_all(&self) -> bool {
+        *self == Sections::ALL
+    }
+
+    pub fn any_net(&self) -> bool {
+        self.forward || self.crash_nic || self.crash_stack
+    }
+}
+
+/// 1. Boot to prompt.
+fn boot_section(records: &mut Vec<Record>, table: &mut String, svgs: &mut Vec<(&str, String)>) -> Result<(), String> {
+    let boots = boots_from_env()?;
     eprintln!("frond-bench: warm-up boot, then {boots} boots each with qboot and SeaBIOS (TCG)");
     boot_to_prompt(Firmware::Qboot)?;
     let mut host: Vec<Vec<f64>> = vec![Vec::new(); FIRMWARES.len()];
@@ -331,7 +424,24 @@ fn run() -> Result<(), String> {
         "(guest = the kernel's own `Frond console ready in N ms.`)\n"
     );
 
-    // 2. In-kernel micro-benchmarks.
+    let groups: Vec<(String, Vec<f64>)> = FIRMWARES
+        .iter()
+        .zip(&host)
+        .map(|(fw, s)| (fw.as_str().to_string(), s.clone()))
+        .collect();
+    svgs.push((
+        "boot-time.svg",
+        svg::strip_plot(
+            &format!("Frond: boot to `{}` under QEMU TCG ({boots} boots each)", PROMPT.trim()),
+            "host wall time, spawn to prompt (ms)",
+            &groups,
+        ),
+    ));
+    Ok(())
+}
+
+/// 2. In-kernel micro-benchmarks.
+fn kbench_section(records: &mut Vec<Record>, table: &mut String, svgs: &mut Vec<(&str, String)>) -> Result<(), String> {
     eprintln!(
         "frond-bench: bench=all, {ICOUNT_RUNS} runs with -icount shift=0 and 1 plain TCG run"
     );
@@ -394,78 +504,10 @@ fn run() -> Result<(), String> {
     records.push(Record::new("kbench", "icount", "max_spread", "%").value(worst_spread));
     records.push(Record::new("kbench", "tcg", "tsc_hz", "Hz").value(tsc_hz as f64));
 
-    // 3. Network: forwarding vs Linux, crashes under traffic (needs root: namespaces).
-    let net_files = if frond_tests::net::can_manage_netns() {
-        net::run(&mut records, &mut table)?
-    } else {
-        let _ = writeln!(table, "\nnetwork benchmarks skipped: they need root (network namespaces and taps)");
-        net::Files { svgs: Vec::new() }
-    };
-
-    // 4. Files.
-    let dir = workspace_root().join("target").join("bench");
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let write = |name: &str, text: String| -> Result<PathBuf, String> {
-        let path = dir.join(name);
-        fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(path)
-    };
-    let groups: Vec<(String, Vec<f64>)> = FIRMWARES
-        .iter()
-        .zip(&host)
-        .map(|(fw, s)| (fw.as_str().to_string(), s.clone()))
-        .collect();
-    let paths = [
-        write("results.json", to_json(&records))?,
-        write(
-            "boot-time.svg",
-            svg::strip_plot(
-                &format!(
-                    "Frond: boot to `{}` under QEMU TCG ({boots} boots each)",
-                    PROMPT.trim()
-                ),
-                "host wall time, spawn to prompt (ms)",
-                &groups,
-            ),
-        )?,
-        write(
-            "kbench.svg",
-            svg::hbar_chart(
-                "Frond in-kernel micro-benchmarks (-icount shift=0)",
-                "guest instructions per operation",
-                &bars,
-            ),
-        )?,
-    ];
-    let mut paths = paths.to_vec();
-    for (name, svg) in net_files.svgs {
-        paths.push(write(name, svg)?);
-    }
-    print!("{table}");
-    println!();
-    for p in paths {
-        println!("{}", p.display());
-    }
-    Ok(())
-}
-
-/// `FROND_BENCH_ONLY=net`: only section 3 (the network benchmarks).
-fn run_net_only() -> Result<(), String> {
-    let mut records = Vec::new();
-    let mut table = String::new();
-    let files = net::run(&mut records, &mut table)?;
-    let dir = workspace_root().join("target").join("bench");
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    print!("{table}");
-    println!();
-    let json = dir.join("net-results.json");
-    fs::write(&json, to_json(&records)).map_err(|e| format!("{}: {e}", json.display()))?;
-    println!("{}", json.display());
-    for (name, svg) in files.svgs {
-        let p = dir.join(name);
-        fs::write(&p, svg).map_err(|e| format!("{}: {e}", p.display()))?;
-        println!("{}", p.display());
-    }
+    svgs.push((
+        "kbench.svg",
+        svg::hbar_chart("Frond in-kernel micro-benchmarks (-icount shift=0)", "guest instructions per operation", &bars),
+    ));
     Ok(())
 }
 
@@ -479,6 +521,18 @@ mod tests {
         assert_eq!((s.min, s.median, s.max), (1.0, 2.0, 3.0));
         assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert!(Stats::of(&[]).median.is_nan());
+    }
+
+    #[test]
+    fn sections() {
+        assert_eq!(Sections::parse("").unwrap(), Sections::ALL);
+        assert!(Sections::parse(" ").unwrap().is_all());
+        let net = Sections::parse("net").unwrap();
+        assert!(net.any_net() && !net.boot && !net.kbench && !net.is_all());
+        let s = Sections::parse("kbench, crash-nic").unwrap();
+        assert!(s.kbench && s.crash_nic && !s.boot && !s.forward && !s.crash_stack);
+        assert!(Sections::parse("boot,nope").unwrap_err().contains("nope"));
+        assert_eq!(Sections::parse("boot,kbench,net").unwrap(), Sections::ALL);
     }
 
     #[test]

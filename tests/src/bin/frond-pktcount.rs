@@ -16,6 +16,10 @@
 //! port unreachable; if the port is already taken (someone else holds it for the same
 //! purpose) it goes on without.
 //!
+//! With `--verify on` it also judges every IPv4/UDP frame to the port while counting,
+//! whatever its MACs and TTL (`frond_tests::pkt::Verifier`: MACs, TTL, IPv4 header
+//! checksum, payload, duplicates), and adds a `"verify"` object to the report.
+//!
 //! Options and report: `frond_tests::pkt`. Exit status: 0 with a report, 2 for bad
 //! options, 1 if the socket could not be set up.
 
@@ -39,7 +43,7 @@ use nix::sys::socket::{
 use nix::sys::time::{TimeSpec, TimeVal};
 use nix::time::{clock_gettime, ClockId};
 
-use frond_tests::pkt::{Buckets, CountOptions, CountReport, COUNT_READY};
+use frond_tests::pkt::{Buckets, CountOptions, CountReport, Verifier, COUNT_READY};
 
 /// `sll_pkttype` of frames this host sent (linux/if_packet.h): never counted.
 const PACKET_OUTGOING: u8 = 4;
@@ -67,6 +71,7 @@ struct Counter {
     counting: bool,
     start: TimeSpec,
     buckets: Buckets,
+    verifier: Option<Verifier>,
     buf: Vec<u8>,
     cmsg: Vec<u8>,
 }
@@ -99,6 +104,11 @@ impl Counter {
             }
         }
         let frame = &self.buf[..len.min(self.buf.len())];
+        if self.counting {
+            if let Some(v) = &mut self.verifier {
+                v.check(frame);
+            }
+        }
         if !self.counting || !self.opts.filter.matches(frame) {
             return Ok(true);
         }
@@ -152,6 +162,7 @@ fn setup(opts: CountOptions) -> Result<(Counter, Option<UdpSocket>), String> {
     )
     .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     let buckets = Buckets::new(opts.bucket, opts.duration);
+    let verifier = opts.verify.then(|| Verifier::new(opts.filter));
     Ok((
         Counter {
             fd,
@@ -160,6 +171,7 @@ fn setup(opts: CountOptions) -> Result<(Counter, Option<UdpSocket>), String> {
             counting: false,
             start: TimeSpec::new(0, 0),
             buckets,
+            verifier,
             // Only the headers are inspected; longer frames arrive truncated, which is fine.
             buf: vec![0; 256],
             cmsg: nix::cmsg_space!(TimeSpec),
@@ -200,7 +212,9 @@ fn run(opts: CountOptions, stop: &AtomicBool) -> Result<CountReport, String> {
     {}
     let end = Duration::from_nanos(u64::try_from(end.max(0)).unwrap_or(u64::MAX));
     c.buckets.finish(end);
-    Ok(CountReport::from_buckets(&c.buckets, end.as_secs_f64()))
+    let mut report = CountReport::from_buckets(&c.buckets, end.as_secs_f64());
+    report.verify = c.verifier.as_ref().map(|v| v.report().clone());
+    Ok(report)
 }
 
 fn main() -> ExitCode {
@@ -208,7 +222,7 @@ fn main() -> ExitCode {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: frond-pktcount --dst-mac MAC --src-mac MAC --ttl N --port N \
-             [--seconds S] [--bucket-ms N] [--iface NAME]\n\
+             [--seconds S] [--bucket-ms N] [--iface NAME] [--verify on|off]\n\
              Counts matching IPv4/UDP frames per bucket; prints a JSON report."
         );
         return ExitCode::SUCCESS;

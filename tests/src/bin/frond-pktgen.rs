@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use frond_tests::pkt::{due_packets, GenOptions, GenReport, PAYLOAD_LEN};
+use frond_tests::pkt::{due_packets, GenOptions, GenReport, PAYLOAD_LEN, PAYLOAD_MARKER};
 
 /// How often (in packets) the saturating loop looks at the clock: often enough to stop
 /// within microseconds of the deadline, rarely enough to cost nothing.
@@ -51,7 +51,7 @@ fn run(opts: &GenOptions) -> Result<GenReport, String> {
     sock.connect(opts.dst)
         .map_err(|e| format!("connect {}: {e}", opts.dst))?;
     let mut payload = [0u8; PAYLOAD_LEN];
-    payload[8..].copy_from_slice(b"frond-pkt!");
+    payload[8..].copy_from_slice(PAYLOAD_MARKER);
     let mut s = Sender {
         sock,
         payload,
@@ -73,15 +73,14 @@ fn run(opts: &GenOptions) -> Result<GenReport, String> {
             let total = due_packets(opts.duration, rate).saturating_sub(1).max(1);
             let period = Duration::from_nanos((1_000_000_000 / rate).max(1));
             loop {
+                // Sends what is due before looking at the deadline, so a sleep that
+                // overshoots the end still sends all `total` datagrams.
                 let elapsed = start.elapsed();
-                if elapsed >= opts.duration {
-                    break;
-                }
                 let due = due_packets(elapsed, rate).min(total);
                 while s.seq < due {
                     s.send();
                 }
-                if s.seq >= total {
+                if s.seq >= total || elapsed >= opts.duration {
                     break;
                 }
                 thread::sleep(period.min(MAX_SLEEP));

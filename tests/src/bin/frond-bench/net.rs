@@ -76,12 +76,30 @@ fn longest_gap(buckets: &[u64], from: usize) -> usize {
     best
 }
 
-pub fn run(records: &mut Vec<Record>, table: &mut String) -> Result<Files, String> {
+/// Runs the network sections `only` selects (forwarding, NIC crash, stack crash).
+pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String) -> Result<Files, String> {
     let mut files = Files { svgs: Vec::new() };
-    let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
-    opts.accel = Some(Accel::Tcg);
+    if only.forward || only.crash_nic {
+        let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
+        opts.accel = Some(Accel::Tcg);
+        if only.forward {
+            forwarding(&opts, records, table)?;
+        }
+        if only.crash_nic {
+            files.svgs.push(crash_nic(&opts, records, table)?);
+        }
+    }
+    // 3. Network stack crash under ping and HTTP.
+    if only.crash_stack {
+        let (svg, text) = stack_crash(records)?;
+        table.push_str(&text);
+        files.svgs.push(("crash-stack.svg", svg));
+    }
+    Ok(files)
+}
 
-    // 1. Forwarding throughput.
+/// 1. Forwarding throughput: Frond at batch 1/8/32 and the Linux guest.
+fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(), String> {
     let linux = ensure_linux()?;
     let mut frond = Vec::new();
     for batch in [1usize, 8, 32] {
@@ -108,8 +126,11 @@ pub fn run(records: &mut Vec<Record>, table: &mut String) -> Result<Files, Strin
     }
     let _ = writeln!(table, "{:<14} {} {:>12.2}", "linux", pps(&base), 1.0);
     records.push(Record::new("forward", "linux", "rx_pps", "packets/s").samples(base_samples));
+    Ok(())
+}
 
-    // 2. NIC driver crash under forwarding.
+/// 2. NIC driver crash under forwarding.
+fn crash_nic(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(&'static str, String), String> {
     let g = Guest::frond(32).map_err(|e| e.to_string())?;
     eprintln!("frond-bench: crash of virtio-net0 at {} s under {TRACE_RATE} pps", CRASH_AT.as_secs());
     let mut rig = Rig::start(&g, &opts).map_err(|e| e.to_string())?;
@@ -159,7 +180,7 @@ pub fn run(records: &mut Vec<Record>, table: &mut String) -> Result<Files, Strin
     );
     let pts: Vec<(f64, f64)> =
         trace.buckets.iter().enumerate().map(|(i, &b)| (i as f64 * bms / 1000.0, b as f64)).collect();
-    files.svgs.push((
+    Ok((
         "crash-nic.svg",
         super::svg::time_series(
             &format!("Forwarding through a NIC driver crash ({TRACE_RATE} pps, 60-byte frames)"),
@@ -168,13 +189,7 @@ pub fn run(records: &mut Vec<Record>, table: &mut String) -> Result<Files, Strin
             &[("delivered to fwdB".into(), "#1f77b4", pts)],
             &[(crash_s, "crash virtio-net0".into())],
         ),
-    ));
-
-    // 3. Network stack crash under ping and HTTP.
-    let (svg, text) = stack_crash(records)?;
-    table.push_str(&text);
-    files.svgs.push(("crash-stack.svg", svg));
-    Ok(files)
+    ))
 }
 
 const HOST: Ipv4Addr = Ipv4Addr::new(10, 34, 0, 1);
