@@ -18,8 +18,9 @@ BOOTMOD   := target/frond/boot.cpio
 # `-C relocation-model=static`, and sharing a directory would rebuild common crates
 # every time the flags switch.
 DOMAIN_DIR := target/domains/$(TARGET)/release
-# Domain binaries (crates under domains/ and drivers/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-virtio-net dom-null-net dom-netstack dom-services dom-forward
+# Domain binaries (crates under domains/ and drivers/, and the test fixture under
+# tests/fixtures/), bundled as domains/<name>.
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))

@@ -55,6 +55,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_pingpong", run: crate::ktest_hostile::pingpong },
     Test { name: "hostile_drop_bomb", run: crate::ktest_hostile::drop_bomb },
     Test { name: "hostile_lender_dies", run: crate::ktest_hostile::lender_dies },
+    Test { name: "hostile_cpu_faults", run: crate::ktest_hostile::cpu_faults },
     Test { name: "hostile_lifecycle", run: crate::ktest_hostile::lifecycle },
 ];
 

@@ -17,7 +17,7 @@ use crate::time;
 use alloc::format;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use frond_interface::hostile::{Hostile, HostileKind};
+use frond_interface::hostile::{Faulty, FaultyKind, Hostile, HostileKind};
 use frond_interface::test::{Echo, EchoKind, Packet};
 use rref::rpc::{Remote, RpcError};
 use rref::{DomainId, RRef};
@@ -468,3 +468,20 @@ pub fn lifecycle() {
     assert_eq!(row.restarts, 1);
 }
 
+
+/// Every CPU exception a domain's code can raise kills that domain only: the fixture
+/// `dom-faulty` executes one faulting instruction per vector.
+pub fn cpu_faults() {
+    with_bystander(|b| {
+        for vector in [0u8, 1, 3, 6, 7, 13, 14] {
+            let id = domain::create::<FaultyKind>("faulty", "domains/dom-faulty", || ()).expect("faulty");
+            let f = domain::grant::<dyn Faulty>(id).expect("grant");
+            let r = f.fault(vector);
+            metric(&format!("vector{vector}"), code(r.map(drop)));
+            assert_eq!(r, Err(RpcError::Panicked), "vector {vector}");
+            assert!(is_dead(id), "vector {vector}: the faulting domain is dead");
+            assert!(b.progresses(2));
+            domain::remove(id).expect("remove");
+        }
+    });
+}

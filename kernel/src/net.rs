@@ -193,6 +193,8 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
             let batch: u16 = o.fwd_batch.unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
             let cfg = FwdConfig { ports: [a, b], batch };
             let (na, nb) = (net.nics[0].1, net.nics[1].1);
+            // `Forward::run` is one call that forwards until stopped: no watchdog budget.
+            domain::limits::configure_default("forward:budget=0ms")?;
             let fwd = domain::create::<ForwardKind>("forward", "domains/dom-forward", move || (na.remote(), nb.remote(), cfg))?;
             net.forward = Some(fwd);
             let f = domain::grant::<dyn Forward>(fwd)?;

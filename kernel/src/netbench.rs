@@ -69,6 +69,8 @@ pub fn fwd_null(n: u64, batch: u16, shadowed: bool) -> u64 {
         ],
         batch,
     };
+    // `Forward::run` is one call that forwards until stopped: no watchdog budget.
+    domain::limits::configure_default("forward:budget=0ms").expect("limit");
     let f = domain::create::<ForwardKind>("forward", "domains/dom-forward", move || (nic(a), nic(b), cfg));
     let f = f.expect("forward domain");
     let fwd = domain::grant::<dyn Forward>(f).expect("grant forward");

@@ -122,3 +122,21 @@ fn generations_never_repeat_and_racing_callers_wait_for_a_restart() {
     assert_eq!(out.metric("racer_failures"), 0, "{out}");
     assert_eq!(out.metric("restarts"), 1, "{out}");
 }
+
+#[test]
+fn every_cpu_exception_in_domain_code_is_contained() {
+    let out = attack("cpu_faults");
+    for (vector, name) in [
+        (0, "Divide error"),
+        (1, "Debug"),
+        (3, "Breakpoint"),
+        (6, "Invalid opcode"),
+        (7, "Device not available"),
+        (13, "General protection"),
+        (14, "Page fault"),
+    ] {
+        assert_eq!(out.metric(&format!("vector{vector}")), PANICKED, "vector {vector}\n{out}");
+        out.assert_serial_contains(&format!("faulted: {name}"));
+    }
+    assert!(!out.serial.contains("!!! EXCEPTION"), "a domain fault was fatal\n{out}");
+}

@@ -46,6 +46,7 @@ const DRIVEN_KTESTS: &[&str] = &[
     "hostile_pingpong",
     "hostile_drop_bomb",
     "hostile_lender_dies",
+    "hostile_cpu_faults",
     "hostile_lifecycle",
 ];
 

@@ -46,3 +46,12 @@ pub trait Hostile: Send + Sync {
 }
 
 domain_kind!(pub HostileKind: () => dyn Hostile);
+
+/// The fault fixture (`tests/fixtures/dom-faulty`): raises CPU exception `vector` in its
+/// own code (0 #DE, 1 #DB, 3 #BP, 6 #UD, 7 #NM, 13 #GP, 14 #PF); other values return.
+#[interface]
+pub trait Faulty: Send + Sync {
+    fn fault(&self, vector: u8) -> RpcResult<u8>;
+}
+
+domain_kind!(pub FaultyKind: () => dyn Faulty);

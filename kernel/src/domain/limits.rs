@@ -26,7 +26,10 @@
 //!
 //! Limits are set per domain *name* on the kernel command line and apply to each
 //! generation: `limit=<name>:heap=8M,shared=1M,threads=4,frames=4M,budget=200ms` (any
-//! subset; `limit=*:...` changes the defaults). `domains` shows usage/limit.
+//! subset; `budget=0ms` turns the watchdog off; `limit=*:...` changes the defaults).
+//! The kernel's wiring sets its own per-domain defaults with [`configure_default`] (the
+//! forwarding domain, whose `run` is one call for ever, has no budget); a command-line
+//! line for the same name wins. `domains` shows usage/limit.
 
 use super::MAX;
 use alloc::string::String;
@@ -102,6 +105,17 @@ pub fn configure(spec: &str) -> Result<(), String> {
     c.retain(|(n, _)| n != name);
     c.push((String::from(name), l));
     Ok(())
+}
+
+/// [`configure`], unless the command line already set limits for that name: how the
+/// kernel's wiring gives a domain its policy defaults (a forwarding loop is one call that
+/// runs for ever, so `forward` has no watchdog budget) while the user keeps the last word.
+pub fn configure_default(spec: &str) -> Result<(), String> {
+    let name = spec.split_once(':').map_or(spec, |(n, _)| n);
+    if CONFIGURED.lock().iter().any(|(n, _)| n == name) {
+        return Ok(());
+    }
+    configure(spec)
 }
 
 fn size(v: &str) -> Result<u64, String> {

@@ -632,6 +632,11 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
     if !in_window || !containable {
         return;
     }
+    if ALIVE[slot].load(Relaxed) != generation {
+        // Already dead: a thread that was in kernel code (a proxy, a service) when its
+        // domain was killed went on into the unmapped image. Not a new fault: unwind.
+        rpc::unwind(death_reason(slot));
+    }
     let reason = reason_for_fault(slot, generation);
     contain(slot, generation, RpcError::Panicked, |name| {
         crate::println!(
