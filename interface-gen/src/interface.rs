@@ -555,8 +555,11 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 <dyn #name as #name>::#method(__frond_obj, #(#args),*)
             });
             #check_swaps
-            // Lends ended: now a caller that died during the call is unwound.
-            #rt::leave();
+            // Lends ended: now a caller that died during the call is unwound (the call
+            // then returned an error, so the successful path skips the check).
+            if ::core::result::Result::is_err(&__frond_r) {
+                #rt::leave();
+            }
             match __frond_r {
                 ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
                 ::core::result::Result::Ok(::core::result::Result::Err(__frond_e))

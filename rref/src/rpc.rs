@@ -182,7 +182,8 @@ pub unsafe trait Runtime: 'static {
 
     /// Runs the destructor of an object a callee handed out, inside its domain, if that
     /// domain generation is still alive (otherwise its heap is already gone: nothing to do).
-    /// Called by a proxy after the call, once it has ended its lends: if the calling
+    /// Called by a proxy after a call that returned an error, once it has ended its
+    /// lends (a caller that died during the call always gets an error): if the calling
     /// domain died during the call, the thread is unwound now (never returning into the
     /// dead caller's code). `call` itself does not unwind a dead caller, so the proxy's
     /// frame — its lend guards — is cleaned up first; otherwise a lend would stay open

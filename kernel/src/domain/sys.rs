@@ -68,11 +68,13 @@ impl Syscalls for KernelSys {
     }
 
     fn sleep_ns(&self, ns: u64) {
+        super::guard_stack();
         crate::sched::sleep_ns(ns);
         rpc::check_unwind();
     }
 
     fn yield_now(&self) {
+        super::guard_stack();
         crate::sched::yield_now();
         rpc::check_unwind();
     }
