@@ -8,15 +8,30 @@
 //! for `net::start`, which documents them. `limit=<domain>:key=value,...` sets a
 //! domain's quotas and watchdog budget (`domain::limits` documents the keys).
 
+/// `limit=` options kept (parsing happens before the heap exists).
+const MAX_LIMITS: usize = 16;
+
 pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
     pub bench: Option<&'a str>,
     pub log: log::LevelFilter,
     pub net: crate::net::Options<'a>,
+    limits: [Option<&'a str>; MAX_LIMITS],
+}
+
+impl Cmdline<'_> {
+    /// Installs the `limit=` options (needs the kernel heap); a bad one is reported.
+    pub fn apply_limits(&self) {
+        for v in self.limits.iter().flatten() {
+            if let Err(e) = crate::domain::limits::configure(v) {
+                crate::println!("cmdline: limit={v}: {e}");
+            }
+        }
+    }
 }
 
 pub fn parse(line: &str) -> Cmdline<'_> {
-    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info, net: Default::default() };
+    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info, net: Default::default(), limits: [None; MAX_LIMITS] };
     for tok in line.split_ascii_whitespace() {
         let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
         match k {
@@ -33,11 +48,11 @@ pub fn parse(line: &str) -> Cmdline<'_> {
             "fwd.a" => c.net.fwd_a = Some(v),
             "fwd.b" => c.net.fwd_b = Some(v),
             "crash" => c.net.crash = Some(v),
-            "limit" => {
-                if let Err(e) = crate::domain::limits::configure(v) {
-                    crate::println!("cmdline: limit={v}: {e}");
-                }
-            }
+            // Applied once the heap exists ([`Cmdline::apply_limits`]).
+            "limit" => match c.limits.iter_mut().find(|l| l.is_none()) {
+                Some(free) => *free = Some(v),
+                None => crate::println!("cmdline: limit={v}: more than {MAX_LIMITS} limit= options; ignored"),
+            },
             _ => log::warn!("cmdline: unknown option '{tok}'"),
         }
     }

@@ -95,6 +95,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     disable_fpu();
     let tsc_hz = time::calibrate_tsc();
     init_memory(&info);
+    args.apply_limits();
 
     let ist = [gdt_stack(), gdt_stack(), gdt_stack()];
     arch::gdt::init(ist);

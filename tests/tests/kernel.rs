@@ -311,6 +311,35 @@ fn console_restart_domain() {
     s.wait(CONSOLE_TIMEOUT).assert_pass();
 }
 
+/// Quotas and the watchdog budget set per domain on the command line show in `domains`
+/// (usage/limit); the others keep the defaults; a malformed `limit=` is reported.
+#[test]
+fn console_shows_quotas_set_on_the_command_line() {
+    let mut s = Boot::new().cmdline("limit=client:threads=3,heap=1M,budget=250ms limit=echo:bogus=1").spawn();
+    let boot = s.expect("frond> ", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("no console prompt: {e}"));
+    assert!(boot.contains("limit=echo:bogus=1: unknown limit `bogus`"), "a bad limit was not reported:\n{boot}");
+    let table = console(&mut s, "domains");
+    let quota = |name: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == ["quota", &domain_row(&table, name).id.to_string(), name])
+            .unwrap_or_else(|| panic!("no quota row for {name}:\n{table}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // quota <id> <name> heap U/LK shared U/LK threads U/L frames U/L budget Nms
+    let client = quota("client");
+    assert_eq!(client[4], "64/1024K", "client heap usage/limit:\n{table}");
+    assert_eq!(client[8], "1/3", "client threads usage/limit (its loop thread):\n{table}");
+    assert_eq!(client[12], "250ms", "client budget:\n{table}");
+    let echo = quota("echo");
+    assert!(echo[4].ends_with("/32768K") && echo[6].ends_with("/8192K") && echo[8].ends_with("/16"), "echo defaults:\n{table}");
+    assert_eq!(echo[12], "1000ms", "echo budget:\n{table}");
+    s.send(b"quit\n").expect("sending quit");
+    s.wait(CONSOLE_TIMEOUT).assert_pass();
+}
+
 #[test]
 fn every_kernel_test_is_driven() {
     let out = run_ktest("list");
