@@ -59,7 +59,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_lifecycle", run: crate::ktest_hostile::lifecycle },
 ];
 
-fn metric(key: &str, value: impl core::fmt::Display) {
+/// Prints a figure for the host test (`ktest-metric key=value`).
+pub fn metric(key: &str, value: impl core::fmt::Display) {
     println!("ktest-metric {key}={value}");
 }
 

@@ -30,9 +30,7 @@ mod changed {
     domain_kind!(pub EchoKind: () => dyn Echo);
 }
 
-fn metric(key: &str, value: impl core::fmt::Display) {
-    crate::println!("ktest-metric {key}={value}");
-}
+use crate::ktest::metric;
 
 fn new_echo(name: &str) -> DomainId {
     domain::create::<EchoKind>(name, "domains/dom-echo", || ()).unwrap_or_else(|e| panic!("creating {name}: {e}"))
@@ -155,8 +153,9 @@ pub fn trait_object() {
     assert_eq!(live_after, Ok(0), "dropping the handle ran the destructor in the domain");
 }
 
+/// The counters that must return exactly after a domain is gone.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct Snapshot {
+pub struct Snapshot {
     kernel_heap_used: usize,
     frames_free: usize,
     shared_used: usize,
@@ -165,7 +164,7 @@ struct Snapshot {
     domain_heaps: usize,
 }
 
-fn snapshot() -> Snapshot {
+pub fn snapshot() -> Snapshot {
     Snapshot {
         kernel_heap_used: heap::stats().used,
         frames_free: frame::stats().free,
@@ -176,7 +175,7 @@ fn snapshot() -> Snapshot {
     }
 }
 
-fn print_snapshot(tag: &str, s: &Snapshot) {
+pub fn print_snapshot(tag: &str, s: &Snapshot) {
     metric(&format!("{tag}.kernel_heap_used"), s.kernel_heap_used);
     metric(&format!("{tag}.frames_free"), s.frames_free);
     metric(&format!("{tag}.shared_used"), s.shared_used);

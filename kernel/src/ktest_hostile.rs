@@ -11,7 +11,9 @@
 //!   (`before.*` = `after.*`).
 
 use crate::domain::{self, limits, shared::SHARED};
-use crate::mem::{frame, heap};
+use crate::ktest::metric;
+use crate::ktest_domains::{print_snapshot, snapshot};
+use crate::mem::frame;
 use crate::sched::{self, JoinHandle, Priority};
 use crate::time;
 use alloc::format;
@@ -21,37 +23,6 @@ use frond_interface::hostile::{Faulty, FaultyKind, Hostile, HostileKind};
 use frond_interface::test::{Echo, EchoKind, Packet};
 use rref::rpc::{Remote, RpcError};
 use rref::{DomainId, RRef};
-
-fn metric(key: &str, value: impl core::fmt::Display) {
-    crate::println!("ktest-metric {key}={value}");
-}
-
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct Snapshot {
-    kernel_heap_used: usize,
-    frames_free: usize,
-    shared_used: usize,
-    shared_blocks: u64,
-    domain_heaps: usize,
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        kernel_heap_used: heap::stats().used,
-        frames_free: frame::stats().free,
-        shared_used: SHARED.used(),
-        shared_blocks: SHARED.counters().total_blocks(),
-        domain_heaps: domain::dheap::total_reserved(),
-    }
-}
-
-fn print_snapshot(tag: &str, s: &Snapshot) {
-    metric(&format!("{tag}.kernel_heap_used"), s.kernel_heap_used);
-    metric(&format!("{tag}.frames_free"), s.frames_free);
-    metric(&format!("{tag}.shared_used"), s.shared_used);
-    metric(&format!("{tag}.shared_blocks"), s.shared_blocks);
-    metric(&format!("{tag}.domain_heaps"), s.domain_heaps);
-}
 
 /// An `echo` domain and a kernel thread calling it every millisecond.
 struct Bystander {

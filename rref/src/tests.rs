@@ -830,3 +830,10 @@ fn fingerprints_and_has_rrefs_of_builtin_types() {
     assert_ne!(<(u8, u16)>::FINGERPRINT, <(u16, u8)>::FINGERPRINT);
     assert_ne!(<RRefVec<u8>>::FINGERPRINT, <RRef<u8>>::FINGERPRINT);
 }
+
+#[test]
+fn fingerprint_str_is_fnv1a64() {
+    assert_eq!(crate::fingerprint::str(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(crate::fingerprint::str("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(crate::fingerprint::str("foobar"), 0x8594_4171_f739_67e8);
+}

@@ -363,16 +363,7 @@ fn forwarding_checks_every_frame_and_loses_none() {
         );
         return;
     }
-    let opts = FwdOptions {
-        tools: Tools {
-            pktgen: env!("CARGO_BIN_EXE_frond-pktgen").into(),
-            pktcount: env!("CARGO_BIN_EXE_frond-pktcount").into(),
-        },
-        accel: None,
-        firmware: None,
-        lifetime: Duration::from_secs(180),
-        warmup: fwdbench::DEFAULT_WARMUP,
-    };
+    let opts = rig_options();
     let guest = fwdbench::Guest::frond(8).unwrap_or_else(|e| panic!("{e}"));
     let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
     // The generator's frames leave fwdA with the namespace's default TTL; a router takes one.
@@ -419,16 +410,7 @@ fn console_answers_net_while_forwarding() {
         );
         return;
     }
-    let opts = FwdOptions {
-        tools: Tools {
-            pktgen: env!("CARGO_BIN_EXE_frond-pktgen").into(),
-            pktcount: env!("CARGO_BIN_EXE_frond-pktcount").into(),
-        },
-        accel: None,
-        firmware: None,
-        lifetime: Duration::from_secs(180),
-        warmup: fwdbench::DEFAULT_WARMUP,
-    };
+    let opts = rig_options();
     let guest = fwdbench::Guest::frond(32).unwrap_or_else(|e| panic!("{e}"));
     let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
     let mut replies = Vec::new();
@@ -462,6 +444,20 @@ fn console_answers_net_while_forwarding() {
         assert_eq!((f[2], f[10]), ("1", "0"), "{nic} crashed or restarted while the console read it\n{table}");
     }
     assert!(trace.total > trace.tx_packets / 2, "forwarding stalled while the console was used: {} of {}", trace.total, trace.tx_packets);
+}
+
+/// The forwarding rig's options with this test binary's packet tools.
+fn rig_options() -> FwdOptions {
+    FwdOptions {
+        tools: Tools {
+            pktgen: env!("CARGO_BIN_EXE_frond-pktgen").into(),
+            pktcount: env!("CARGO_BIN_EXE_frond-pktcount").into(),
+        },
+        accel: None,
+        firmware: None,
+        lifetime: Duration::from_secs(180),
+        warmup: fwdbench::DEFAULT_WARMUP,
+    }
 }
 
 #[test]

@@ -35,7 +35,7 @@ use core::sync::atomic::AtomicU32;
 use rref::rpc::{Proxyable, Remote, RpcResult};
 use rref::{DomainId, SharedHeap};
 
-pub use frond_elfload::{fnv1a64, AbiRecord};
+pub use frond_elfload::AbiRecord;
 
 pub mod sync;
 
@@ -98,8 +98,8 @@ pub trait DomainKind: 'static {
 
 /// The entry hash of a domain kind (see [`DomainKind::ENTRY_HASH`]).
 pub const fn entry_hash(sig: &str, export_fingerprint: u64, args_size: usize, args_align: usize) -> u64 {
-    use rref::fingerprint::mix;
-    mix(mix(mix(fnv1a64(sig), export_fingerprint), args_size as u64), args_align as u64)
+    use rref::fingerprint::{mix, str};
+    mix(mix(mix(str(sig), export_fingerprint), args_size as u64), args_align as u64)
 }
 
 /// The `_start` symbol of a domain of kind `K` (Rust ABI: kernel and domain are built by

@@ -119,19 +119,6 @@ const fn pad<const N: usize>(s: &str) -> ([u8; N], usize) {
     (out, len)
 }
 
-/// FNV-1a, 64 bit, of the bytes of `s` (used for [`AbiRecord::entry_sig`]).
-pub const fn fnv1a64(s: &str) -> u64 {
-    let b = s.as_bytes();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < b.len() {
-        h ^= b[i] as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    h
-}
-
 impl AbiRecord {
     /// Builds a record; over-long `rustc` (> 96 bytes) and `name` (> 32 bytes) are truncated
     /// at a char boundary.

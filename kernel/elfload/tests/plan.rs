@@ -5,7 +5,7 @@
 mod support;
 
 use frond_elfload::{
-    fnv1a64, plan, read_abi, AbiRecord, Expect, LoadError, Perm, Plan, Reloc, Segment,
+    plan, read_abi, AbiRecord, Expect, LoadError, Perm, Plan, Reloc, Segment,
     ABI_RECORD_SIZE,
 };
 use support::*;
@@ -15,7 +15,7 @@ const MAX_SPAN: u64 = 1 << 30;
 fn expect() -> Expect<'static> {
     Expect {
         rustc: RUSTC,
-        entry_sig: fnv1a64(ENTRY_SIG),
+        entry_sig: rref::fingerprint::str(ENTRY_SIG),
         max_span: MAX_SPAN,
     }
 }
@@ -140,7 +140,7 @@ fn abi_record_layout_matches_repr_c() {
 
 #[test]
 fn abi_record_new_is_const_and_truncates_at_char_boundaries() {
-    static REC: AbiRecord = AbiRecord::new("rustc x", fnv1a64("sig"), "dom");
+    static REC: AbiRecord = AbiRecord::new("rustc x", rref::fingerprint::str("sig"), "dom");
     assert_eq!(REC.rustc_bytes(), b"rustc x");
     assert_eq!(REC.name_bytes(), b"dom");
     let long = "x".repeat(200);
@@ -157,13 +157,6 @@ fn abi_record_new_is_const_and_truncates_at_char_boundaries() {
     let name = format!("{}é", "a".repeat(31));
     let rec = AbiRecord::new("r", 0, &name);
     assert_eq!(rec.name_bytes(), "a".repeat(31).as_bytes());
-}
-
-#[test]
-fn fnv1a64_known_values() {
-    assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
-    assert_eq!(fnv1a64("foobar"), 0x8594_4171_f739_67e8);
 }
 
 // ---- ELF header ------------------------------------------------------------------------------
@@ -760,7 +753,7 @@ fn rejects_rustc_mismatch() {
 #[test]
 fn rejects_entry_signature_mismatch() {
     let bytes = TestImage::valid().to_bytes();
-    let want = fnv1a64("fn()");
+    let want = rref::fingerprint::str("fn()");
     let err = plan(
         &bytes,
         &Expect {
@@ -769,7 +762,7 @@ fn rejects_entry_signature_mismatch() {
         },
     )
     .unwrap_err();
-    let found = fnv1a64(ENTRY_SIG);
+    let found = rref::fingerprint::str(ENTRY_SIG);
     assert_eq!(
         err,
         LoadError::EntrySigMismatch {

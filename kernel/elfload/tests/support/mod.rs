@@ -218,7 +218,7 @@ impl TestImage {
             relas,
             code,
             data: (0..0x40u8).collect(),
-            abi: AbiRecord::new(RUSTC, frond_elfload::fnv1a64(ENTRY_SIG), NAME),
+            abi: AbiRecord::new(RUSTC, rref::fingerprint::str(ENTRY_SIG), NAME),
         }
     }
 
