@@ -4,7 +4,7 @@
 //! kernel) every 100 ms and counts results. Crash the echo domain from the console and the
 //! counters show the calls going on without errors while the echo comes back.
 //!
-//! May depend on: `frond-interface`, `frond-domrt`, `rref`, `spin`. `#![forbid(unsafe_code)]`.
+//! May depend on: `frond-interface`, `frond-domrt`, `rref`. `#![forbid(unsafe_code)]`.
 
 #![no_std]
 #![no_main]

@@ -4,7 +4,7 @@
 //! moves, lends, panics, statics, threads, returned objects). Its state lives in statics,
 //! which a restart must bring back to their initial values.
 //!
-//! May depend on: `frond-interface`, `frond-domrt`, `rref`, `spin`. `#![forbid(unsafe_code)]`.
+//! May depend on: `frond-interface`, `frond-domrt`, `rref`. `#![forbid(unsafe_code)]`.
 
 #![no_std]
 #![no_main]

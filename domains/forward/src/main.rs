@@ -6,7 +6,7 @@
 //! another thread is inside `run` (the forwarder itself stays behind a lock that only
 //! `run` takes).
 //!
-//! May depend on: `frond-interface`, `frond-domrt`, `frond-fwd`, `rref`, `spin`.
+//! May depend on: `frond-interface`, `frond-domrt`, `frond-fwd`, `rref`.
 //! Safe Rust only (the crate attribute below forbids anything else).
 //!
 //! Invariants: the published counters only grow and are at most one round behind the

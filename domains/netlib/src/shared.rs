@@ -1,8 +1,8 @@
 //! [`SharedStack`]: one [`Stack`] used by a poll thread and by `Sockets` callers.
 //!
-//! The stack sits in a `spin::Mutex` that is never spun on: a caller that finds it held
-//! yields ([`Env::yield_now`]) and tries again, so on one preemptive CPU the holder gets to
-//! run and release it. NIC calls that move frames (`rx`, `tx`) happen under the lock;
+//! The stack sits behind the embedding domain's lock ([`Env::Lock`]: the domain runtime's
+//! sleeping mutex in the netstack domain, a spin lock in host tests), so a caller that
+//! finds it held sleeps until the holder — of whatever priority — releases it. NIC calls that move frames (`rx`, `tx`) happen under the lock;
 //! `Nic::wait` happens outside it, so callers are not held up while the poll thread sleeps.
 //!
 //! A socket call that queued output (`send`, `close`, a `recv` that opened the receive
@@ -19,12 +19,12 @@ pub const IDLE_WAIT_NS: u64 = 10_000_000;
 /// Step of [`Sockets::wait`]'s sleep.
 pub const WAIT_STEP_NS: u64 = 1_000_000;
 
-/// What the embedding domain provides: time and the two ways to wait.
+/// What the embedding domain provides: time, sleeping, and the lock around the stack.
 pub trait Env: Send + Sync {
+    /// The lock around the stack.
+    type Lock: lock_api::RawMutex + Send + Sync;
     /// Nanoseconds since boot (monotonic).
     fn now_ns(&self) -> u64;
-    /// Lets other threads run.
-    fn yield_now(&self);
     fn sleep_ns(&self, ns: u64);
 }
 
@@ -32,7 +32,7 @@ pub trait Env: Send + Sync {
 /// `Sockets` callers.
 pub struct SharedStack<E: Env> {
     nic: Remote<dyn Nic>,
-    stack: spin::Mutex<Stack>,
+    stack: lock_api::Mutex<E::Lock, Stack>,
     /// Bumped by every poll that did something; what [`Sockets::wait`] watches.
     progress: AtomicU64,
     /// Failed `Nic::wait` calls (added to the stack's `nic_errors`).
@@ -42,7 +42,7 @@ pub struct SharedStack<E: Env> {
 
 impl<E: Env> SharedStack<E> {
     pub fn new(nic: Remote<dyn Nic>, stack: Stack, env: E) -> Self {
-        Self { nic, stack: spin::Mutex::new(stack), progress: AtomicU64::new(0), wait_errors: AtomicU64::new(0), env }
+        Self { nic, stack: lock_api::Mutex::new(stack), progress: AtomicU64::new(0), wait_errors: AtomicU64::new(0), env }
     }
 
     pub fn nic(&self) -> &dyn Nic {
@@ -53,14 +53,9 @@ impl<E: Env> SharedStack<E> {
         &self.env
     }
 
-    /// Runs `f` on the stack, yielding while another thread holds it.
+    /// Runs `f` on the stack, waiting while another thread holds it.
     pub fn with<R>(&self, f: impl FnOnce(&mut Stack, &dyn Nic) -> R) -> R {
-        loop {
-            if let Some(mut stack) = self.stack.try_lock() {
-                return f(&mut stack, &*self.nic);
-            }
-            self.env.yield_now();
-        }
+        f(&mut self.stack.lock(), &*self.nic)
     }
 
     /// How many polls did something so far.

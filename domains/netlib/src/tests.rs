@@ -145,11 +145,9 @@ struct TestEnv {
 }
 
 impl Env for TestEnv {
+    type Lock = spin::Mutex<()>;
     fn now_ns(&self) -> u64 {
         self.clock.load(SeqCst)
-    }
-    fn yield_now(&self) {
-        std::thread::yield_now();
     }
     /// Advances the test clock, and lets a little real time pass for other threads.
     fn sleep_ns(&self, ns: u64) {

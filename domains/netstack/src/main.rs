@@ -7,7 +7,8 @@
 //! to this domain instance and a restart starts from nothing — and starts the poll thread:
 //! poll; if nothing happened, `Nic::wait` until smoltcp's next deadline (10 ms at most).
 //! Callers and the poll thread share the stack through `frond_net::shared::SharedStack`,
-//! which never spins on a held lock (it yields), as one preemptive CPU requires.
+//! locked with the domain runtime's sleeping mutex (never a spinning one, which strict
+//! priorities on one CPU would turn into a hang).
 //!
 //! A failed NIC call (the driver crashed; its recovery proxy restarts it) is counted and
 //! the stack goes on: it does not take the stack down.
@@ -35,11 +36,9 @@ frond_domrt::entry!(StackKind, init);
 struct DomEnv;
 
 impl Env for DomEnv {
+    type Lock = frond_domrt::sync::RawMutex;
     fn now_ns(&self) -> u64 {
         sys().now_ns()
-    }
-    fn yield_now(&self) {
-        sys().yield_now()
     }
     fn sleep_ns(&self, ns: u64) {
         sys().sleep_ns(ns)

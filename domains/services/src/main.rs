@@ -8,7 +8,7 @@
 //! When the stack crashes the services see an `RpcError`, forget their sockets and open
 //! them again on the next step, on the restarted stack.
 //!
-//! May depend on: `frond-interface`, `frond-domrt`, `frond-net`, `rref`, `spin`.
+//! May depend on: `frond-interface`, `frond-domrt`, `frond-net`, `rref`.
 //! `#![forbid(unsafe_code)]`.
 
 #![no_std]

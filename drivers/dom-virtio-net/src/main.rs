@@ -5,7 +5,7 @@
 //! with its BARs mapped uncached at their addresses and, if `msix_vector != 0`, MSI-X
 //! entry 0 enabled and delivering that vector.
 //!
-//! May depend on: `frond-interface`, `frond-domrt`, `frond-virtio-net`, `rref`, `spin`.
+//! May depend on: `frond-interface`, `frond-domrt`, `frond-virtio-net`, `rref`.
 //! `unsafe` only to build the MMIO transport (one block, with its `// SAFETY:` comment).
 //!
 //! Invariants: the driver sits behind one `frond_domrt::sync::Mutex`, which is never held while the

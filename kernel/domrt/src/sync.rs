@@ -6,53 +6,22 @@
 //! so the holder runs, unlocks, and its unlock wakes the waiter, which (being of higher
 //! priority) runs at once.
 //!
-//! The word is 0 (free), 1 (held) or 2 (held, maybe waiters): uncontended lock and
-//! unlock are one atomic instruction each and never enter the kernel.
+//! [`RawMutex`] is the lock word, 0 (free), 1 (held) or 2 (held, maybe waiters):
+//! uncontended lock and unlock are one atomic instruction each and never enter the
+//! kernel. [`Mutex`] and its guard are `lock_api`'s, over it.
 
-use core::cell::UnsafeCell;
-use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, Ordering::{Acquire, Relaxed, Release}};
 
 /// Longest single wait; the lock re-checks after it (a wake can be missed only if the
 /// waker died, which kills the waiter's domain too).
 const WAIT_NS: u64 = 100_000_000;
 
-pub struct Mutex<T: ?Sized> {
+/// The futex-backed lock word.
+pub struct RawMutex {
     word: AtomicU32,
-    data: UnsafeCell<T>,
 }
 
-// SAFETY: the word serialises access to `data`, as std's Mutex does.
-unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
-// SAFETY: moving the mutex moves the `T`.
-unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
-
-pub struct MutexGuard<'a, T: ?Sized> {
-    m: &'a Mutex<T>,
-}
-
-impl<T> Mutex<T> {
-    pub const fn new(value: T) -> Self {
-        Self { word: AtomicU32::new(0), data: UnsafeCell::new(value) }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.data.into_inner()
-    }
-}
-
-impl<T: ?Sized> Mutex<T> {
-    pub fn lock(&self) -> MutexGuard<'_, T> {
-        if self.word.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
-            self.lock_contended();
-        }
-        MutexGuard { m: self }
-    }
-
-    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.word.compare_exchange(0, 1, Acquire, Relaxed).ok().map(|_| MutexGuard { m: self })
-    }
-
+impl RawMutex {
     #[cold]
     fn lock_contended(&self) {
         // Mark "maybe waiters" and sleep until the word is 0 when we swap it to 2.
@@ -60,37 +29,32 @@ impl<T: ?Sized> Mutex<T> {
             crate::sys().futex_wait(&self.word, 2, WAIT_NS);
         }
     }
-
-    pub fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
-    }
 }
 
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.m.word.swap(0, Release) == 2 {
-            crate::sys().futex_wake(&self.m.word, 1);
+// SAFETY: `lock` returns only once this thread swapped the word from 0, so at most one
+// guard exists at a time; `unlock` is called only by the holder (lock_api's contract).
+unsafe impl lock_api::RawMutex for RawMutex {
+    const INIT: RawMutex = RawMutex { word: AtomicU32::new(0) };
+    // The kernel keys futex waiters by domain and address, not by thread.
+    type GuardMarker = lock_api::GuardSend;
+
+    fn lock(&self) {
+        if self.word.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
+            self.lock_contended();
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        self.word.compare_exchange(0, 1, Acquire, Relaxed).is_ok()
+    }
+
+    unsafe fn unlock(&self) {
+        if self.word.swap(0, Release) == 2 {
+            crate::sys().futex_wake(&self.word, 1);
         }
     }
 }
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard proves the lock is held.
-        unsafe { &*self.m.data.get() }
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard proves the lock is held, and `&mut self` makes this unique.
-        unsafe { &mut *self.m.data.get() }
-    }
-}
-
-impl<T: Default> Default for Mutex<T> {
-    fn default() -> Self {
-        Self::new(T::default())
-    }
-}
+/// The mutex domains use.
+pub type Mutex<T> = lock_api::Mutex<RawMutex, T>;
+pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, RawMutex, T>;
