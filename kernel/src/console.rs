@@ -186,12 +186,13 @@ fn cmd_crash(args: &str) {
     let Some(d) = domain_arg(args) else { return };
     match crate::domain::kill(d) {
         Ok(r) => println!(
-            "domain {} killed: reclaimed {} RRefs ({} B), {} KiB of heap; {} sleeping threads woken to unwind",
+            "domain {} killed: reclaimed {} RRefs ({} B), {} KiB of heap; {} sleeping threads woken to unwind; {} devices quiesced",
             d.0,
             r.rref_blocks,
             r.rref_bytes,
             r.heap_bytes / 1024,
-            r.woken
+            r.woken,
+            r.devices
         ),
         Err(e) => println!("crash {args}: {e}"),
     }

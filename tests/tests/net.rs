@@ -34,6 +34,13 @@ struct Guest {
 
 impl Guest {
     fn start(name: &str, extra_cmdline: &str) -> Guest {
+        let mut g = Guest::boot(name, extra_cmdline);
+        g.session.expect("services: echo tcp/udp 7, http 80", UP).expect("services came up");
+        g
+    }
+
+    /// Boots without waiting for the network to come up.
+    fn boot(name: &str, extra_cmdline: &str) -> Guest {
         assert!(can_manage_netns(), "network tests need root (they create network namespaces)");
         let ns = Netns::create_unique("fn").expect("create netns");
         ns.disable_ipv6().expect("disable ipv6");
@@ -49,7 +56,6 @@ impl Guest {
             .qemu_args(nic.qemu_args())
             .timeout(Duration::from_secs(150))
             .spawn();
-        session.expect("services: echo tcp/udp 7, http 80", UP).expect("services came up");
         Guest { session, ns, tap }
     }
 
@@ -275,6 +281,22 @@ fn crashed_driver_restarts_under_ping() {
     let stack = rows.iter().find(|r| r.0 == "netstack").expect("netstack row");
     assert_eq!((stack.1, stack.2), (0, 1), "the stack must not have been restarted");
     assert_eq!(curl(&g, "/").0, 200);
+}
+
+/// A NIC driver that dies in its own init (its heap quota, set on the command line, is
+/// too small for it): the device was bound to the domain before init ran, so its death
+/// turns the device's bus mastering off with the rest of the reclamation; the kernel
+/// reports the failed network start and its console keeps working.
+#[test]
+fn driver_dying_in_init_is_quiesced() {
+    let mut g = Guest::boot("net_driver_init_dies", "limit=virtio-net0:heap=4K");
+    let out = g.session.expect("devices quiesced", UP).expect("the driver's reclamation");
+    assert!(out.contains("domain `virtio-net0`") && out.contains("panicked"), "the driver did not die in init:\n{out}");
+    let line = out.lines().last().unwrap_or_default();
+    assert!(line.contains("virtio-net0") && line.contains("1 devices quiesced"), "the dying driver's device was not quiesced:\n{out}");
+    let table = g.console("domains");
+    assert!(table.contains("echo"), "the console does not answer:\n{table}");
+    assert!(!table.contains("netstack"), "the network came up without its driver:\n{table}");
 }
 
 /// Both the NIC driver and the stack crash at the same moment (a kernel schedule,

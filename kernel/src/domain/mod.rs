@@ -321,7 +321,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             r.image.take()
         };
         // Devices it drove stop DMA before its memory can be handed out again.
-        crate::pci::quiesce(slot as u32);
+        let devices = crate::pci::quiesce(slot as u32);
         let woken = sched::wake_domain(slot as u32);
         let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
         let heap = dheap::destroy(slot);
@@ -334,6 +334,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             orphaned: rrefs.orphaned_blocks as u64,
             heap_bytes: heap,
             woken,
+            devices,
         })
     })
 }
@@ -346,6 +347,8 @@ pub struct Reclaim {
     pub orphaned: u64,
     pub heap_bytes: usize,
     pub woken: usize,
+    /// Devices it drove whose bus mastering was turned off.
+    pub devices: usize,
 }
 
 /// Finds a domain by name or id.
@@ -668,11 +671,12 @@ pub fn contain(slot: usize, generation: u64, reason: RpcError, report: impl FnOn
         }
         if let Some(r) = die(slot, generation, reason) {
             log::info!(
-                "domain `{name}` reclaimed: {} RRefs ({} bytes), {} orphaned, {} KiB of heap",
+                "domain `{name}` reclaimed: {} RRefs ({} bytes), {} orphaned, {} KiB of heap, {} devices quiesced",
                 r.rref_blocks,
                 r.rref_bytes,
                 r.orphaned,
-                r.heap_bytes / 1024
+                r.heap_bytes / 1024,
+                r.devices
             );
         }
     });
