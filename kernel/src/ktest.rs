@@ -52,6 +52,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_spinning_thread", run: crate::ktest_hostile::spinning_thread },
     Test { name: "hostile_steal_lent", run: crate::ktest_hostile::steal_lent },
     Test { name: "hostile_dead_remote", run: crate::ktest_hostile::dead_remote },
+    Test { name: "hostile_return_lent", run: crate::ktest_hostile::return_lent },
+    Test { name: "hostile_sys_abuse", run: crate::ktest_hostile::sys_abuse },
     Test { name: "hostile_pingpong", run: crate::ktest_hostile::pingpong },
     Test { name: "hostile_drop_bomb", run: crate::ktest_hostile::drop_bomb },
     Test { name: "hostile_lender_dies", run: crate::ktest_hostile::lender_dies },

@@ -309,6 +309,55 @@ pub fn steal_lent() {
     });
 }
 
+/// A callee swaps the handle of a `&mut RRef` and returns the caller's own block as its
+/// result: the returned block is not the callee's to give, so the result is refused and the
+/// callee killed; the caller's handle is untouched.
+pub fn return_lent() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let mut p = RRef::new(Packet::filled(4));
+        let block = p.header().as_ptr() as u64;
+        let r = h.return_lent(&mut p);
+        metric("result", code(r.as_ref().map(drop).map_err(|e| *e)));
+        assert!(matches!(r, Err(RpcError::Refused)), "the double handle is refused: {r:?}");
+        assert_eq!(p.header().as_ptr() as u64, block, "the caller's handle still points at its block");
+        assert!(p.data.iter().all(|&b| b == 4));
+        assert_eq!((p.owner(), p.borrow_count()), (DomainId::KERNEL, 0));
+        assert!(is_dead(id));
+        drop(p);
+        domain::remove(id).expect("remove");
+    });
+}
+
+/// Kernel services called with hostile arguments answer sensibly and bound what they do:
+/// `irq_wait` on someone else's vector returns at once, a 64 KiB thread name is cut, a
+/// sleep of `u64::MAX` ns is ended by the domain's death.
+pub fn sys_abuse() {
+    with_bystander(|_| {
+        let (id, h) = new_hostile("hostile");
+        let t0 = time::uptime_ns();
+        let (fired, sleeper) = h.sys_abuse().expect("sys_abuse");
+        let ms = (time::uptime_ns() - t0) / 1_000_000;
+        metric("irq_fired", fired);
+        metric("sys_abuse_ms", ms);
+        assert_eq!(fired, 0, "irq_wait on a vector it does not own must not report an interrupt");
+        assert!(ms < 1000, "irq_wait on a vector it does not own must return at once ({ms} ms)");
+        let longest = sched::threads().iter().filter(|t| t.owner == id.0).map(|t| t.name.len()).max().unwrap_or(0);
+        metric("longest_thread_name", longest);
+        assert!(longest <= 32, "a domain made the kernel keep a {longest}-byte thread name");
+        sched::sleep_ms(20);
+        assert!(sched::threads().iter().any(|t| t.id == sleeper), "the endless sleeper sleeps");
+        domain::remove(id).expect("remove");
+        for _ in 0..100 {
+            if !sched::threads().iter().any(|t| t.id == sleeper) {
+                break;
+            }
+            sched::sleep_ms(1);
+        }
+        assert!(!sched::threads().iter().any(|t| t.id == sleeper), "the endless sleep ended with its domain");
+    });
+}
+
 /// A domain keeps a handle to a domain that then dies and restarts: its calls fail fast
 /// with an error; nothing else happens.
 pub fn dead_remote() {

@@ -431,14 +431,19 @@ pub fn fired(vector: u8) -> u64 {
     vector.checked_sub(MSI_BASE).and_then(|i| FIRED.get(i as usize)).map_or(0, |c| c.load(Relaxed))
 }
 
+/// Whether domain `caller` drives the device that interrupts on `vector`.
+pub fn may_wait(caller: u32, vector: u8) -> bool {
+    let msi = vector.checked_sub(MSI_BASE).is_some_and(|i| (i as usize) < MSI_COUNT);
+    msi && caller != 0 && FUNCTIONS.lock().iter().any(|f| f.vector == vector && f.owner == caller)
+}
+
 /// Blocks the calling thread until `vector` fires or `timeout_ns` passes; true if it
 /// fired. Only the domain bound to the vector's device may wait (others get false).
 pub fn irq_wait(caller: u32, vector: u8, timeout_ns: u64) -> bool {
     let Some(i) = vector.checked_sub(MSI_BASE).map(usize::from).filter(|&i| i < MSI_COUNT) else {
         return false;
     };
-    let allowed = FUNCTIONS.lock().iter().any(|f| f.vector == vector && f.owner == caller && caller != 0);
-    if !allowed {
+    if !may_wait(caller, vector) {
         return false;
     }
     let tid = sched::current_tid();

@@ -65,8 +65,9 @@ pub fn tsc_to_ns(ticks: u64) -> u64 {
     ((ticks as u128) * 1_000_000_000 / hz as u128) as u64
 }
 
+/// Nanoseconds to TSC ticks, saturating at `u64::MAX` (a domain may ask for any duration).
 pub fn ns_to_tsc(ns: u64) -> u64 {
-    ((ns as u128) * tsc_hz() as u128 / 1_000_000_000) as u64
+    ((ns as u128) * tsc_hz() as u128 / 1_000_000_000).min(u64::MAX as u128) as u64
 }
 
 pub fn uptime_ns() -> u64 {

@@ -86,6 +86,20 @@ fn stealing_a_lent_rref_kills_the_thief_and_keeps_the_callers_block() {
 }
 
 #[test]
+fn returning_the_callers_own_lent_block_is_refused() {
+    let out = attack("return_lent");
+    assert_eq!(out.metric("result"), REFUSED, "{out}");
+}
+
+#[test]
+fn kernel_services_bound_hostile_arguments() {
+    let out = attack("sys_abuse");
+    assert_eq!(out.metric("irq_fired"), 0, "{out}");
+    assert!(out.metric("sys_abuse_ms") < 1000, "{out}");
+    assert!(out.metric("longest_thread_name") <= 32, "{out}");
+}
+
+#[test]
 fn calling_a_dead_domain_is_an_error_for_the_caller_only() {
     let out = attack("dead_remote");
     assert_eq!(out.metric("after_kill"), DEAD, "{out}");

@@ -43,6 +43,8 @@ const DRIVEN_KTESTS: &[&str] = &[
     "hostile_spinning_thread",
     "hostile_steal_lent",
     "hostile_dead_remote",
+    "hostile_return_lent",
+    "hostile_sys_abuse",
     "hostile_pingpong",
     "hostile_drop_bomb",
     "hostile_lender_dies",

@@ -129,6 +129,18 @@ impl Hostile for HostileService {
         Ok(())
     }
 
+    fn return_lent(&self, p: &mut RRef<Packet>) -> RpcResult<RRef<Packet>> {
+        Ok(core::mem::replace(p, RRef::new(Packet::filled(0xdd))))
+    }
+
+    fn sys_abuse(&self) -> RpcResult<(u64, u64)> {
+        let fired = sys().irq_wait(0x50, u64::MAX) as u64;
+        let name = alloc::string::String::from_utf8(alloc::vec![b'x'; 64 * 1024]).unwrap_or_default();
+        sys().spawn(&name, Box::new(|| ()))?;
+        let sleeper = sys().spawn("sleeper", Box::new(|| sys().sleep_ns(u64::MAX)))?;
+        Ok((fired, sleeper))
+    }
+
     fn keep_echo(&self, e: Remote<dyn Echo>) -> RpcResult<()> {
         *ECHO.lock() = Some(e);
         Ok(())

@@ -26,6 +26,12 @@ pub trait Hostile: Send + Sync {
     fn spawn_spinner(&self) -> RpcResult<u64>;
     /// Swaps the lent packet's handle for one of its own and keeps the caller's.
     fn steal_lent(&self, p: &mut RRef<Packet>) -> RpcResult<()>;
+    /// Swaps the lent packet's handle and returns the caller's own block as its result.
+    fn return_lent(&self, p: &mut RRef<Packet>) -> RpcResult<RRef<Packet>>;
+    /// Calls kernel services with hostile arguments: `irq_wait` on a vector it does not
+    /// own with an endless timeout, `spawn` with a 64 KiB name, then starts a thread that
+    /// sleeps `u64::MAX` ns. Returns what `irq_wait` said (1 = fired) and the thread id.
+    fn sys_abuse(&self) -> RpcResult<(u64, u64)>;
     /// Keeps a handle to an Echo (the test then kills that Echo).
     fn keep_echo(&self, e: Remote<dyn Echo>) -> RpcResult<()>;
     /// Calls the kept Echo.

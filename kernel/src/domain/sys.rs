@@ -69,7 +69,17 @@ impl Syscalls for KernelSys {
 
     fn sleep_ns(&self, ns: u64) {
         super::guard_stack();
-        crate::sched::sleep_ns(ns);
+        // In steps of at most a second: a sleep cut short leaves its queue entry until its
+        // deadline, so no entry a domain causes may outlive a second.
+        let end = crate::time::uptime_ns().saturating_add(ns);
+        loop {
+            let left = end.saturating_sub(crate::time::uptime_ns());
+            if left == 0 {
+                break;
+            }
+            crate::sched::sleep_ns(left.min(MAX_SLEEP_STEP_NS));
+            rpc::check_unwind();
+        }
         rpc::check_unwind();
     }
 
@@ -131,10 +141,20 @@ impl Syscalls for KernelSys {
     fn irq_wait(&self, vector: u8, timeout_ns: u64) -> bool {
         super::guard_stack();
         let (d, _) = rpc::current();
-        // Sleeps as the domain, so the domain's death wakes it at once (`wake_domain`).
-        let fired = crate::pci::irq_wait(d.0, vector, timeout_ns);
-        rpc::check_unwind();
-        fired
+        if !crate::pci::may_wait(d.0, vector) {
+            return false;
+        }
+        // Sleeps as the domain, so the domain's death wakes it at once (`wake_domain`);
+        // in steps of at most a second, as `sleep_ns`.
+        let end = crate::time::uptime_ns().saturating_add(timeout_ns);
+        loop {
+            let left = end.saturating_sub(crate::time::uptime_ns());
+            let fired = crate::pci::irq_wait(d.0, vector, left.min(MAX_SLEEP_STEP_NS));
+            rpc::check_unwind();
+            if fired || left <= MAX_SLEEP_STEP_NS {
+                return fired;
+            }
+        }
     }
 
     fn futex_wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool {
@@ -156,11 +176,12 @@ impl Syscalls for KernelSys {
 // A waiter is keyed by its domain slot and the address of the word it waits on; the
 // kernel reads the word only through the reference the domain passed for the call's
 // duration, and never writes it. Waiters sleep (so a domain's death wakes them at once)
-// for at most `FUTEX_MAX_SLEEP_NS` per call: callers re-check and wait again, and no
+// for at most `MAX_SLEEP_STEP_NS` per call: callers re-check and wait again, and no
 // sleep the kernel tracks outlives that bound.
 
-/// Longest single futex sleep: bounds how long a stale sleeper entry stays queued.
-const FUTEX_MAX_SLEEP_NS: u64 = 1_000_000_000;
+/// Longest single sleep the kernel queues for a domain (sleep, irq_wait, futex): bounds how
+/// long a stale sleeper entry stays queued after its sleep was cut short.
+const MAX_SLEEP_STEP_NS: u64 = 1_000_000_000;
 
 /// (slot, word address, thread) of every waiting thread. At most one entry per thread.
 static WAITERS: IrqMutex<Vec<(u32, usize, crate::sched::Tid)>> = IrqMutex::new(Vec::new());
@@ -183,7 +204,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool {
     // A wake between the registration and the sleep removes the entry first: the sleep
     // then returns at once (the condition runs with interrupts off).
     let registered = || WAITERS.lock().iter().any(|e| e.2 == tid);
-    crate::sched::sleep_unless(timeout_ns.min(FUTEX_MAX_SLEEP_NS), || !registered());
+    crate::sched::sleep_unless(timeout_ns.min(MAX_SLEEP_STEP_NS), || !registered());
     let mut w = WAITERS.lock();
     match w.iter().position(|e| e.2 == tid) {
         Some(i) => {

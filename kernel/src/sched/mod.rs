@@ -426,7 +426,7 @@ pub fn sleep_ns(ns: u64) {
 /// interrupt handler that sets the condition and calls [`wake_sleeper`] cannot be missed)
 /// is already true. Ends early when [`wake_sleeper`] wakes the thread.
 pub fn sleep_unless(ns: u64, ready: impl FnOnce() -> bool) {
-    let deadline = crate::time::rdtsc() + crate::time::ns_to_tsc(ns);
+    let deadline = crate::time::rdtsc().saturating_add(crate::time::ns_to_tsc(ns));
     let _irq = irq::disable();
     if ready() {
         return;
