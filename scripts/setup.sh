@@ -5,8 +5,9 @@
 #    already there -> done; else `rustup target add`; else the offline archive in the
 #    directory named by $FROND_OFFLINE_TOOLCHAIN (checked against its SHA256SUMS and against
 #    the rustc version it was built for).
-# 2. Host tools: qemu-system-x86 (QEMU + firmware), iproute2, tcpdump, and the network test
-#    clients iputils-ping, curl, netcat-openbsd. Installed with apt
+# 2. Host tools: qemu-system-x86 (QEMU + firmware), iproute2, tcpdump, the network test
+#    clients iputils-ping, curl, netcat-openbsd, and cpio (the benchmark's Linux guest
+#    image). Installed with apt
 #    when missing and running as root; otherwise we stop and print the exact command.
 #
 # Cheap when everything is present (a few stat calls), so it runs on every make.
@@ -64,6 +65,8 @@ command -v tcpdump >/dev/null || missing+=(tcpdump)
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v curl >/dev/null || missing+=(curl)
 command -v nc >/dev/null || missing+=(netcat-openbsd)
+# The Linux baseline guest of `make bench` is packed with cpio (scripts/linux-guest.sh).
+command -v cpio >/dev/null || missing+=(cpio)
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then

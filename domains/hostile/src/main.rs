@@ -3,7 +3,7 @@
 //! Each `Hostile` method is one attack of the kind user programs mount by accident or on
 //! purpose: unbounded recursion, allocation without end, spinning, holding a lock forever,
 //! stealing a lent RRef, calling a dead domain, recursion across proxies, panicking in
-//! `Drop`. Nothing here uses `unsafe`: the point is that safe code cannot hurt anyone but
+//! `Drop`. All of it is safe Rust (the crate forbids anything else): the point is that it cannot hurt anyone but
 //! the domain itself. The kernel's tests (`kernel/src/ktest_hostile.rs`) check that.
 //!
 //! May depend on: `frond-interface`, `frond-domrt`, `rref`, `spin`. `#![forbid(unsafe_code)]`.
