@@ -489,6 +489,25 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     }
     let args = m.args.iter().map(|a| &a.name);
     let (ret, ret_kind) = (m.ret.0, &m.ret.1);
+    // Inside the call, still in the callee's context: its result's RRefs move to the
+    // caller now. Once the call has switched back, the callee may be killed at any moment
+    // and its blocks reclaimed; blocks already the caller's are not. A result holding a
+    // block the callee did not own is forgotten, and the callee killed after the call.
+    let take_result = match ret_kind {
+        Kind::Remote(_) => quote!((__frond_v, false)),
+        _ => quote_spanned!(ret.span()=> match __frond_v {
+            ::core::result::Result::Ok(__frond_v) => {
+                <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token(#callee));
+                if <#ret as ::rref::Exchangeable>::HAS_RREFS && #rt::take_violation() {
+                    let _ = ::core::mem::ManuallyDrop::new(__frond_v);
+                    (::core::result::Result::Err(::rref::rpc::RpcError::Refused), true)
+                } else {
+                    (::core::result::Result::Ok(__frond_v), false)
+                }
+            }
+            ::core::result::Result::Err(__frond_e) => (::core::result::Result::Err(__frond_e), false),
+        }),
+    };
     let success = match ret_kind {
         Kind::Remote(inner) => quote_spanned! {inner.span()=>
             ::core::result::Result::Ok(::rref::rpc::adopt::<#inner, __FrondR>(
@@ -497,17 +516,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 ::rref::rpc::Target::generation(__frond_t),
             ))
         },
-        _ => quote_spanned!(ret.span()=> {
-            <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token(#callee));
-            if <#ret as ::rref::Exchangeable>::HAS_RREFS && #rt::take_violation() {
-                // The callee returned a block it does not own (or a lent one).
-                let _ = ::core::mem::ManuallyDrop::new(__frond_v);
-                #rt::kill(__frond_t);
-                ::core::result::Result::Err(::rref::rpc::RpcError::Refused)
-            } else {
-                ::core::result::Result::Ok(__frond_v)
-            }
-        }),
+        _ => quote!(::core::result::Result::Ok(__frond_v)),
     };
     let refuse_args = if forget_args.is_empty() {
         TokenStream::new()
@@ -516,7 +525,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             if (#moves_rrefs) && #rt::take_violation() {
                 // An argument was not the caller's to give: the callee never sees it.
                 #forget_args
-                return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
+                return (::core::result::Result::Err(::rref::rpc::RpcError::Refused), false);
             }
         }
     };
@@ -526,9 +535,9 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
         quote! {
             if #swapped {
                 // The callee swapped a handle out of a `&mut` lend and may hold the caller's
-                // block: kill it before the lend ends; its result is forgotten.
+                // block: kill it before the lend ends. Its result is already the caller's.
                 #rt::kill(__frond_t);
-                let _ = ::core::mem::ManuallyDrop::new(__frond_r);
+                ::core::mem::drop(__frond_r);
                 #ends
                 #rt::leave();
                 return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
@@ -552,7 +561,8 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             let __frond_r = #rt::call(__frond_t, move |__frond_obj| {
                 #moves
                 #refuse_args
-                <dyn #name as #name>::#method(__frond_obj, #(#args),*)
+                let __frond_v = <dyn #name as #name>::#method(__frond_obj, #(#args),*);
+                #take_result
             });
             #check_swaps
             // Lends ended: now a caller that died during the call is unwound (the call
@@ -561,9 +571,15 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 #rt::leave();
             }
             match __frond_r {
-                ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
-                ::core::result::Result::Ok(::core::result::Result::Err(__frond_e))
-                | ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
+                ::core::result::Result::Ok((::core::result::Result::Ok(__frond_v), _)) => #success,
+                ::core::result::Result::Ok((::core::result::Result::Err(__frond_e), __frond_kill)) => {
+                    if __frond_kill {
+                        // The callee returned a block it did not own (or a lent one).
+                        #rt::kill(__frond_t);
+                    }
+                    ::core::result::Result::Err(__frond_e)
+                }
+                ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
             }
         }
     }
@@ -717,7 +733,7 @@ mod tests {
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
         // A refused move stops the call before the method runs.
-        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Err(::rref::rpc::RpcError::Refused); }");
+        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return (::core::result::Result::Err(::rref::rpc::RpcError::Refused), false); }");
         let method_call = take.find(&squash("<dyn Echo as Echo>::take(")).unwrap();
         assert!(
             take.find(&refused).is_some_and(|i| i > call && i < method_call),
@@ -726,11 +742,17 @@ mod tests {
         let moved_out = squash(
             "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token(::rref::rpc::Target::domain(__frond_t)));",
         );
+        // The result moves to the caller inside the call (still in the callee's context),
+        // after the method returned; a refused result kills the callee after the call.
+        let moved_out_at = take.find(&moved_out);
         assert!(
-            take.find(&moved_out).is_some_and(|i| i > call),
-            "moved after the call: {take}"
+            moved_out_at.is_some_and(|i| i > method_call),
+            "moved out after the method, inside the call: {take}"
         );
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t);");
+        let call_end = take.find(&squash("});")).unwrap();
+        assert!(moved_out_at.is_some_and(|i| i < call_end), "moved out inside the call: {take}");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); (::core::result::Result::Err(::rref::rpc::RpcError::Refused), true) }");
+        assert_has(take, "if __frond_kill { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
         // No RRef arguments: no violation check at all.
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("take_violation()){"), "{add}");
@@ -746,7 +768,7 @@ mod tests {
         assert_has(peek, &format!("let mut __frond_a1_lend = ::rref::lend_mut(__frond_a1, {tok}); let __frond_a1 = &mut *__frond_a1_lend;"));
         let call = peek.find("::call(").unwrap();
         assert!(peek.find("::lend(").unwrap() < call, "{peek}");
-        let swap_check = peek.find(&squash("if false || !::rref::MutLend::intact(&__frond_a1_lend) { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); let _ = ::core::mem::ManuallyDrop::new(__frond_r);")).unwrap();
+        let swap_check = peek.find(&squash("if false || !::rref::MutLend::intact(&__frond_a1_lend) { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); ::core::mem::drop(__frond_r);")).unwrap();
         let end = peek.find(&squash("::core::mem::drop(__frond_a0_lend);")).unwrap();
         assert!(call < swap_check && swap_check < end, "{peek}");
         assert!(

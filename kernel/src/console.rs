@@ -185,6 +185,10 @@ fn domain_arg(args: &str) -> Option<rref::DomainId> {
 fn cmd_crash(args: &str) {
     let Some(d) = domain_arg(args) else { return };
     match crate::domain::kill(d) {
+        Ok(r) if r.deferred => println!(
+            "domain {} killed: {} sleeping threads woken to unwind; {} devices quiesced; its memory is reclaimed when the threads inside it have left",
+            d.0, r.woken, r.devices
+        ),
         Ok(r) => println!(
             "domain {} killed: reclaimed {} RRefs ({} B), {} KiB of heap; {} sleeping threads woken to unwind; {} devices quiesced",
             d.0,

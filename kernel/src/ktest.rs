@@ -42,6 +42,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "dom_restart", run: crate::ktest_domains::restart },
     Test { name: "dom_crash_loop", run: crate::ktest_domains::crash_loop },
     Test { name: "dom_nested_recovery", run: crate::ktest_domains::nested_recovery },
+    Test { name: "dom_kill_under_calls", run: crate::ktest_domains::kill_under_calls },
     Test { name: "dom_loader", run: crate::ktest_domains::loader },
     Test { name: "hostile_recursion", run: crate::ktest_hostile::recursion },
     Test { name: "hostile_heap_exhaustion", run: crate::ktest_hostile::heap_exhaustion },

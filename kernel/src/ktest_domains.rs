@@ -346,6 +346,80 @@ pub fn nested_recovery() {
     assert_eq!(row(r).1, 2);
 }
 
+/// Killing a domain while other threads are anywhere in calls into it — in its code, or in
+/// the kernel half of a proxy on the way in or out — never lets the kernel touch its
+/// reclaimed memory: two Low-priority threads call it without pause (null calls and RRef
+/// round trips) while a Normal-priority thread kills and restarts it 200 times. Every call
+/// returns `Ok` or a crash error, and the counters end where they started.
+pub fn kill_under_calls() {
+    const KILLS: u64 = 200;
+    let w = new_echo("warmup");
+    domain::remove(w).expect("remove");
+    let before = snapshot();
+    print_snapshot("before", &before);
+    let e = new_echo("echo");
+    let r = Arc::new(domain::grant_recover::<dyn Echo>(e).expect("grant_recover"));
+    assert_eq!(r.ping(), Ok(()));
+    let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+    let (ok, failed, odd) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let callers: alloc::vec::Vec<_> = (0..2)
+        .map(|i| {
+            let (r, stop, ok, failed, odd) = (r.clone(), stop.clone(), ok.clone(), failed.clone(), odd.clone());
+            sched::Builder::new("caller")
+                .priority(sched::Priority::Low)
+                .spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        let res = if i == 0 {
+                            r.ping()
+                        } else {
+                            r.bounce(RRef::new(n)).map(|v| {
+                                if *v != n || v.owner() != DomainId::KERNEL {
+                                    odd.fetch_add(1, Ordering::SeqCst);
+                                }
+                            })
+                        };
+                        match res {
+                            Ok(()) => ok.fetch_add(1, Ordering::SeqCst),
+                            Err(err) if err.is_crash() || err == RpcError::RestartFailed => failed.fetch_add(1, Ordering::SeqCst),
+                            Err(_) => odd.fetch_add(1, Ordering::SeqCst),
+                        };
+                        n += 1;
+                    }
+                })
+                .expect("caller")
+        })
+        .collect();
+    for k in 0..KILLS {
+        sched::sleep_ms(1 + k % 3);
+        let _ = domain::kill(e);
+        if k % 2 == 0 {
+            let _ = domain::restart(e);
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for c in callers {
+        c.join();
+    }
+    metric("kills", KILLS);
+    metric("calls_ok", ok.load(Ordering::SeqCst));
+    metric("calls_failed", failed.load(Ordering::SeqCst));
+    metric("calls_odd", odd.load(Ordering::SeqCst));
+    metric("deferred_reclaims", domain::DEFERRED_RECLAIMS.load(Ordering::SeqCst));
+    assert_eq!(odd.load(Ordering::SeqCst), 0, "a call returned something other than its value or a crash error");
+    assert!(ok.load(Ordering::SeqCst) > 0, "no call succeeded");
+    assert_eq!(r.ping(), Ok(()), "the domain comes back after the storm");
+    drop(r);
+    domain::remove(e).expect("remove");
+    let after = snapshot();
+    print_snapshot("after", &after);
+    assert_eq!(
+        (after.shared_used, after.shared_blocks, after.domain_heaps),
+        (before.shared_used, before.shared_blocks, before.domain_heaps),
+        "the shared heap and the domain heaps must return exactly"
+    );
+}
+
 /// 1000 crash→restart cycles through a recovery proxy leave every counter flat.
 pub fn crash_loop() {
     const CYCLES: u64 = 1000;

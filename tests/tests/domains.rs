@@ -231,3 +231,15 @@ fn nested_recovery_restarts_both_in_either_order() {
     assert_eq!(out.metric("echo_restarts"), 2, "{out}");
     assert_eq!(out.metric("relay_restarts"), 2, "{out}");
 }
+
+#[test]
+fn killing_a_domain_under_a_storm_of_calls_is_safe() {
+    let out = run_ktest("dom_kill_under_calls");
+    out.assert_pass();
+    assert_eq!(out.metric("calls_odd"), 0, "{out}");
+    assert!(out.metric("calls_ok") > 0, "{out}");
+    // Some kills found a caller inside the domain (in its code or in a proxy's kernel
+    // half), so reclaiming waited for it: the case this test exists for.
+    assert!(out.metric("deferred_reclaims") > 0, "no kill ever found a thread inside: the race was not exercised\n{out}");
+    assert!(!out.serial.contains("!!! EXCEPTION"), "the kernel faulted\n{out}");
+}

@@ -32,6 +32,7 @@ const DRIVEN_KTESTS: &[&str] = &[
     "dom_restart",
     "dom_crash_loop",
     "dom_nested_recovery",
+    "dom_kill_under_calls",
     "dom_loader",
     // tests/hostile.rs:
     "hostile_recursion",

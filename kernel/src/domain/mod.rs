@@ -46,7 +46,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering::{Relaxed, SeqCst}};
 use frond_domrt::{DomainKind, EntryFn};
 use rref::rpc::{Proxyable, Remote, RpcError, RpcResult, Runtime, Target};
 use rref::DomainId;
@@ -296,6 +296,13 @@ where
 /// domain code. Idempotent: a second death of the same generation does nothing. `reason`
 /// `Refused` (an orderly stop: explicit restart, refused init, removal) is not counted as
 /// a crash.
+///
+/// Reclaiming waits while another thread is *inside* the domain — switched out in its
+/// code, or in the kernel half of a call into or out of it (where the kernel is about to
+/// read the callee's object, or the callee's result is not yet the caller's). Such a
+/// thread leaves at once when it runs again (unwound, or its call completes), and the last
+/// one to leave reclaims ([`left`]). Until then the dead generation's memory stays as it
+/// was: nothing reads freed memory, and nothing of it is reused.
 pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
     rpc::as_kernel(|| {
         if ALIVE[slot].compare_exchange(generation, 0, Relaxed, Relaxed).is_err() {
@@ -323,24 +330,89 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         // Devices it drove stop DMA before its memory can be handed out again.
         let devices = crate::pci::quiesce(slot as u32);
         let woken = sched::wake_domain(slot as u32);
-        let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
-        let heap = dheap::destroy(slot);
-        if let Some(i) = &image {
-            loader::unload(i);
+        let mut r = Reclaim { devices, woken, ..Reclaim::default() };
+        PENDING_IMAGE.lock()[slot] = image;
+        PENDING[slot].store(generation, SeqCst);
+        if sched::any_inside(slot as u32) {
+            r.deferred = true;
+            return Some(r);
         }
-        Some(Reclaim {
-            rref_blocks: rrefs.freed_blocks as u64,
-            rref_bytes: rrefs.freed_bytes as u64,
-            orphaned: rrefs.orphaned_blocks as u64,
-            heap_bytes: heap,
-            woken,
-            devices,
-        })
+        if let Some(done) = reclaim_pending(slot) {
+            r = Reclaim { devices, woken, ..done };
+        }
+        Some(r)
     })
 }
 
-/// What [`die`] gave back.
-#[derive(Clone, Copy, Debug)]
+/// Generation of each slot whose reclamation waits for threads inside it (0: none).
+static PENDING: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+/// The image of that generation, unmapped with the rest.
+static PENDING_IMAGE: IrqMutex<[Option<loader::Image>; MAX]> = IrqMutex::new([const { None }; MAX]);
+/// Reclamations that had to wait for threads to leave (for tests and the console).
+pub static DEFERRED_RECLAIMS: AtomicU64 = AtomicU64::new(0);
+
+/// A thread just left a call into `slot` (its context switched back to the caller). If the
+/// slot's dead generation waits to be reclaimed and nobody else is inside, reclaim it now.
+#[inline(always)]
+pub fn left(slot: usize) {
+    if PENDING[slot % MAX].load(Relaxed) != 0 {
+        rpc::as_kernel(|| {
+            if !sched::any_inside(slot as u32) {
+                if let Some(r) = reclaim_pending(slot) {
+                    DEFERRED_RECLAIMS.fetch_add(1, Relaxed);
+                    log::debug!(
+                        "domain {slot} reclaimed after its last thread left: {} RRefs ({} bytes), {} orphaned, {} KiB of heap",
+                        r.rref_blocks,
+                        r.rref_bytes,
+                        r.orphaned,
+                        r.heap_bytes / 1024
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Frees the pending generation of `slot` (once: whoever takes the pending mark does it).
+fn reclaim_pending(slot: usize) -> Option<Reclaim> {
+    let generation = PENDING[slot].swap(0, SeqCst);
+    if generation == 0 {
+        return None;
+    }
+    let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
+    let heap = dheap::destroy(slot);
+    if let Some(i) = PENDING_IMAGE.lock()[slot].take() {
+        loader::unload(&i);
+    }
+    Some(Reclaim {
+        rref_blocks: rrefs.freed_blocks as u64,
+        rref_bytes: rrefs.freed_bytes as u64,
+        orphaned: rrefs.orphaned_blocks as u64,
+        heap_bytes: heap,
+        ..Reclaim::default()
+    })
+}
+
+/// Waits (sleeping) until the dead generation of `slot` has been reclaimed: a slot's
+/// memory and image window are reused only after. Threads still inside it leave as soon
+/// as they run; `timeout_ms` bounds the wait for one that does not.
+fn wait_reclaimed(slot: usize, timeout_ms: u64) -> Result<(), String> {
+    for _ in 0..timeout_ms {
+        left(slot);
+        if PENDING[slot].load(SeqCst) == 0 {
+            return Ok(());
+        }
+        sched::sleep_ms(1);
+    }
+    Err(format!("domain {slot}'s previous generation is still in use by a thread after {timeout_ms} ms"))
+}
+
+/// How long a restart or removal waits for the dead generation's threads to leave.
+const RECLAIM_WAIT_MS: u64 = 5_000;
+
+/// What [`die`] gave back. `deferred`: threads were inside, so the memory is reclaimed
+/// when the last one leaves (the RRef and heap figures are then 0 here).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Reclaim {
     pub rref_blocks: u64,
     pub rref_bytes: u64,
@@ -349,6 +421,7 @@ pub struct Reclaim {
     pub woken: usize,
     /// Devices it drove whose bus mastering was turned off.
     pub devices: usize,
+    pub deferred: bool,
 }
 
 /// Finds a domain by name or id.
@@ -387,6 +460,9 @@ fn restart_locked(slot: usize) -> Result<u64, String> {
             // An explicit restart of a live domain: not a crash.
             die(slot, generation, RpcError::Refused);
         }
+        // The new generation reuses the slot's image window and heap pages only once the
+        // old one is fully reclaimed.
+        wait_reclaimed(slot, RECLAIM_WAIT_MS)?;
         let start = {
             let mut t = TABLE.lock();
             let r = t[slot].as_mut().ok_or("no such domain")?;
@@ -505,14 +581,19 @@ unsafe impl Runtime for KernelRt {
             // Waits here while another thread restarts the slot; re-enters if this thread
             // is inside a restart (nested recovery). A slot this thread is restarting has
             // its ALIVE set for init: it is not restarted again, and the loop ends in
-            // RestartFailed instead of recursing.
-            let _g = lifecycle();
-            if ALIVE[slot].load(Relaxed) == 0 {
-                if let Err(e) = restart_locked(slot) {
-                    log::warn!("recovery of domain {slot} failed: {e}");
-                    return Err(RpcError::RestartFailed);
+            // RestartFailed instead of recursing. Waits as the kernel: a thread blocked
+            // here is not inside the calling domain, whose reclamation (which a restart
+            // holding the lock may be waiting for) must not wait for it.
+            rpc::as_kernel(|| {
+                let _g = lifecycle();
+                if ALIVE[slot].load(Relaxed) == 0 {
+                    if let Err(e) = restart_locked(slot) {
+                        log::warn!("recovery of domain {slot} failed: {e}");
+                        return Err(RpcError::RestartFailed);
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
         Err(RpcError::RestartFailed)
     }
@@ -588,6 +669,7 @@ pub fn remove(id: DomainId) -> Result<(), String> {
     if generation != 0 {
         die(slot, generation, RpcError::Refused);
     }
+    rpc::as_kernel(|| wait_reclaimed(slot, RECLAIM_WAIT_MS))?;
     let r = TABLE.lock()[slot].take();
     drop(r);
     rpc::CALLS[slot].store(0, Relaxed);

@@ -284,6 +284,22 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     CPU.0.cont.set(c);
     CPU.0.domain.set(slot as u32);
     CPU.0.generation.set(generation);
+    // From here the thread counts as inside the callee (a preempted thread's saved context
+    // says so), and a death of the callee defers reclaiming its memory until the thread
+    // has left ([`super::die`]). A death between the check above and the switch may
+    // already have reclaimed it: check again before touching anything of the callee's.
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    if !alive(slot, generation) {
+        // SAFETY: `prev` was written above and the Cont is still ours.
+        CPU.0.cont.set(unsafe { (*c).prev });
+        CPU.0.domain.set(caller);
+        CPU.0.generation.set(caller_gen);
+        // The call never happens: its arguments are dropped by the caller, as when the
+        // first check fails.
+        // SAFETY: `f` was initialised above and is read once, here; `shim` never ran.
+        drop(unsafe { frame.f.assume_init_read() });
+        return Err(RpcError::DomainDead);
+    }
     let code: u64;
     // The resume point is the end of this block. It saves the registers the ABI makes
     // callee-saved (rbx, rbp, r12–r15) and rsp in the Cont, and declares the others
@@ -318,6 +334,9 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     CPU.0.cont.set(unsafe { (*c).prev });
     CPU.0.domain.set(caller);
     CPU.0.generation.set(caller_gen);
+    // Left the callee: if it died with its reclamation waiting for threads inside it,
+    // this may have been the last.
+    super::left(slot);
     if caller as usize != 0 && !alive(caller as usize, caller_gen) {
         // We were called from a domain that died meanwhile: never return into its code.
         if code == 0 {
@@ -389,15 +408,20 @@ pub fn charge(now: u64) -> Option<(usize, u64)> {
         return None;
     }
     // SAFETY: `c` is the running thread's innermost continuation, on its stack, linked
-    // while the call lasts; only this CPU touches it, and the interrupt cannot interleave
-    // with the proxy's own accesses to it (those happen before linking / after unlinking).
-    let cont = unsafe { &mut *c };
-    if cont.cpu == EXEMPT {
+    // while the call lasts; its `cpu` field was written before it was linked (the other
+    // fields may still be being written by the proxy's asm, so only `cpu` is touched, by
+    // raw pointer), and only this CPU's interrupt updates it.
+    let cpu = unsafe { &raw mut (*c).cpu };
+    // SAFETY: as above.
+    let spent = unsafe { cpu.read() };
+    if spent == EXEMPT {
         return None;
     }
-    cont.cpu = cont.cpu.saturating_add(since);
+    let spent = spent.saturating_add(since);
+    // SAFETY: as above.
+    unsafe { cpu.write(spent) };
     let budget = super::limits::budget_tsc(d);
-    (budget != 0 && cont.cpu > budget).then(|| (d, CPU.0.generation.get()))
+    (budget != 0 && spent > budget).then(|| (d, CPU.0.generation.get()))
 }
 
 /// True if the running thread is inside at least one protected call.

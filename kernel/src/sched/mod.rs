@@ -497,6 +497,14 @@ pub fn on_tick() {
     });
 }
 
+/// Whether a thread other than the running one is inside domain `slot`: it was switched
+/// out while the domain was its current one (in the domain's code, or in the kernel half
+/// of a call into it, or sleeping in a service the domain called).
+pub fn any_inside(slot: u32) -> bool {
+    let _irq = irq::disable();
+    with(|s| s.threads.values().any(|t| t.id != s.current && t.state != State::Exited && t.dom.domain == slot))
+}
+
 /// Wakes every thread sleeping inside domain `slot` (it died), so each unwinds at once
 /// instead of when its sleep would have ended. Returns how many were woken.
 pub fn wake_domain(slot: u32) -> usize {
