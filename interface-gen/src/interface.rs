@@ -508,6 +508,12 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             ::core::result::Result::Err(__frond_e) => (::core::result::Result::Err(__frond_e), false),
         }),
     };
+    // Only a result that may hold RRefs can be refused (a constant, so the check vanishes
+    // for the others).
+    let kill_possible = match ret_kind {
+        Kind::Remote(_) => quote!(false),
+        _ => quote_spanned!(ret.span()=> <#ret as ::rref::Exchangeable>::HAS_RREFS),
+    };
     let success = match ret_kind {
         Kind::Remote(inner) => quote_spanned! {inner.span()=>
             ::core::result::Result::Ok(::rref::rpc::adopt::<#inner, __FrondR>(
@@ -573,7 +579,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             match __frond_r {
                 ::core::result::Result::Ok((::core::result::Result::Ok(__frond_v), _)) => #success,
                 ::core::result::Result::Ok((::core::result::Result::Err(__frond_e), __frond_kill)) => {
-                    if __frond_kill {
+                    if #kill_possible && __frond_kill {
                         // The callee returned a block it did not own (or a lent one).
                         #rt::kill(__frond_t);
                     }
@@ -752,7 +758,7 @@ mod tests {
         let call_end = take.find(&squash("});")).unwrap();
         assert!(moved_out_at.is_some_and(|i| i < call_end), "moved out inside the call: {take}");
         assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); (::core::result::Result::Err(::rref::rpc::RpcError::Refused), true) }");
-        assert_has(take, "if __frond_kill { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && __frond_kill { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
         // No RRef arguments: no violation check at all.
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("take_violation()){"), "{add}");

@@ -332,6 +332,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         let woken = sched::wake_domain(slot as u32);
         let mut r = Reclaim { devices, woken, ..Reclaim::default() };
         PENDING_IMAGE.lock()[slot] = image;
+        PENDING_ANY.fetch_add(1, SeqCst);
         PENDING[slot].store(generation, SeqCst);
         if sched::any_inside(slot as u32) {
             r.deferred = true;
@@ -351,26 +352,39 @@ static PENDING_IMAGE: IrqMutex<[Option<loader::Image>; MAX]> = IrqMutex::new([co
 /// Reclamations that had to wait for threads to leave (for tests and the console).
 pub static DEFERRED_RECLAIMS: AtomicU64 = AtomicU64::new(0);
 
-/// A thread just left a call into `slot` (its context switched back to the caller). If the
-/// slot's dead generation waits to be reclaimed and nobody else is inside, reclaim it now.
+/// Reclamations waiting for threads to leave (any slot): the one word a call's way out
+/// reads.
+static PENDING_ANY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// A thread just left a call (its context switched back to the caller). If a dead
+/// generation waits to be reclaimed and nobody is inside it any more, reclaim it now.
 #[inline(always)]
-pub fn left(slot: usize) {
-    if PENDING[slot % MAX].load(Relaxed) != 0 {
-        rpc::as_kernel(|| {
-            if !sched::any_inside(slot as u32) {
-                if let Some(r) = reclaim_pending(slot) {
-                    DEFERRED_RECLAIMS.fetch_add(1, Relaxed);
-                    log::debug!(
-                        "domain {slot} reclaimed after its last thread left: {} RRefs ({} bytes), {} orphaned, {} KiB of heap",
-                        r.rref_blocks,
-                        r.rref_bytes,
-                        r.orphaned,
-                        r.heap_bytes / 1024
-                    );
-                }
-            }
-        });
+pub fn left() {
+    if PENDING_ANY.load(Relaxed) != 0 {
+        left_pending();
     }
+}
+
+#[cold]
+#[inline(never)]
+fn left_pending() {
+    rpc::as_kernel(|| {
+        for slot in 1..MAX {
+            if PENDING[slot].load(Relaxed) == 0 || sched::any_inside(slot as u32) {
+                continue;
+            }
+            if let Some(r) = reclaim_pending(slot) {
+                DEFERRED_RECLAIMS.fetch_add(1, Relaxed);
+                log::debug!(
+                    "domain {slot} reclaimed after its last thread left: {} RRefs ({} bytes), {} orphaned, {} KiB of heap",
+                    r.rref_blocks,
+                    r.rref_bytes,
+                    r.orphaned,
+                    r.heap_bytes / 1024
+                );
+            }
+        }
+    });
 }
 
 /// Frees the pending generation of `slot` (once: whoever takes the pending mark does it).
@@ -379,6 +393,7 @@ fn reclaim_pending(slot: usize) -> Option<Reclaim> {
     if generation == 0 {
         return None;
     }
+    PENDING_ANY.fetch_sub(1, SeqCst);
     let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
     let heap = dheap::destroy(slot);
     if let Some(i) = PENDING_IMAGE.lock()[slot].take() {
@@ -398,7 +413,7 @@ fn reclaim_pending(slot: usize) -> Option<Reclaim> {
 /// as they run; `timeout_ms` bounds the wait for one that does not.
 fn wait_reclaimed(slot: usize, timeout_ms: u64) -> Result<(), String> {
     for _ in 0..timeout_ms {
-        left(slot);
+        left();
         if PENDING[slot].load(SeqCst) == 0 {
             return Ok(());
         }

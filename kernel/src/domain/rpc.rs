@@ -336,7 +336,7 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     CPU.0.generation.set(caller_gen);
     // Left the callee: if it died with its reclamation waiting for threads inside it,
     // this may have been the last.
-    super::left(slot);
+    super::left();
     if caller as usize != 0 && !alive(caller as usize, caller_gen) {
         // We were called from a domain that died meanwhile: never return into its code.
         if code == 0 {
