@@ -207,7 +207,9 @@ where
     let start: Starter = Arc::new(move |slot| start::<K>(slot, bytes, &make_args));
     let slot = {
         let mut t = TABLE.lock();
-        let slot = (1..MAX).find(|&i| t[i].is_none()).ok_or("all domain slots are in use")?;
+        // A slot whose previous tenant still awaits reclamation (threads inside it) is not
+        // free yet: its image window and heap pages are still that tenant's.
+        let slot = (1..MAX).find(|&i| t[i].is_none() && PENDING[i].load(SeqCst) == 0).ok_or("all domain slots are in use")?;
         t[slot] = Some(Record {
             name: name.to_string(),
             generation: 0,
