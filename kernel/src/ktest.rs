@@ -67,6 +67,33 @@ pub fn metric(key: &str, value: impl core::fmt::Display) {
     println!("ktest-metric {key}={value}");
 }
 
+/// The code the host tests expect for a call's outcome (`tests/tests/hostile.rs` and
+/// `domains.rs` name them).
+pub fn rpc_code(r: Result<(), rref::rpc::RpcError>) -> u64 {
+    use rref::rpc::RpcError;
+    match r {
+        Ok(()) => 0,
+        Err(RpcError::Panicked) => 1,
+        Err(RpcError::Killed) => 2,
+        Err(RpcError::DomainDead) => 3,
+        Err(RpcError::Timeout) => 4,
+        Err(RpcError::Refused) => 5,
+        Err(RpcError::StackExhausted) => 6,
+        Err(RpcError::RestartFailed) => 7,
+    }
+}
+
+/// Waits up to `ms` milliseconds for thread `tid` to end; true if it did.
+pub fn thread_ends_within(tid: sched::Tid, ms: u64) -> bool {
+    for _ in 0..ms {
+        if !sched::threads().iter().any(|t| t.id == tid) {
+            return true;
+        }
+        sched::sleep_ms(1);
+    }
+    !sched::threads().iter().any(|t| t.id == tid)
+}
+
 /// Runs test `name` on the calling thread and ends the machine.
 pub fn run(name: &str) -> ! {
     if name == "list" {

@@ -30,7 +30,7 @@ mod changed {
     domain_kind!(pub EchoKind: () => dyn Echo);
 }
 
-use crate::ktest::metric;
+use crate::ktest::{metric, rpc_code, thread_ends_within};
 
 fn new_echo(name: &str) -> DomainId {
     domain::create::<EchoKind>(name, "domains/dom-echo", || ()).unwrap_or_else(|e| panic!("creating {name}: {e}"))
@@ -236,15 +236,6 @@ pub fn reclaim() {
 static SPIN_RESULT: AtomicU64 = AtomicU64::new(0);
 static SLEEP_RESULT: AtomicU64 = AtomicU64::new(0);
 
-fn code(r: Result<(), RpcError>) -> u64 {
-    match r {
-        Ok(()) => 1,
-        Err(RpcError::Killed) => 2,
-        Err(RpcError::Panicked) => 3,
-        Err(RpcError::DomainDead) => 4,
-        Err(_) => 5,
-    }
-}
 
 /// Killing a domain stops the threads it created and unwinds threads of others that were
 /// inside it, preempted or sleeping.
@@ -259,13 +250,13 @@ pub fn threads() {
     assert!(sched::threads().iter().any(|t| t.id == worker && t.owner == e.0));
 
     let e1 = echo.clone();
-    let spinner = sched::spawn("spinner", move || SPIN_RESULT.store(code(e1.spin()), Ordering::SeqCst));
+    let spinner = sched::spawn("spinner", move || SPIN_RESULT.store(rpc_code(e1.spin()), Ordering::SeqCst));
     let e2 = echo.clone();
     let slept = Arc::new(AtomicU64::new(0));
     let s2 = slept.clone();
     let sleeper = sched::spawn("sleeper", move || {
         let t0 = time::uptime_ns();
-        SLEEP_RESULT.store(code(e2.sleep_ms(10_000)), Ordering::SeqCst);
+        SLEEP_RESULT.store(rpc_code(e2.sleep_ms(10_000)), Ordering::SeqCst);
         s2.store(time::uptime_ns() - t0, Ordering::SeqCst);
     });
     sched::sleep_ms(50); // the spinner is preempted inside echo, the sleeper asleep in it
@@ -279,13 +270,7 @@ pub fn threads() {
     assert_eq!(SPIN_RESULT.load(Ordering::SeqCst), 2, "the preempted caller got Err(Killed)");
     assert_eq!(SLEEP_RESULT.load(Ordering::SeqCst), 2, "the sleeping caller got Err(Killed)");
     assert!(slept.load(Ordering::SeqCst) < 2_000_000_000, "the sleeper was unwound at once, not after 10 s");
-    for _ in 0..100 {
-        if !sched::threads().iter().any(|t| t.id == worker) {
-            break;
-        }
-        sched::sleep_ms(1);
-    }
-    assert!(!sched::threads().iter().any(|t| t.id == worker), "the domain's thread was stopped");
+    assert!(thread_ends_within(worker, 100), "the domain's thread was stopped");
     // The sleeper at least (the worker sleeps only 1 ms at a time, so it may be ready).
     assert!(r.woken >= 1, "the sleeping caller was woken to unwind");
 }

@@ -11,7 +11,7 @@
 //!   (`before.*` = `after.*`).
 
 use crate::domain::{self, limits, shared::SHARED};
-use crate::ktest::metric;
+use crate::ktest::{metric, rpc_code as code, thread_ends_within};
 use crate::ktest_domains::{print_snapshot, snapshot};
 use crate::mem::frame;
 use crate::sched::{self, JoinHandle, Priority};
@@ -114,19 +114,6 @@ fn with_bystander(attack: impl Fn(&Bystander)) {
 
 fn is_dead(id: DomainId) -> bool {
     domain::ALIVE[id.0 as usize].load(SeqCst) == 0
-}
-
-fn code(r: Result<(), RpcError>) -> u64 {
-    match r {
-        Ok(()) => 0,
-        Err(RpcError::Panicked) => 1,
-        Err(RpcError::Killed) => 2,
-        Err(RpcError::DomainDead) => 3,
-        Err(RpcError::Timeout) => 4,
-        Err(RpcError::Refused) => 5,
-        Err(RpcError::StackExhausted) => 6,
-        Err(RpcError::RestartFailed) => 7,
-    }
 }
 
 /// Unbounded recursion in a call: the stack overflow is contained like a panic.
@@ -278,13 +265,7 @@ pub fn spinning_thread() {
         assert!(worst.load(SeqCst) < 20_000_000, "a High thread was held up by a spinning domain thread");
         assert!(sched::threads().iter().any(|t| t.id == tid), "the spinner still runs (it is not a call)");
         domain::remove(id).expect("remove");
-        for _ in 0..100 {
-            if !sched::threads().iter().any(|t| t.id == tid) {
-                break;
-            }
-            sched::sleep_ms(1);
-        }
-        assert!(!sched::threads().iter().any(|t| t.id == tid), "removing the domain stopped its thread");
+        assert!(thread_ends_within(tid, 100), "removing the domain stopped its thread");
     });
 }
 
@@ -348,13 +329,7 @@ pub fn sys_abuse() {
         sched::sleep_ms(20);
         assert!(sched::threads().iter().any(|t| t.id == sleeper), "the endless sleeper sleeps");
         domain::remove(id).expect("remove");
-        for _ in 0..100 {
-            if !sched::threads().iter().any(|t| t.id == sleeper) {
-                break;
-            }
-            sched::sleep_ms(1);
-        }
-        assert!(!sched::threads().iter().any(|t| t.id == sleeper), "the endless sleep ended with its domain");
+        assert!(thread_ends_within(sleeper, 100), "the endless sleep ended with its domain");
     });
 }
 

@@ -49,7 +49,7 @@ impl Guest {
         ns.add_tap(&tap, mac).expect("tap");
         ns.configure_link(&tap, mac, Some(Ipv4Net::new(HOST, 24))).expect("configure tap");
         let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: GUEST_MAC.parse().unwrap(), pci_slot: 0x10 };
-        let mut session = Boot::new()
+        let session = Boot::new()
             .name(name)
             .cmdline(format!("ip={GUEST}/24 gw={HOST} {extra_cmdline}"))
             .netns(ns.name())
@@ -378,16 +378,7 @@ fn double_crash_driver_and_stack_recovers() {
 fn forwarding_checks_every_frame_and_loses_none() {
     const FRAMES: u64 = 2_000;
     const RATE: u64 = 1_000;
-    if !can_manage_netns() {
-        frond_tests::skipped(
-            "forwarding_checks_every_frame_and_loses_none",
-            "needs root and /dev/net/tun (network namespaces and taps); nothing was tested",
-        );
-        return;
-    }
-    let opts = rig_options();
-    let guest = fwdbench::Guest::frond(8).unwrap_or_else(|e| panic!("{e}"));
-    let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
+    let Some(mut rig) = forwarding_rig("forwarding_checks_every_frame_and_loses_none", 8) else { return };
     // The generator's frames leave fwdA with the namespace's default TTL; a router takes one.
     let sent_ttl: u8 = rig
         .netns_a()
@@ -425,16 +416,7 @@ fn forwarding_checks_every_frame_and_loses_none() {
 #[test]
 fn console_answers_net_while_forwarding() {
     const QUERIES: usize = 40;
-    if !can_manage_netns() {
-        frond_tests::skipped(
-            "console_answers_net_while_forwarding",
-            "needs root and /dev/net/tun (network namespaces and taps); nothing was tested",
-        );
-        return;
-    }
-    let opts = rig_options();
-    let guest = fwdbench::Guest::frond(32).unwrap_or_else(|e| panic!("{e}"));
-    let mut rig = Rig::start(&guest, &opts).unwrap_or_else(|e| panic!("forwarding rig: {e}"));
+    let Some(mut rig) = forwarding_rig("console_answers_net_while_forwarding", 32) else { return };
     let mut replies = Vec::new();
     let trace = rig
         .trace(20_000, Duration::from_secs(8), |qemu, _t0| {
@@ -466,6 +448,17 @@ fn console_answers_net_while_forwarding() {
         assert_eq!((f[2], f[10]), ("1", "0"), "{nic} crashed or restarted while the console read it\n{table}");
     }
     assert!(trace.total > trace.tx_packets / 2, "forwarding stalled while the console was used: {} of {}", trace.total, trace.tx_packets);
+}
+
+/// The benchmark's forwarding rig with Frond at `batch`, or `None` (after a loud skip
+/// line naming `test`) where namespaces and taps cannot be made.
+fn forwarding_rig(test: &str, batch: usize) -> Option<Rig> {
+    if !can_manage_netns() {
+        frond_tests::skipped(test, "needs root and /dev/net/tun (network namespaces and taps); nothing was tested");
+        return None;
+    }
+    let guest = fwdbench::Guest::frond(batch).unwrap_or_else(|e| panic!("{e}"));
+    Some(Rig::start(&guest, &rig_options()).unwrap_or_else(|e| panic!("forwarding rig: {e}")))
 }
 
 /// The forwarding rig's options with this test binary's packet tools.
