@@ -10,6 +10,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod blk;
+pub mod fs;
 pub mod hostile;
 pub mod net;
 pub mod test;

@@ -1,0 +1,13 @@
+//! # frond-fslib — the xv6-format file system, as a host-tested library
+//!
+//! Library code of the fs domain (`domains/fs`) and of the host tool `tools/mkfs`.
+//!
+//! May depend on: `frond-interface` (block request and fs types), `alloc`. No `std`
+//! outside tests, `#![forbid(unsafe_code)]`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod layout;
