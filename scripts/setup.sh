@@ -10,6 +10,8 @@
 #    image). Installed with apt
 #    when missing and running as root; otherwise we stop and print the exact command.
 #
+# 3. QEMU with the 82576 (igb) device: from the release's backports suite when missing.
+#
 # Cheap when everything is present (a few stat calls), so it runs on every make.
 set -euo pipefail
 
@@ -79,3 +81,69 @@ if [ ${#missing[@]} -gt 0 ]; then
   $cmd -qq >&2 || die "'$cmd' failed"
 fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 still missing after install"
+
+# 3. QEMU must emulate the 82576 (`-device igb`, QEMU >= 8.0). Debian 12 ships 7.2; its
+#    backports suite carries a newer QEMU. The backports source is derived from the mirror
+#    apt already uses for this release (nothing is hard-coded), then qemu-system-x86 is
+#    installed from it.
+has_igb() { qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'; }
+if ! has_igb; then
+  [ -r /etc/os-release ] || die "QEMU has no igb device and this is not a Debian-like system: install QEMU >= 8.0"
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || die "QEMU has no igb device and /etc/os-release names no codename: install QEMU >= 8.0"
+  bp="$codename-backports"
+  if [ "$(id -u)" -ne 0 ]; then
+    die "QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') has no igb device. As root, add the $bp suite to apt's sources and run: apt-get install -t $bp qemu-system-x86"
+  fi
+  if ! apt-get indextargets --format '$(RELEASE)' 2>/dev/null | grep -qx "$bp"; then
+    # The mirror (and its signing key) of the first source that serves "$codename".
+    src=$(
+      {
+        # deb822 (*.sources): stanzas separated by blank lines.
+        for f in /etc/apt/sources.list.d/*.sources; do
+          [ -r "$f" ] || continue
+          awk -v c="$codename" '
+            BEGIN { RS = ""; FS = "\n" }
+            {
+              uri = ""; suites = ""; key = ""; types = ""
+              for (i = 1; i <= NF; i++) {
+                if ($i ~ /^URIs:/) { uri = $i; sub(/^URIs:[ \t]*/, "", uri); split(uri, u, " "); uri = u[1] }
+                if ($i ~ /^Suites:/) { suites = " " $i " " }
+                if ($i ~ /^Signed-By:/) { key = $i; sub(/^Signed-By:[ \t]*/, "", key) }
+                if ($i ~ /^Types:/) { types = $i }
+              }
+              if (types ~ /deb( |$)/ && suites ~ (" " c " ") && uri != "") { print uri "|" key; exit }
+            }' "$f"
+        done
+        # One-line format (sources.list, *.list): deb [options] URI suite components...
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+          [ -r "$f" ] || continue
+          awk -v c="$codename" '
+            $1 == "deb" {
+              i = 2; key = ""
+              if ($2 ~ /^\[/) { while ($i !~ /\]$/) { if ($i ~ /signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) } i++ }
+                                if ($i ~ /signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) } i++ }
+              if ($(i + 1) == c) { print $i "|" key; exit }
+            }' "$f"
+        done
+      } | head -1
+    ) || true
+    [ -n "$src" ] || die "no apt source serves '$codename': cannot derive the $bp mirror; install QEMU >= 8.0 by hand"
+    uri=${src%%|*}
+    key=${src#*|}
+    say "adding the $bp suite from $uri (apt's mirror for $codename)"
+    {
+      echo "Types: deb"
+      echo "URIs: $uri"
+      echo "Suites: $bp"
+      echo "Components: main"
+      [ -n "$key" ] && echo "Signed-By: $key"
+    } > /etc/apt/sources.list.d/frond-backports.sources
+  fi
+  say "installing qemu-system-x86 from $bp (QEMU with the igb device)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends -t "$bp" qemu-system-x86 >&2 \
+    || die "apt-get install -t $bp qemu-system-x86 failed"
+  has_igb || die "qemu-system-x86 from $bp still has no igb device"
+fi
