@@ -221,3 +221,56 @@ pub struct FsArgs {
 }
 
 domain_kind!(pub FsKind: (Remote<dyn crate::blk::Block>, FsArgs) => dyn Fs);
+
+// ------------------------------------------------------------------------------------
+// The file-system workload domain (tests, crash demos, benchmarks).
+
+/// What a `FsLoad::run` does.
+#[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Round after round: write `files` files of `file_bytes` under `/load` with contents
+    /// derived from (seed, file, round), read each back and compare, `sync` every
+    /// `sync_every` files, printing `fsload: synced round R file F` after each sync.
+    Verify,
+    /// Check what an earlier `Verify` run printed as synced (after a reboot): every file
+    /// of every synced round is there with the right bytes (a later round's bytes are
+    /// accepted for a file rewritten after the sync).
+    Check,
+    /// Sequential write and read of one file of `file_bytes` in requests of
+    /// `request_bytes`, then `files` creates and deletes; prints the figures.
+    Bench,
+}
+
+#[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadArgs {
+    pub mode: LoadMode,
+    pub files: u32,
+    pub file_bytes: u32,
+    pub request_bytes: u32,
+    pub sync_every: u32,
+    /// Rounds (`Verify`; 0: until killed).
+    pub rounds: u32,
+    pub seed: u64,
+}
+
+#[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LoadStats {
+    pub rounds: u64,
+    pub files_written: u64,
+    pub files_verified: u64,
+    /// Files whose bytes differed from what was written (must stay 0).
+    pub mismatches: u64,
+    /// File-system calls that failed (and were retried).
+    pub errors: u64,
+    pub syncs: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+}
+
+#[interface]
+pub trait FsLoad: Send + Sync {
+    /// Runs on the calling thread until done; returns the counters.
+    fn run(&self, args: LoadArgs) -> RpcResult<LoadStats>;
+}
+
+domain_kind!(pub FsLoadKind: (Remote<dyn Fs>,) => dyn FsLoad);
