@@ -5,7 +5,8 @@
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
 //! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.a`, `fwd.b`, `crash`) are collected
-//! for `net::start`, which documents them. `limit=<domain>:key=value,...` sets a
+//! for `net::start`, which documents them. Storage keys (`disk`, `ram.*`, `fs`, `fs.*`,
+//! `fsload*`) are collected for `storage::start`, which documents them. `limit=<domain>:key=value,...` sets a
 //! domain's quotas and watchdog budget (`domain::limits` documents the keys).
 
 /// `limit=` options kept (parsing happens before the heap exists).
@@ -16,6 +17,7 @@ pub struct Cmdline<'a> {
     pub bench: Option<&'a str>,
     pub log: log::LevelFilter,
     pub net: crate::net::Options<'a>,
+    pub storage: crate::storage::Options<'a>,
     limits: [Option<&'a str>; MAX_LIMITS],
 }
 
@@ -31,7 +33,7 @@ impl Cmdline<'_> {
 }
 
 pub fn parse(line: &str) -> Cmdline<'_> {
-    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info, net: Default::default(), limits: [None; MAX_LIMITS] };
+    let mut c = Cmdline { test: None, bench: None, log: log::LevelFilter::Info, net: Default::default(), storage: Default::default(), limits: [None; MAX_LIMITS] };
     for tok in line.split_ascii_whitespace() {
         let (k, v) = tok.split_once('=').unwrap_or((tok, ""));
         match k {
@@ -53,6 +55,7 @@ pub fn parse(line: &str) -> Cmdline<'_> {
                 Some(free) => *free = Some(v),
                 None => crate::println!("cmdline: limit={v}: more than {MAX_LIMITS} limit= options; ignored"),
             },
+            _ if c.storage.take(k, v) => {}
             _ => log::warn!("cmdline: unknown option '{tok}'"),
         }
     }

@@ -31,6 +31,13 @@ const COMMANDS: &[Command] = &[
     Command { name: "restart", help: "restart <domain>: reload a domain from its pristine image", run: cmd_restart },
     Command { name: "lspci", help: "PCI functions: address, ids, class, BARs (* = placed by the kernel), driver", run: cmd_lspci },
     Command { name: "net", help: "NIC, stack and forwarding counters", run: |_| crate::net::print_status() },
+    Command { name: "ls", help: "ls [PATH]: list a directory (type, inode, links, size, name)", run: crate::storage::cmd_ls },
+    Command { name: "cat", help: "cat PATH: print a file", run: crate::storage::cmd_cat },
+    Command { name: "df", help: "file system and block device: format, free blocks and inodes, driver counters", run: crate::storage::cmd_df },
+    Command { name: "write", help: "write PATH TEXT: create or replace a file holding TEXT", run: crate::storage::cmd_write },
+    Command { name: "mkdir", help: "mkdir PATH: make a directory", run: crate::storage::cmd_mkdir },
+    Command { name: "rm", help: "rm PATH: remove a file or an empty directory", run: crate::storage::cmd_rm },
+    Command { name: "sync", help: "make every completed file-system operation durable", run: crate::storage::cmd_sync },
     Command { name: "quit", help: "stop the machine (QEMU exits with status 33)", run: cmd_quit },
 ];
 

@@ -33,6 +33,7 @@ mod arch {
 mod boot;
 mod cmdline;
 mod console;
+mod crashsched;
 mod demo;
 mod domain;
 mod fault;
@@ -51,6 +52,7 @@ mod mem {
 mod pvh;
 mod sched;
 mod serial;
+mod storage;
 mod symbols;
 mod time;
 
@@ -148,6 +150,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             // not keep the boot context, which becomes the idle thread, from finishing.
             let net = args.net.to_static();
             sched::spawn("net-init", move || net::start(&net));
+            let storage = args.storage.to_static();
+            sched::spawn("storage-init", move || storage::start(&storage));
         }
     }
     x86_64::instructions::interrupts::enable();

@@ -109,16 +109,6 @@ fn parse_port(s: &str) -> Result<FwdPort, String> {
     Ok(FwdPort { addr, prefix, peer_ip: parse_ipv4(f[1])?, peer_mac: parse_mac(f[2])? })
 }
 
-fn parse_crashes(s: &str) -> Result<Vec<(String, u64)>, String> {
-    s.split(',')
-        .map(|item| {
-            let (name, ms) = item.split_once('@').ok_or_else(|| format!("`{item}`: expected NAME@MS"))?;
-            let ms = ms.parse().map_err(|_| format!("`{item}`: MS must be a number"))?;
-            Ok((name.to_string(), ms))
-        })
-        .collect()
-}
-
 /// Finds the NICs and starts the domains the options ask for. Errors are printed; the
 /// kernel carries on without a network.
 impl Options<'_> {
@@ -151,7 +141,7 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
     if !matches!(mode, "stack" | "fwd") {
         return Err(format!("net={mode}: expected off, stack or fwd"));
     }
-    let crashes = o.crash.map(parse_crashes).transpose()?.unwrap_or_default();
+    let crashes = o.crash.map(crate::crashsched::parse).transpose()?.unwrap_or_default();
     let mut devices: Vec<pci::Function> = VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect();
     devices.sort_by_key(|f| f.bdf);
     if devices.is_empty() {
@@ -208,25 +198,7 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
         }
     }
     NET.call_once(|| net);
-    if !crashes.is_empty() {
-        let t0 = crate::time::uptime_us() / 1000;
-        sched::Builder::new("crash-schedule")
-            .priority(sched::Priority::High)
-            .spawn(move || {
-                for (name, at) in crashes {
-                    let now = crate::time::uptime_us() / 1000 - t0;
-                    if at > now {
-                        sched::sleep_ms(at - now);
-                    }
-                    let t = crate::time::uptime_us();
-                    match domain::lookup(&name).ok_or_else(|| "no such domain".to_string()).and_then(domain::kill) {
-                        Ok(_) => println!("crash: killed `{name}` at {} ms (uptime {} us)", at, t),
-                        Err(e) => println!("crash: `{name}`: {e}"),
-                    }
-                }
-            })
-            .map_err(|e| format!("spawning the crash schedule: {e:?}"))?;
-    }
+    crate::crashsched::start(crashes)?;
     Ok(())
 }
 

@@ -24,11 +24,14 @@ impl<T: Exchangeable> RRefVec<T> {
     /// # Panics
     /// "rref: shared heap exhausted" if the block cannot be allocated (or its size
     /// overflows); if `f` panics, the elements made so far are dropped and the block freed.
-    pub fn new_with(len: usize, mut f: impl FnMut(usize) -> T) -> Self {
-        let block = Layout::array::<T>(len)
-            .ok()
-            .and_then(Block::alloc)
-            .unwrap_or_else(|| panic!("rref: shared heap exhausted"));
+    pub fn new_with(len: usize, f: impl FnMut(usize) -> T) -> Self {
+        Self::try_new_with(len, f).unwrap_or_else(|| panic!("rref: shared heap exhausted"))
+    }
+
+    /// Like [`RRefVec::new_with`], but `None` if the block cannot be allocated (or its
+    /// size overflows), without calling `f`.
+    pub fn try_new_with(len: usize, mut f: impl FnMut(usize) -> T) -> Option<Self> {
+        let block = Layout::array::<T>(len).ok().and_then(Block::alloc)?;
         // `len` counts the initialised prefix, so a panic in `f` drops exactly that.
         let mut v = Self { block, len: 0, _owns: PhantomData };
         while v.len < len {
@@ -38,7 +41,7 @@ impl<T: Exchangeable> RRefVec<T> {
             unsafe { v.block.payload::<T>().add(v.len).write(value) };
             v.len += 1;
         }
-        v
+        Some(v)
     }
 
     /// A copy of `items` on the shared heap.

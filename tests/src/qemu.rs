@@ -363,6 +363,27 @@ impl QemuSpec {
     }
 }
 
+/// PCI slot of the virtio-blk disk (NICs use 0x10, 0x11).
+pub const DISK_SLOT: u8 = 0x12;
+
+/// QEMU flags attaching the raw image `path` as a modern-only virtio-blk disk
+/// (`read_only`: the device offers VIRTIO_BLK_F_RO). `cache=writeback` with flushes
+/// honoured is QEMU's default: a FLUSH reaches the host file.
+pub fn disk_args(path: &Path, read_only: bool) -> Vec<OsString> {
+    let mut drive = OsString::from("file=");
+    drive.push(path.as_os_str());
+    drive.push(",if=none,id=disk0,format=raw");
+    if read_only {
+        drive.push(",readonly=on");
+    }
+    vec![
+        "-drive".into(),
+        drive,
+        "-device".into(),
+        format!("virtio-blk-pci,drive=disk0,addr={DISK_SLOT:#04x},disable-legacy=on").into(),
+    ]
+}
+
 /// Quotes `arg` for a POSIX shell (unchanged if it needs no quoting).
 pub fn shell_quote(arg: &OsStr) -> String {
     let s = arg.to_string_lossy();

@@ -1,7 +1,7 @@
 //! `frond-qemu`: boot Frond in QEMU by hand, with exactly the tests' QEMU command line.
 //!
 //! ```text
-//! frond-qemu run [--append "cmdline"] [--gdb] [-- extra qemu args...]
+//! frond-qemu run [--append "cmdline"] [--gdb] [--disk IMAGE] [-- extra qemu args...]
 //! frond-qemu cmd [--append "cmdline"] [--gdb] [--batch] [-- extra qemu args...]
 //! ```
 //! `run` prints the command to stderr, runs QEMU on this terminal (`-serial mon:stdio`:
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use frond_tests::{qemu::GDB_PORT, Exit, QemuSpec, SerialMode};
 
 const USAGE: &str = "\
-usage: frond-qemu run [--append CMDLINE] [--gdb] [-- QEMU_ARGS...]
+usage: frond-qemu run [--append CMDLINE] [--gdb] [--disk IMAGE] [-- QEMU_ARGS...]
        frond-qemu cmd [--append CMDLINE] [--gdb] [--batch] [-- QEMU_ARGS...]
 
   run   boot the kernel on this terminal (Ctrl-A X quits); exit 0 = guest passed,
@@ -27,6 +27,7 @@ usage: frond-qemu run [--append CMDLINE] [--gdb] [-- QEMU_ARGS...]
 
   --append CMDLINE   kernel command line, e.g. \"test=boot\" (default: console)
   --gdb              start halted with a gdb stub on :1234 (-s -S)
+  --disk IMAGE       attach IMAGE (raw, e.g. made by frond-mkfs) as a virtio-blk disk
   --batch            (cmd) the tests' variant: -serial stdio instead of mon:stdio
 
 environment: FROND_KERNEL, FROND_BOOT_MODULE, FROND_ACCEL=tcg|kvm, FROND_BIOS=qboot|seabios,
@@ -38,6 +39,7 @@ struct Args {
     append: String,
     gdb: bool,
     batch: bool,
+    disk: Option<std::path::PathBuf>,
     extra: Vec<OsString>,
 }
 
@@ -54,6 +56,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
         append: String::new(),
         gdb: false,
         batch: false,
+        disk: None,
         extra: Vec::new(),
     };
     while let Some(arg) = it.next() {
@@ -73,6 +76,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 parsed.append = a["--append=".len()..].to_string();
             }
             Some("--gdb") => parsed.gdb = true,
+            Some("--disk") => parsed.disk = Some(it.next().ok_or("--disk needs an image file")?.into()),
             Some("--batch") if parsed.subcommand == "cmd" => parsed.batch = true,
             Some("-h") | Some("--help") => return Err(String::new()),
             _ => return Err(format!("unexpected argument {arg:?}")),
@@ -109,6 +113,13 @@ fn main() -> ExitCode {
     // Command-line extras first, then FROND_QEMU_ARGS (as the test harness does).
     let from_env = std::mem::replace(&mut spec.extra_args, args.extra);
     spec.extra_args.extend(from_env);
+    if let Some(d) = &args.disk {
+        if !d.is_file() {
+            eprintln!("frond-qemu: --disk {}: no such file", d.display());
+            return ExitCode::from(2);
+        }
+        spec.extra_args.extend(frond_tests::qemu::disk_args(d, false));
+    }
 
     if args.subcommand == "cmd" {
         println!("{}", spec.to_shell());
