@@ -21,8 +21,12 @@
 //! 3. **Network** (root only; see `frond-bench/net.rs`): forwarding vs Linux, a NIC driver
 //!    crash under forwarding, a stack crash under ping and HTTP.
 //!
+//! 4. **Storage** (see `frond-bench/storage.rs` and `docs/storage.md`): sequential read and
+//!    write (4 KiB and 64 KiB requests) and file create+delete on virtio-blk and on the RAM
+//!    disk, against the Linux guest's `O_DIRECT` and ext2 figures on the same disk.
+//!
 //! `FROND_BENCH_ONLY=a,b,…` runs only the named sections: `boot`, `kbench`, `forward`,
-//! `crash-nic`, `crash-stack` (`net` = the last three); such a partial run writes
+//! `crash-nic`, `crash-stack` (`net` = the last three), `storage`; such a partial run writes
 //! `results-partial.json` instead of `results.json`. The packet tools (`frond-pktgen`,
 //! `frond-pktcount`) must sit next to this executable: `make bench` builds them.
 //!
@@ -37,6 +41,8 @@
 //!   - `kbench` / `icount` / `max_spread` (%, no samples) and `kbench` / `tcg` / `tsc_hz` (Hz).
 //! * `boot-time.svg`: boot-to-prompt samples per firmware (dots, min–max, median);
 //! * `kbench.svg`: instructions per operation per micro-benchmark.
+//! * `storage-throughput.svg`, `storage-instructions.svg`: the storage section's MB/s
+//!   and guest ns per KiB per configuration (records `storage_*`, see `frond-bench/storage.rs`).
 //!
 //! Serial logs of failed runs stay in `target/qemu-logs/` (`bench-*.log`).
 
@@ -46,6 +52,8 @@
 mod svg;
 #[path = "frond-bench/net.rs"]
 mod net;
+#[path = "frond-bench/storage.rs"]
+mod storage;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -301,7 +309,12 @@ fn run() -> Result<(), String> {
         }
     }
 
-    // 4. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
+    // 4. Storage: Frond's file system and block drivers against the Linux guest.
+    if only.storage {
+        svgs.extend(storage::run(&mut records, &mut table)?);
+    }
+
+    // 5. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
     let dir = workspace_root().join("target").join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: String| -> Result<PathBuf, String> {
@@ -332,11 +345,12 @@ pub struct Sections {
     pub forward: bool,
     pub crash_nic: bool,
     pub crash_stack: bool,
+    pub storage: bool,
 }
 
 impl Sections {
-    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true };
-    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, net";
+    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true, storage: true };
+    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, net, storage";
 
     fn from_env() -> Result<Sections, String> {
         Sections::parse(&std::env::var("FROND_BENCH_ONLY").unwrap_or_default())
@@ -346,7 +360,7 @@ impl Sections {
         if spec.trim().is_empty() {
             return Ok(Sections::ALL);
         }
-        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false };
+        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false, storage: false };
         for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "boot" => s.boot = true,
@@ -355,6 +369,7 @@ impl Sections {
                 "crash-nic" => s.crash_nic = true,
                 "crash-stack" => s.crash_stack = true,
                 "net" => (s.forward, s.crash_nic, s.crash_stack) = (true, true, true),
+                "storage" => s.storage = true,
                 other => return Err(format!("FROND_BENCH_ONLY: unknown section {other:?} (known: {})", Sections::NAMES)),
             }
         }
@@ -532,7 +547,9 @@ mod tests {
         let s = Sections::parse("kbench, crash-nic").unwrap();
         assert!(s.kbench && s.crash_nic && !s.boot && !s.forward && !s.crash_stack);
         assert!(Sections::parse("boot,nope").unwrap_err().contains("nope"));
-        assert_eq!(Sections::parse("boot,kbench,net").unwrap(), Sections::ALL);
+        assert_eq!(Sections::parse("boot,kbench,net,storage").unwrap(), Sections::ALL);
+        let st = Sections::parse("storage").unwrap();
+        assert!(st.storage && !st.any_net() && !st.boot && !st.is_all());
     }
 
     #[test]
