@@ -54,7 +54,7 @@ test: build
 
 # frond-bench finds the packet tools (frond-pktgen, frond-pktcount) next to itself, so all
 # of the harness's binaries are built together, in release. FROND_BENCH_ONLY=boot,kbench,
-# forward,crash-nic,crash-stack (or net) runs only those sections.
+# forward,crash-nic,crash-stack (or net),storage runs only those sections.
 bench: build
 	$(CARGO) build -q --release -p frond-tests --bins
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
