@@ -284,21 +284,22 @@ fn batch_larger_than_the_queue() {
 
 #[test]
 fn ring_wraps_many_times() {
-    // 4 entries: one request at a time; the 16-bit indices and the ring slots wrap.
-    let (m, mut drv) = up(Knobs { max_queue_size: 4, ..Knobs::default() });
+    // 8 entries: two requests in flight at a time, three per call, so the ring slots wrap
+    // while different chains are in flight; then past 65536 requests, so the free-running
+    // 16-bit ring indices wrap too.
+    let (m, mut drv) = up(Knobs { max_queue_size: 8, ..Knobs::default() });
     let mut buf = vec![0u8; 4 * B];
     for round in 0..300u32 {
         let block = (round as u64 * 37) % 1000;
-        let data = pattern(round, 2 * B);
-        let w = reqs(&[(block, 0, 1), (block + 1, B as u32, 1)]);
-        assert_eq!(drv.write(&w, &data, idle(&m)), Ok(()), "round {round} {:?} {:?}", drv.last_fault(), m.violations());
-        let r = reqs(&[(block + 1, 0, 1), (block, 2 * B as u32, 1)]);
-        assert_eq!(drv.read(&r, &mut buf, idle(&m)), Ok(()), "round {round} {:?} {:?}", drv.last_fault(), m.violations());
-        assert_eq!(buf[..B], data[B..], "round {round}");
-        assert_eq!(buf[2 * B..3 * B], data[..B], "round {round}");
+        let data = pattern(round, 3 * B);
+        let w = reqs(&[(block, 0, 1), (block + 1, B as u32, 1), (block + 2, 2 * B as u32, 1)]);
+        assert_eq!(drv.write(&w, &data, idle(&m)), Ok(()), "round {round}");
+        let r = reqs(&[(block + 2, 0, 1), (block, B as u32, 2)]);
+        assert_eq!(drv.read(&r, &mut buf, idle(&m)), Ok(()), "round {round}");
+        assert_eq!(buf[..B], data[2 * B..], "round {round}");
+        assert_eq!(buf[B..3 * B], data[..2 * B], "round {round}");
     }
-    assert_eq!(m.seen().len(), 1200);
-    // Past 65536 requests: the free-running 16-bit ring indices wrap too.
+    assert_eq!(m.seen().len(), 1500);
     for round in 0..16_500u32 {
         let block = (round as u64 * 13) % 1000;
         let r = reqs(&[(block, 0, 1), (block + 1, B as u32, 1), (block + 2, 2 * B as u32, 1), (block + 3, 3 * B as u32, 1)]);
@@ -306,6 +307,7 @@ fn ring_wraps_many_times() {
         assert_eq!(buf, m.disk(block as usize * B, 4 * B), "round {round}");
     }
     assert!(m.seen().len() > 66_000);
+    assert_eq!(drv.stats().errors, 0);
     assert_clean(&m);
 }
 
