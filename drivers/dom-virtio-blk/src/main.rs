@@ -64,7 +64,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (BlkArgs,)) -> Remote<dyn Block> {
         (dev.bdf >> 3) & 0x1f,
         dev.bdf & 7,
         blocks,
-        blocks * BLOCK_SIZE as u64 >> 20,
+        blocks.saturating_mul(BLOCK_SIZE as u64) >> 20,
         if driver.read_only() { "ro" } else { "rw" },
         if driver.has_flush() { "flush" } else { "noflush" },
         driver.queue_size(),
