@@ -6,7 +6,7 @@ use crate::{
 };
 use alloc::vec::Vec;
 use frond_interface::blk::{BlkError, BlkReq, BlkReqs, BlkStats, BLK_BYTES_MAX, BLK_REQS_MAX, BLOCK_SIZE};
-use frond_virtio::status::NEEDS_RESET;
+use frond_virtio::status::{DRIVER_OK, NEEDS_RESET};
 use frond_virtio::{init, DmaMem, Error, Queue, Region, Seg, Transport, NO_VECTOR};
 
 /// `by_head` entry of a descriptor that heads no request.
@@ -327,8 +327,9 @@ impl<T: Transport> VirtioBlk<T> {
                 Waited::GiveUp => break Err(Fault::Timeout),
             }
             if !self.has_work() {
+                // Nothing came: is the device still running?
                 let s = init::status(&self.t);
-                if s & NEEDS_RESET != 0 {
+                if s & NEEDS_RESET != 0 || s & DRIVER_OK == 0 {
                     break Err(Fault::NeedsReset { status: s });
                 }
             }
@@ -528,7 +529,7 @@ fn setup<T: Transport>(t: &mut T, msix: bool) -> Result<(Config, Active), Error>
     });
     let blk_size = (accepted & VIRTIO_BLK_F_BLK_SIZE != 0).then_some(blk_size);
     if let Some(b) = blk_size {
-        if b == 0 || BLOCK_SIZE as u32 % b != 0 {
+        if b == 0 || !(BLOCK_SIZE as u32).is_multiple_of(b) {
             return Err(Error::Unsupported { field: "logical block size", value: b as u64 });
         }
     }

@@ -35,7 +35,8 @@
 //!   in flight, a used id that heads no request in flight (out of range, never posted, or
 //!   completed already), a used length longer than the device-writable buffers (or, for a
 //!   successful read, shorter than data + status), a status byte other than 0/1/2, a
-//!   device in `DEVICE_NEEDS_RESET`, or a `wait` that gives up. None of these panics or
+//!   device in `DEVICE_NEEDS_RESET` (or no longer `DRIVER_OK`, checked whenever a wait
+//!   brings no completion), or a `wait` that gives up. None of these panics or
 //!   releases a request twice: the call fails with `Device` (its unfinished requests count
 //!   in `errors`), and the driver **resets the device** — which then holds none of the
 //!   caller's buffers — **and initialises it again** with fresh rings, so the next call
@@ -158,7 +159,7 @@ pub enum Fault {
     Length { id: u32, len: u32, max: u32 },
     /// A status byte other than OK, IOERR or UNSUPP (0xff: not written).
     Status { id: u32, status: u8 },
-    /// The device set `DEVICE_NEEDS_RESET`.
+    /// The device set `DEVICE_NEEDS_RESET` (or dropped `DRIVER_OK`: it stopped by itself).
     NeedsReset { status: u8 },
     /// The call's wait gave up with requests in flight.
     Timeout,

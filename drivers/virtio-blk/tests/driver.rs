@@ -529,6 +529,20 @@ fn needs_reset_is_a_fault_and_the_next_call_works() {
     m.set_hold(false);
     assert_eq!(drv.read(&BlkReqs::one(3, 2), &mut buf, idle(&m)), Ok(()));
     assert_eq!(buf, m.disk(3 * B, 2 * B));
+
+    // A device that drops DRIVER_OK by itself (lost its state) is no better.
+    m.set_hold(true);
+    let wait = waiter(&m, |m, round| {
+        if round == 1 {
+            m.dev().status = 0;
+        }
+    });
+    assert_eq!(drv.read(&BlkReqs::one(4, 1), &mut buf, wait), Err(BlkError::Device));
+    assert_eq!(drv.last_fault(), Some(DrvFault::NeedsReset { status: 0 }));
+    assert_eq!(drv.resets(), 2);
+    m.set_hold(false);
+    assert_eq!(drv.read(&BlkReqs::one(4, 1), &mut buf, idle(&m)), Ok(()));
+    assert_eq!(buf[..B], m.disk(4 * B, B)[..]);
     assert_clean(&m);
 }
 

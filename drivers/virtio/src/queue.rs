@@ -70,14 +70,6 @@ impl DmaMem {
         self.ptr.as_ptr().expose_provenance() as u64
     }
 
-    pub fn len(&self) -> usize {
-        self.layout.size()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// A pointer to a `T` at `offset`. Panics (a driver bug, never device input) if the
     /// access leaves the allocation or is misaligned.
     fn at<T>(&self, offset: usize) -> *mut T {
@@ -100,20 +92,6 @@ impl DmaMem {
     pub fn write<T: Scalar>(&self, offset: usize, value: T) {
         // SAFETY: as in `read`.
         unsafe { self.at::<T>(offset).write_volatile(value) }
-    }
-
-    /// Zeroes the whole allocation.
-    pub fn clear(&self) {
-        for off in (0..self.layout.size()).step_by(8) {
-            // Sizes are multiples of 8 or end in a tail written byte by byte.
-            if off + 8 <= self.layout.size() {
-                self.write::<u64>(off, 0);
-            } else {
-                for b in off..self.layout.size() {
-                    self.write::<u8>(b, 0);
-                }
-            }
-        }
     }
 }
 

@@ -226,7 +226,7 @@ impl Blk {
                     return None;
                 }
                 for d in &data {
-                    if (d.flags & DESC_WRITE != 0) != w || d.len == 0 || d.len as usize % SECTOR != 0 {
+                    if (d.flags & DESC_WRITE != 0) != w || d.len == 0 || !(d.len as usize).is_multiple_of(SECTOR) {
                         bad(dev, format!("type {ty}: data descriptor {} bytes, flags {:#x}", d.len, d.flags));
                         return None;
                     }
