@@ -10,4 +10,5 @@
 
 extern crate alloc;
 
+pub mod fsck;
 pub mod layout;

@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use frond_domrt::{sys, Syscalls};
 use frond_interface::net::{Batch, Nic, NicArgs, NicInfo, NicKind, NicStats};
 use frond_interface::{Remote, RpcResult};
-use frond_virtio_net::{PciTransport, VirtioNet};
+use frond_virtio_net::{PciTransport, VirtioNet, DEVICE_CFG_LEN};
 
 frond_domrt::entry!(NicKind, init);
 
@@ -36,14 +36,14 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
     // SAFETY: the kernel maps every memory BAR of the device it hands a NIC driver
     // uncached at its physical address (identity) before starting the domain, and gives
     // the device to this domain alone (see `NicArgs`/`PciDevice`).
-    let transport = unsafe { PciTransport::new(&dev) };
+    let transport = unsafe { PciTransport::new(&dev, DEVICE_CFG_LEN) };
     let driver = match transport.and_then(|t| VirtioNet::new(t, dev.msix_vector != 0)) {
         Ok(d) => d,
         Err(e) => {
             let mut line = Line::new();
-            let _ = core::fmt::write(&mut line, format_args!("{e}"));
+            let _ = core::fmt::write(&mut line, format_args!("virtio-net: {e}"));
             sys.print(line.as_str());
-            panic!("{e}");
+            panic!("virtio-net: {e}");
         }
     };
     let info = NicInfo { mac: driver.mac(), queue_size: driver.queue_size(), bdf: dev.bdf };

@@ -8,21 +8,23 @@
 //! buffers, no event index, so every packet carries the 12-byte `virtio_net_hdr` and fits
 //! one descriptor.
 //!
-//! * [`Transport`] abstracts the four modern regions (common configuration, notify, ISR,
-//!   device configuration); [`PciTransport`] implements it with volatile MMIO on the BARs
-//!   the kernel mapped, and host tests implement it with a device model.
+//! * The transport ([`Transport`], [`PciTransport`]), the split virtqueue and the
+//!   initialisation steps come from `frond-virtio` (re-exported here where the API needs
+//!   them); host tests drive the driver through a device model built on
+//!   `frond-virtio-model`.
 //! * [`VirtioNet`] negotiates, sets up both queues, and moves `Batch`es of
 //!   `RRef<Pkt>` to and from the device **without copying**: a descriptor points at the
 //!   packet's `head` (the header room) and covers header and frame, which `Pkt` keeps
 //!   contiguous; the device reads and writes the buffer in place.
 //!
-//! May depend on: `frond-interface` (packet, batch, statistics and PCI device types),
-//! `rref`, and `alloc` (ring memory and slot tables). `unsafe` appears only for MMIO
-//! ([`PciTransport`]) and ring memory (`queue`), each block with a `// SAFETY:` comment.
+//! May depend on: `frond-virtio`, `frond-interface` (packet, batch, statistics and PCI
+//! device types), `rref`, and `alloc` (slot tables). No `unsafe` here: MMIO and ring
+//! memory are `frond-virtio`'s.
 //!
 //! ## Invariants
-//! * Every descriptor of a queue is either *free* (on the free list, its slot empty) or
-//!   *outstanding* (its slot holds the `RRef<Pkt>` the descriptor points into). A buffer
+//! * Every descriptor of a queue is either *free* (its slot empty) or *outstanding* (a
+//!   one-descriptor chain the device holds; its slot holds the `RRef<Pkt>` the descriptor
+//!   points into). A buffer
 //!   leaves the driver only through its slot, so it is returned at most once and never lost.
 //! * The driver does not touch an outstanding buffer: the device owns it until its id
 //!   appears in the used ring.
@@ -34,41 +36,25 @@
 //!   address), which the kernel guarantees for domain heaps and the shared heap.
 
 #![no_std]
-#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod driver;
-mod error;
-mod queue;
-mod transport;
+mod ring;
 
 pub use driver::VirtioNet;
-pub use error::{BarProblem, Error};
-pub use transport::{PciTransport, Region, Transport};
+pub use frond_virtio::{status, BarProblem, Error, PciTransport, Region, Transport, VIRTIO_F_VERSION_1};
+pub use frond_virtio::{NO_VECTOR, QUEUE_SIZE_MAX};
 
-/// Feature bit: the device follows virtio 1.x (required).
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// Feature bit: the device configuration holds a valid MAC address.
 pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
 /// Features the driver accepts when the device offers them.
 pub const DRIVER_FEATURES: u64 = VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC;
+/// Bytes of the device configuration the driver reads (the MAC address).
+pub const DEVICE_CFG_LEN: u32 = 6;
 
-/// Device status bits (virtio 1.x §2.1).
-pub mod status {
-    pub const ACKNOWLEDGE: u8 = 1;
-    pub const DRIVER: u8 = 2;
-    pub const DRIVER_OK: u8 = 4;
-    pub const FEATURES_OK: u8 = 8;
-    pub const NEEDS_RESET: u8 = 64;
-    pub const FAILED: u8 = 128;
-}
-
-/// Largest queue the driver sets up (smaller if the device's maximum is).
-pub const QUEUE_SIZE_MAX: u16 = 256;
 /// Receive queue index.
 pub const RX_QUEUE: u16 = 0;
 /// Transmit queue index.
 pub const TX_QUEUE: u16 = 1;
-/// `queue_msix_vector` / `config_msix_vector` value meaning "no vector".
-pub const NO_VECTOR: u16 = 0xffff;

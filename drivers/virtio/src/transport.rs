@@ -13,7 +13,8 @@ pub enum Region {
     Notify,
     /// `cfg_type` 3: the ISR status byte (read to acknowledge).
     Isr,
-    /// `cfg_type` 4: the device-specific configuration (virtio-net: MAC first).
+    /// `cfg_type` 4: the device-specific configuration (virtio-net: the MAC address;
+    /// virtio-blk: capacity, limits, block size).
     Device,
 }
 
@@ -58,15 +59,16 @@ pub trait Transport {
     fn notify(&mut self, queue: u16);
 }
 
-/// Queues [`PciTransport`] can notify (virtio-net without multiqueue or a control queue).
-const NOTIFY_QUEUES: usize = 2;
+/// Queues [`PciTransport`] can notify: virtio-net's receive and transmit queues (no
+/// multiqueue, no control queue), virtio-blk's one request queue.
+pub const NOTIFY_QUEUES: usize = 2;
 
-/// Registers the driver uses in each region: the whole common configuration (through
-/// `queue_device`), one 16-bit notify write, the ISR byte, the 6-byte MAC.
+/// Registers a driver uses in each region: the whole common configuration (through
+/// `queue_device`), one 16-bit notify write, the ISR byte. The device configuration's
+/// minimum depends on the device type (see [`PciTransport::new`]).
 const MIN_COMMON: u32 = 56;
 const MIN_NOTIFY: u32 = 2;
 const MIN_ISR: u32 = 1;
-const MIN_DEVICE: u32 = 6;
 
 /// A region's place in the address space.
 #[derive(Clone, Copy, Debug)]
@@ -119,17 +121,19 @@ pub struct PciTransport {
 
 impl PciTransport {
     /// Finds and checks the four regions among `dev`'s virtio capabilities (the first
-    /// usable capability of each type wins). Accesses no memory.
+    /// usable capability of each type wins); the device configuration must hold at least
+    /// `device_cfg_len` bytes (the fields the driver reads: 6 for virtio-net's MAC, 24 for
+    /// virtio-blk's capacity through `blk_size`). Accesses no memory.
     ///
     /// # Safety
     /// For as long as the transport lives, each memory BAR of `dev` is mapped (uncached)
     /// at its address over its whole length, belongs to this virtio device, and no other
     /// code accesses the regions the capabilities point to.
-    pub unsafe fn new(dev: &PciDevice) -> Result<Self, Error> {
+    pub unsafe fn new(dev: &PciDevice, device_cfg_len: u32) -> Result<Self, Error> {
         let (common, _) = find(dev, Region::Common, MIN_COMMON)?;
         let (notify, cap) = find(dev, Region::Notify, MIN_NOTIFY)?;
         let (isr, _) = find(dev, Region::Isr, MIN_ISR)?;
-        let (device, _) = find(dev, Region::Device, MIN_DEVICE)?;
+        let (device, _) = find(dev, Region::Device, device_cfg_len)?;
         Ok(Self { common, notify, isr, device, notify_mult: cap.notify_mult, queue_notify: [None; NOTIFY_QUEUES] })
     }
 

@@ -2,7 +2,7 @@
 //! addresses (a block of host memory stands in for the BAR).
 
 use frond_interface::net::{PciDevice, VendorCap};
-use frond_virtio_net::{BarProblem, Error, PciTransport, Region, Transport};
+use frond_virtio::{BarProblem, Error, PciTransport, Region, Transport};
 
 const BAR_LEN: usize = 0x4000;
 const COMMON: u32 = 0;
@@ -54,7 +54,7 @@ fn device(bar: &mut FakeBar) -> PciDevice {
 fn open(dev: &PciDevice) -> Result<PciTransport, Error> {
     // SAFETY: the BARs of every device built here are host buffers the test keeps alive
     // for the transport's lifetime (or, for refused devices, are never accessed).
-    unsafe { PciTransport::new(dev) }
+    unsafe { PciTransport::new(dev, 6) }
 }
 
 #[test]
@@ -159,6 +159,11 @@ fn capability_validation() {
     assert!(e.to_string().contains("0x3f80") && e.to_string().contains("BAR 4"), "{e}");
     let d = with(0, cap(1, 4, COMMON, 0x20, 0));
     assert_eq!(open(&d).err(), Some(Error::RegionTooSmall { region: Region::Common, length: 0x20, need: 56 }));
+
+    // The device configuration must hold what the driver reads (virtio-blk: 24 bytes).
+    // SAFETY: as in `open`.
+    let e = unsafe { PciTransport::new(&good, 24) }.err();
+    assert_eq!(e, Some(Error::RegionTooSmall { region: Region::Device, length: 0x10, need: 24 }));
 
     // The first usable capability of a type wins over an unusable earlier one.
     let mut d = with(5, cap(1, 4, COMMON, 0x38, 0));

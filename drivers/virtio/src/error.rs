@@ -1,4 +1,4 @@
-//! Why the driver refused a device.
+//! Why a driver refused (or could not set up) a device.
 
 use crate::transport::Region;
 use core::fmt;
@@ -14,8 +14,8 @@ pub enum BarProblem {
     IoBar,
 }
 
-/// A reason the driver could not (or would not) drive the device. Each displays as one
-/// sentence naming the numbers involved.
+/// A reason a driver could not (or would not) drive the device. Each displays as one
+/// sentence naming the numbers involved; drivers prefix it with the device type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The device has no virtio capability for this region.
@@ -36,8 +36,8 @@ pub enum Error {
     NoVersion1 { offered: u64 },
     /// The device cleared `FEATURES_OK`: it does not accept the driver's feature subset.
     FeaturesRejected { accepted: u64 },
-    /// The device has fewer than the two queues virtio-net needs.
-    TooFewQueues(u16),
+    /// The device has fewer queues than the driver needs.
+    TooFewQueues { have: u16, need: u16 },
     /// The device reports queue size 0 for a queue the driver needs.
     QueueUnavailable(u16),
     /// The device did not keep an MSI-X vector the driver wrote (`queue` None: config).
@@ -46,6 +46,8 @@ pub enum Error {
     OutOfMemory,
     /// The device set `DEVICE_NEEDS_RESET` or `FAILED` when the driver finished init.
     DeviceError { status: u8 },
+    /// A device configuration field holds a value the driver cannot work with.
+    Unsupported { field: &'static str, value: u64 },
 }
 
 impl fmt::Display for Region {
@@ -62,48 +64,53 @@ impl fmt::Display for Region {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Error::MissingRegion(r) => write!(f, "virtio-net: the device has no {r} capability"),
+            Error::MissingRegion(r) => write!(f, "the device has no {r} capability"),
             Error::BadBar { region, bar, problem } => {
                 let why = match problem {
                     BarProblem::NoSuchBar => "does not exist",
                     BarProblem::Unassigned => "is not assigned (zero address or length)",
                     BarProblem::IoBar => "is an I/O BAR, not memory",
                 };
-                write!(f, "virtio-net: the {region} region is in BAR {bar}, which {why}")
+                write!(f, "the {region} region is in BAR {bar}, which {why}")
             }
             Error::RegionOutsideBar { region, bar, offset, length, bar_len } => write!(
                 f,
-                "virtio-net: the {region} region ({length:#x} bytes at offset {offset:#x}) extends past the end of BAR {bar} ({bar_len:#x} bytes)"
+                "the {region} region ({length:#x} bytes at offset {offset:#x}) extends past the end of BAR {bar} ({bar_len:#x} bytes)"
             ),
             Error::RegionTooSmall { region, length, need } => {
-                write!(f, "virtio-net: the {region} region is {length} bytes, the driver needs {need}")
+                write!(f, "the {region} region is {length} bytes, the driver needs {need}")
             }
             Error::NotifyOutsideRegion { queue, offset, length } => write!(
                 f,
-                "virtio-net: queue {queue}'s notify address (offset {offset:#x}) is outside the {length:#x}-byte notify region or misaligned"
+                "queue {queue}'s notify address (offset {offset:#x}) is outside the {length:#x}-byte notify region or misaligned"
             ),
-            Error::UnsupportedQueue(q) => write!(f, "virtio-net: the transport cannot notify queue {q}"),
-            Error::ResetTimeout => f.write_str("virtio-net: the device did not complete its reset"),
+            Error::UnsupportedQueue(q) => write!(f, "the transport cannot notify queue {q}"),
+            Error::ResetTimeout => f.write_str("the device did not complete its reset"),
             Error::NoVersion1 { offered } => write!(
                 f,
-                "virtio-net: the device does not offer VIRTIO_F_VERSION_1 (features {offered:#x}); legacy devices are not supported"
+                "the device does not offer VIRTIO_F_VERSION_1 (features {offered:#x}); legacy devices are not supported"
             ),
             Error::FeaturesRejected { accepted } => {
-                write!(f, "virtio-net: the device refused FEATURES_OK for features {accepted:#x}")
+                write!(f, "the device refused FEATURES_OK for features {accepted:#x}")
             }
-            Error::TooFewQueues(n) => write!(f, "virtio-net: the device has {n} queues, the driver needs 2"),
-            Error::QueueUnavailable(q) => write!(f, "virtio-net: queue {q} is unavailable (size 0)"),
+            Error::TooFewQueues { have, need } => {
+                write!(f, "the device has {have} queues, the driver needs {need}")
+            }
+            Error::QueueUnavailable(q) => write!(f, "queue {q} is unavailable (size 0)"),
             Error::MsixRefused { queue: Some(q), wrote, read } => write!(
                 f,
-                "virtio-net: the device refused MSI-X vector {wrote:#x} for queue {q} (reads back {read:#x})"
+                "the device refused MSI-X vector {wrote:#x} for queue {q} (reads back {read:#x})"
             ),
             Error::MsixRefused { queue: None, wrote, read } => write!(
                 f,
-                "virtio-net: the device refused MSI-X vector {wrote:#x} for configuration changes (reads back {read:#x})"
+                "the device refused MSI-X vector {wrote:#x} for configuration changes (reads back {read:#x})"
             ),
-            Error::OutOfMemory => f.write_str("virtio-net: out of memory for the virtqueues"),
+            Error::OutOfMemory => f.write_str("out of memory for the virtqueues"),
             Error::DeviceError { status } => {
-                write!(f, "virtio-net: the device reports an error after init (status {status:#x})")
+                write!(f, "the device reports an error after init (status {status:#x})")
+            }
+            Error::Unsupported { field, value } => {
+                write!(f, "the device's {field} ({value}) is not supported")
             }
         }
     }
