@@ -10,4 +10,14 @@
 
 extern crate alloc;
 
+mod cache;
+pub mod dev;
+mod dir;
+mod fs;
+pub mod fsck;
+mod inode;
 pub mod layout;
+pub mod mkfs;
+mod ops;
+
+pub use fs::{check_superblock, FileSystem, Geometry, MountError, MountOptions};
