@@ -516,8 +516,26 @@ impl<D: BlockDev> FileSystem<D> {
 
     /// Undoes everything the current operation changed.
     pub(crate) fn abort_op(&mut self) {
-        let Some(op) = self.op.take() else { return };
-        for u in op.undo.into_iter().rev() {
+        self.rollback_to(0);
+        self.op = None;
+    }
+
+    /// A point of the current operation to roll back to.
+    pub(crate) fn savepoint(&self) -> usize {
+        self.op.as_ref().map(|op| op.undo.len()).unwrap_or(0)
+    }
+
+    /// Undoes what the current operation changed since `savepoint`.
+    pub(crate) fn rollback_to(&mut self, savepoint: usize) {
+        let Some(op) = self.op.as_mut() else { return };
+        let undo = op.undo.split_off(savepoint.min(op.undo.len()));
+        for u in undo.into_iter().rev() {
+            if !u.was_in_txn {
+                if let Some(op) = self.op.as_mut() {
+                    op.added -= 1;
+                }
+                self.txn.retain(|&b| b != u.bno);
+            }
             let Some(slot) = self.cache.find(u.bno) else { continue };
             match u.old {
                 Some(old) => {
@@ -529,9 +547,6 @@ impl<D: BlockDev> FileSystem<D> {
                     }
                 }
                 None => self.cache.remove(slot),
-            }
-            if !u.was_in_txn {
-                self.txn.retain(|&b| b != u.bno);
             }
         }
     }

@@ -21,3 +21,8 @@ pub mod mkfs;
 mod ops;
 
 pub use fs::{check_superblock, FileSystem, Geometry, MountError, MountOptions};
+
+#[cfg(test)]
+mod testutil;
+#[cfg(test)]
+mod tests;

@@ -232,6 +232,7 @@ impl<D: BlockDev> FileSystem<D> {
             let r = self.atomic(|fs| {
                 let mut d = fs.iread(inum)?;
                 let mut p = pos;
+                let mut stopped = None;
                 while p < end {
                     let fbn = p / bs;
                     if p > pos {
@@ -240,38 +241,54 @@ impl<D: BlockDev> FileSystem<D> {
                             break;
                         }
                     }
-                    let a = fs.bmap_alloc(&mut d, fbn)?;
-                    let boff = (p % bs) as usize;
-                    let n = (bs - boff as u64).min(end - p) as usize;
-                    let slot = fs.modify(a, boff == 0 && n == BSIZE)?;
-                    let blk = fs.cache.data_mut(slot);
-                    let dst = blk.get_mut(boff..boff + n).ok_or(FsError::Corrupt)?;
-                    if p >= off {
-                        let s = (p - off) as usize;
-                        dst.copy_from_slice(&src[s..s + n]);
-                    } else {
-                        // Zeros up to `off` (the gap ends at `off`, so n fits in it).
-                        let z = n.min((off - p) as usize);
-                        dst[..z].fill(0);
-                        if z < n {
-                            dst[z..].copy_from_slice(&src[..n - z]);
+                    // One block; on an error after progress, keep the blocks before it.
+                    let (sp, saved) = (fs.savepoint(), d);
+                    match fs.fill_block(&mut d, p, off, end, src) {
+                        Ok(n) => p += n as u64,
+                        Err(e) if p > pos => {
+                            fs.rollback_to(sp);
+                            d = saved;
+                            stopped = Some(e);
+                            break;
                         }
+                        Err(e) => return Err(e),
                     }
-                    p += n as u64;
                     if p > d.size as u64 {
                         d.size = p as u32;
                     }
                 }
                 fs.iwrite(inum, &d)?;
-                Ok(p)
+                Ok((p, stopped))
             });
             match r {
-                Ok(p) => pos = p,
+                Ok((p, None)) => pos = p,
+                Ok((p, Some(e))) => return if p > off { Ok(p - off) } else { Err(e) },
                 Err(_) if pos > off => return Ok(pos - off),
                 Err(e) => return Err(e),
             }
         }
         Ok(end - off)
+    }
+
+    /// Writes the part of `[p, end)` inside p's block: zeros before `off`, `src` from it.
+    /// Returns the bytes written.
+    fn fill_block(&mut self, d: &mut DInode, p: u64, off: u64, end: u64, src: &[u8]) -> FsResult<usize> {
+        let bs = BSIZE as u64;
+        let a = self.bmap_alloc(d, p / bs)?;
+        let boff = (p % bs) as usize;
+        let n = (bs - boff as u64).min(end - p) as usize;
+        let slot = self.modify(a, boff == 0 && n == BSIZE)?;
+        let dst = self.cache.data_mut(slot).get_mut(boff..boff + n).ok_or(FsError::Corrupt)?;
+        if p >= off {
+            let s = (p - off) as usize;
+            dst.copy_from_slice(&src[s..s + n]);
+        } else {
+            // Zeros up to `off`, then the start of `src`.
+            let z = n.min((off - p) as usize);
+            dst[..z].fill(0);
+            dst[z..].copy_from_slice(&src[..n - z]);
+        }
+        Ok(n)
     }
 
     /// Sets a file's size: shrinking frees the blocks past it (a transaction at a time,
