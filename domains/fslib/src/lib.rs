@@ -26,3 +26,7 @@ pub use fs::{check_superblock, FileSystem, Geometry, MountError, MountOptions};
 mod testutil;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crash;
+#[cfg(test)]
+mod tests_corrupt;

@@ -45,9 +45,6 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// `len` bytes that depend on `seed` and on the position.
@@ -59,7 +56,7 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
     Dir { nlink: u16 },
-    File { nlink: u16, data: Vec<u8> },
+    File { nlink: u16, size: u64, data: Vec<u8> },
     Device { major: u16, minor: u16 },
 }
 
@@ -136,7 +133,7 @@ pub fn snapshot<D: BlockDev>(fs: &mut FileSystem<D>, max_file: usize) -> FsResul
                             off += n;
                         }
                         data.truncate(off);
-                        Node::File { nlink: st.nlink, data }
+                        Node::File { nlink: st.nlink, size: st.size, data }
                     }
                     FileType::Device => Node::Device { major: st.major, minor: st.minor },
                 };
