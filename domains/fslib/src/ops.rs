@@ -403,6 +403,10 @@ impl<D: BlockDev> FileSystem<D> {
         self.writable()?;
         let dd = self.iget(dp, Src::Entry)?;
         let (inum, off) = self.dirlookup(dp, &dd, name)?.ok_or(FsError::NotFound)?;
+        if inum == ROOTINO {
+            // Only a damaged directory names the root other than by `.`/`..`.
+            return Err(FsError::Corrupt);
+        }
         let d = self.iget(inum, Src::Entry)?;
         if d.typ == T_DIR && !self.dir_is_empty(&d)? {
             return Err(FsError::NotEmpty);
