@@ -251,3 +251,38 @@ fn multi_transaction_unlink_recovers_without_leaks() {
     assert!(orphans > 0, "some cut left an orphan");
     println!("crash: multi-transaction unlink, {} cut points, {orphans} orphans freed at mount", writes.len() + 1);
 }
+
+/// `stop_after(k)` leaves the disk as the first k recorded writes made it, and the file
+/// system mounts from it as from the cut images above.
+#[test]
+fn power_cut_with_stop_after() {
+    let base = fresh(400, 64, Variant::Stock);
+    let base_img = base.image().to_vec();
+    let mut fs = mount(RecordingDisk::new(base.clone()));
+    for op in sequence() {
+        apply(&mut fs, &op);
+    }
+    let all = fs.into_device().writes;
+    let mut tried = 0;
+    for k in (0..all.len()).step_by(9) {
+        let mut rec = RecordingDisk::new(base.clone());
+        rec.stop_after(k);
+        let mut fs = mount(rec);
+        for op in sequence() {
+            apply(&mut fs, &op);
+        }
+        let rec = fs.into_device();
+        assert!(rec.stopped());
+        assert_eq!(rec.writes, all, "the same writes were attempted");
+        let mut img = base_img.clone();
+        for w in &all[..k] {
+            apply_write(&mut img, w);
+        }
+        assert!(rec.inner.image() == &img[..], "cut {k}: only the first k writes landed");
+        let (t, _) = recover(rec.inner.into_image());
+        let (want, _) = recover(img);
+        assert_eq!(t, want);
+        tried += 1;
+    }
+    assert!(tried > 5);
+}
