@@ -131,9 +131,9 @@ fn init(sys: &'static dyn Syscalls, (blk, args): (Remote<dyn Block>, FsArgs)) ->
     let ticker = sys.spawn(
         "fs-commit",
         Box::new(move || loop {
-            sys().sleep_ns(TICK_NS);
+            sys.sleep_ns(TICK_NS);
             if let Err(e) = s.fs.lock().tick() {
-                sys().print(&format!("fs: periodic commit failed: {}", e.as_str()));
+                sys.print(&format!("fs: periodic commit failed: {}", e.as_str()));
             }
         }),
     );
