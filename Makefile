@@ -8,6 +8,7 @@
 #   make clean    remove build output
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
+# DISK=path.img attaches that raw image to `run` instead of target/frond/disk.img.
 # Every target runs scripts/setup.sh first, which installs what a fresh machine lacks.
 
 CARGO     ?= cargo
@@ -20,7 +21,7 @@ BOOTMOD   := target/frond/boot.cpio
 DOMAIN_DIR := target/domains/$(TARGET)/release
 # Domain binaries (crates under domains/ and drivers/, and the test fixture under
 # tests/fixtures/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-virtio-blk dom-membdev dom-fsload
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-virtio-blk dom-membdev dom-fs dom-fsload
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
@@ -45,9 +46,19 @@ build: setup
 	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD) \
 		$(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
 
-run: build
+# The disk `make run` attaches: DISK=path.img attaches any raw image instead (e.g. one made
+# by xv6-riscv's own mkfs). The default image is made once by frond-mkfs (16 MiB, xv6
+# format, holding README.md and docs/) and then kept, with whatever was written to it.
+DISK_IMG := target/frond/disk.img
+DISK     ?= $(DISK_IMG)
+
+$(DISK_IMG):
+	@mkdir -p $(dir $@)
+	$(CARGO) run -q -p frond-mkfs -- build --size 16384 $@ README.md docs
+
+run: build $(if $(filter $(DISK_IMG),$(DISK)),$(DISK_IMG))
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu
+	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
 
 test: build
 	$(CARGO) test

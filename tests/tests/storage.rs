@@ -40,7 +40,7 @@ fn ram_disk_console_round_trip() {
     assert!(df.contains("on membdev"), "df names the RAM disk\n{df}");
     assert!(df.contains("xv6 format"), "a fresh RAM disk is formatted with the stock format\n{df}");
     let w = console(&mut s, "write /hello.txt hello from frond");
-    assert!(w.contains("/hello.txt: 18 bytes"), "{w}");
+    assert!(w.contains("/hello.txt: 17 bytes"), "{w}");
     let c = console(&mut s, "cat /hello.txt");
     assert!(c.contains("hello from frond"), "{c}");
     console(&mut s, "mkdir /d");

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use frond_domrt::sync::Mutex;
 use frond_domrt::{sys, Syscalls};
 use frond_fslib::dev::BlockDev;
-use frond_fslib::fs::{FileSystem, MountError};
+use frond_fslib::{FileSystem, MountError};
 use frond_fslib::layout::{Variant, BSIZE};
 use frond_fslib::mkfs::{self, Params};
 use frond_interface::blk::{BlkError, BlkInfo, BlkReqs, Block};
@@ -131,9 +131,9 @@ fn init(sys: &'static dyn Syscalls, (blk, args): (Remote<dyn Block>, FsArgs)) ->
     let ticker = sys.spawn(
         "fs-commit",
         Box::new(move || loop {
-            sys().sleep_ns(TICK_NS);
+            sys.sleep_ns(TICK_NS);
             if let Err(e) = s.fs.lock().tick() {
-                sys().print(&format!("fs: periodic commit failed: {}", e.as_str()));
+                sys.print(&format!("fs: periodic commit failed: {}", e.as_str()));
             }
         }),
     );
