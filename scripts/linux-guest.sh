@@ -224,10 +224,12 @@ chmod 755 "$rootfs/init"
 # file of an ext2 file system made on it (4 KiB blocks; caches dropped before each read),
 # then frond.files= (default 200) files created and deleted on ext2. One line per figure:
 #   linux-guest: blk op=write|read|create_delete mode=direct|ext2 req=R bytes=B ns=T idle_ns=I
+#     reads=N read_kib=K writes=N write_kib=K flushes=N
 # T: CLOCK_MONOTONIC nanoseconds ("now at" of /proc/timer_list, read by the shell's own
 # `read`, so taking a time costs no fork); I: the CPU's idle + iowait time over the same
 # interval (/proc/stat, 10 ms resolution). Under -icount shift=0 a busy nanosecond is one
-# guest instruction; idle time passes with the host's clock.
+# guest instruction; idle time passes with the host's clock. reads= … flushes= are what the
+# disk completed over the interval (/sys/block/vda/stat, read outside the clock readings).
 # Also `op=overhead` lines (3 of each): what timing a no-op (mode=stamp) and an empty dd
 # (mode=dd: starting a process) cost.
 cat >"$rootfs/blkbench" <<'EOF'
@@ -265,19 +267,22 @@ idle() {
 # run OP MODE REQ RECORDS CMD...: times CMD, checks it succeeded (and, if RECORDS is not
 # -, that dd moved RECORDS whole records), prints the result line.
 run() {
-  local op=$1 mode=$2 req=$3 want=$4 t0 i0
+  local op=$1 mode=$2 req=$3 want=$4 t0 i0 r0 rs0 w0 ws0 f0
   shift 4
+  read -r r0 s_m rs0 s_t w0 s_m ws0 s_t s_q s_t s_t s_d s_m s_s s_t f0 s_t </sys/block/vda/stat
   idle
   now
   t0=$NOW i0=$IDLE
   "$@" 2>/tmp/err || fail "$op $mode req=$req: $(cat /tmp/err)"
   now
   idle
+  read -r s_r s_m s_rs s_t s_w s_m s_ws s_t s_q s_t s_t s_d s_m s_s s_t s_f s_t </sys/block/vda/stat
   [ -n "$NOW" ] && [ -n "$t0" ] || fail "no 'now at' on line 3 of /proc/timer_list"
   if [ "$want" != - ] && ! grep -q "^$want+0 records out" /tmp/err; then
     fail "$op $mode req=$req: dd moved other than $want records: $(cat /tmp/err)"
   fi
-  echo "linux-guest: blk op=$op mode=$mode req=$req bytes=$bytes ns=$((NOW - t0)) idle_ns=$((IDLE - i0))"
+  echo "linux-guest: blk op=$op mode=$mode req=$req bytes=$bytes ns=$((NOW - t0)) idle_ns=$((IDLE - i0))" \
+    "reads=$((s_r - r0)) read_kib=$(((s_rs - rs0) / 2)) writes=$((s_w - w0)) write_kib=$(((s_ws - ws0) / 2)) flushes=$((s_f - f0))"
 }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 ext2_write() { dd if=/dev/zero of=/mnt/bench.dat bs=$1 count=$2 conv=fsync && sync; }

@@ -106,6 +106,8 @@ pub struct DriverStats {
     pub flushes: u64,
     pub kicks: u64,
     pub irqs: u64,
+    /// The file system's commits (`df`'s `fs: N commits`), if printed.
+    pub commits: Option<u64>,
 }
 
 impl DriverStats {
@@ -119,6 +121,7 @@ impl DriverStats {
             flushes: self.flushes.saturating_sub(base.flushes),
             kicks: self.kicks.saturating_sub(base.kicks),
             irqs: self.irqs.saturating_sub(base.irqs),
+            commits: self.commits.zip(base.commits).map(|(a, b)| a.saturating_sub(b)),
         }
     }
 }
@@ -165,7 +168,10 @@ pub fn parse_frond(serial: &str) -> Result<FrondRun, String> {
 /// From the console's `df` and `threads`: the block driver's counters and the idle
 /// thread's CPU time (ms), if printed.
 pub fn console_figures(serial: &str) -> (Option<DriverStats>, Option<u64>) {
-    let driver = serial.lines().find_map(|l| parse_driver(l.split_once("driver: ")?.1));
+    let mut driver = serial.lines().find_map(|l| parse_driver(l.split_once("driver: ")?.1));
+    if let Some(d) = &mut driver {
+        d.commits = serial.lines().find_map(|l| l.split_once("fs: ")?.1.split_once(" commits")?.0.trim().parse().ok());
+    }
     // `threads`: "  id  name  prio state  cpu-ms  switches  stack" rows; the idle thread is id 0.
     let idle = serial.lines().find_map(|l| {
         let t: Vec<&str> = l.split_whitespace().collect();
@@ -189,6 +195,7 @@ fn parse_driver(s: &str) -> Option<DriverStats> {
         flushes: get("flushes", 0)?,
         kicks: get("kicks", 0)?,
         irqs: get("irqs", 0)?,
+        commits: None,
     })
 }
 
@@ -198,6 +205,18 @@ fn parse_driver(s: &str) -> Option<DriverStats> {
 pub struct LinuxFigure {
     pub ns: f64,
     pub idle_ns: f64,
+    /// What the disk completed over the interval, if printed.
+    pub dev: Option<LinuxDev>,
+}
+
+/// Deltas of `/sys/block/vda/stat` over one figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinuxDev {
+    pub reads: u64,
+    pub read_kib: u64,
+    pub writes: u64,
+    pub write_kib: u64,
+    pub flushes: u64,
 }
 
 /// One Linux boot's results.
@@ -245,14 +264,18 @@ pub fn parse_linux(serial: &str) -> Result<LinuxRun, String> {
             }
             continue;
         }
-        raw.push(((op, mode, req), LinuxFigure { ns, idle_ns: idle }));
+        let dev = (|| {
+            let n = |k: &str| num(&f, k, line).ok();
+            Some(LinuxDev { reads: n("reads")?, read_kib: n("read_kib")?, writes: n("writes")?, write_kib: n("write_kib")?, flushes: n("flushes")? })
+        })();
+        raw.push(((op, mode, req), LinuxFigure { ns, idle_ns: idle, dev }));
     }
     if !overhead.is_finite() {
         return Err("no `op=overhead mode=dd` line".into());
     }
     let figures = raw
         .into_iter()
-        .map(|(k, f)| (k, LinuxFigure { ns: (f.ns - overhead).max(1.0), idle_ns: f.idle_ns }))
+        .map(|(k, f)| (k, LinuxFigure { ns: (f.ns - overhead).max(1.0), ..f }))
         .collect::<Vec<_>>();
     if figures.is_empty() {
         return Err("no figures".into());
@@ -670,19 +693,24 @@ fn report(plan: &Plan, res: &Results, records: &mut Vec<Record>, table: &mut Str
                 };
                 let _ = writeln!(
                     lines,
-                    "    virtio-blk driver, workload only (boot minus format+mount): {} writes of {} blocks ({:.1}× the file, {:.1} KiB per request), {} flushes, \
-                     {} reads of {} blocks ({:.1} KiB per request), {} kicks, {} irqs; idle thread {idle}",
+                    "    frond virtio-blk, whole workload (write, read, {FILES} create+delete; boot minus format+mount):\n\
+                     \x20     {} writes of {} blocks ({:.1}× the file, {:.1} KiB per request), {} flushes, {} commits; \
+                     {} reads of {} blocks ({:.1} KiB per request); {} kicks, {} irqs; idle thread {idle}",
                     d.writes,
                     d.written_blocks,
                     d.written_blocks as f64 / data_blocks as f64,
                     d.written_blocks as f64 / d.writes.max(1) as f64,
                     d.flushes,
+                    d.commits.map_or("-".into(), |c| c.to_string()),
                     d.reads,
                     d.read_blocks,
                     d.read_blocks as f64 / d.reads.max(1) as f64,
                     d.kicks,
                     d.irqs
                 );
+                if let Some(c) = d.commits {
+                    records.push(Record::new("storage_driver", &format!("frond_virtio_req{req}"), "commits", "commits").value(c as f64));
+                }
                 let v = format!("frond_virtio_req{req}");
                 for (metric, unit, x) in [
                     ("writes", "requests", d.writes),
@@ -693,6 +721,19 @@ fn report(plan: &Plan, res: &Results, records: &mut Vec<Record>, table: &mut Str
                     ("irqs", "irqs", d.irqs),
                 ] {
                     records.push(Record::new("storage_driver", &v, metric, unit).value(x as f64));
+                }
+            }
+            // The same for Linux, per figure, from its -icount boot.
+            if let Some(l) = linux_icount {
+                let mut parts = Vec::new();
+                for (op, mode, label) in [("write", "direct", "O_DIRECT write"), ("read", "direct", "O_DIRECT read"), ("write", "ext2", "ext2 write"), ("read", "ext2", "ext2 read")] {
+                    if let Some(dev) = l.get(op, mode, req as u64).and_then(|f| f.dev) {
+                        let (n, k) = if op == "write" { (dev.writes, dev.write_kib) } else { (dev.reads, dev.read_kib) };
+                        parts.push(format!("{label} {n} requests ({:.1} KiB each), {} flushes", k as f64 / n.max(1) as f64, dev.flushes));
+                    }
+                }
+                if !parts.is_empty() {
+                    let _ = writeln!(lines, "    linux: {}", parts.join("; "));
                 }
             }
         }
@@ -727,6 +768,7 @@ mod tests {
             fsload: done: 0 rounds, 0 files written, 0 verified, 0 mismatches, 0 errors, 0 syncs\r\n\
             \x20 / on virtio-blk0 (domain 3): large-file format\r\n\
             \x20 driver: 1030 reads (32800 blocks), 520 writes (33000 blocks), 3 flushes, 0 errors, 1550 kicks, 1549 irqs\r\n\
+            \x20 fs: 1700 commits, 0 log blocks replayed at the last mount\r\n\
             \x20   id  name             prio    state        cpu ms  switches  stack\r\n\
             \x20    0  idle             -       Ready           812       100    64K\r\n";
         let r = parse_frond(serial).unwrap();
@@ -734,6 +776,7 @@ mod tests {
         let d = r.driver.unwrap();
         assert_eq!((d.reads, d.read_blocks, d.writes, d.written_blocks, d.flushes, d.kicks, d.irqs), (1030, 32800, 520, 33000, 3, 1550, 1549));
         assert_eq!(r.idle_ms, Some(812));
+        assert_eq!(d.commits, Some(1700));
         assert!((mb_s(r.bytes, r.write_ns as f64) - 16.777).abs() < 0.01);
         assert!(parse_frond("fsload: FAILED: write at 0: no space").unwrap_err().contains("no space"));
         assert!(parse_frond("nothing").is_err());
@@ -746,13 +789,15 @@ mod tests {
             linux-guest: blk op=overhead mode=dd req=0 bytes=4194304 ns=1000 idle_ns=0\n\
             linux-guest: blk op=overhead mode=dd req=0 bytes=4194304 ns=900 idle_ns=0\n\
             linux-guest: blk op=write mode=direct req=4096 bytes=4194304 ns=10900 idle_ns=5000\n\
-            linux-guest: blk op=read mode=ext2 req=65536 bytes=4194304 ns=1900 idle_ns=0\r\n\
+            linux-guest: blk op=read mode=ext2 req=65536 bytes=4194304 ns=1900 idle_ns=0 reads=33 read_kib=4096 writes=0 write_kib=0 flushes=0\r\n\
             linux-guest: blk op=create_delete mode=ext2 req=0 bytes=4194304 ns=900 idle_ns=0\n\
             linux-guest: blk done\n";
         let l = parse_linux(serial).unwrap();
         assert_eq!(l.overhead_ns, 900.0);
         assert_eq!(l.bytes, 4194304);
-        assert_eq!(l.get("write", "direct", 4096), Some(LinuxFigure { ns: 10000.0, idle_ns: 5000.0 }));
+        assert_eq!(l.get("write", "direct", 4096), Some(LinuxFigure { ns: 10000.0, idle_ns: 5000.0, dev: None }));
+        let d = l.get("read", "ext2", 65536).unwrap().dev.unwrap();
+        assert_eq!((d.reads, d.read_kib, d.writes, d.write_kib, d.flushes), (33, 4096, 0, 0, 0));
         assert_eq!(l.get("read", "ext2", 65536).unwrap().ns, 1000.0);
         assert_eq!(l.get("create_delete", "ext2", 0).unwrap().ns, 1.0, "never below 1 ns");
         assert!(l.get("read", "direct", 4096).is_none());
