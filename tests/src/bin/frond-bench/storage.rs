@@ -751,10 +751,16 @@ fn report(plan: &Plan, res: &Results, records: &mut Vec<Record>, table: &mut Str
     };
     bars.sort_by_key(|(l, _)| group(l));
     ibars.sort_by_key(|(l, _)| group(l));
-    let title = |what: &str| format!("Storage: {what} ({} MiB, TCG unless noted)", bytes >> 20);
+    let mib = bytes >> 20;
     vec![
-        ("storage-throughput.svg", super::svg::hbar_chart(&title("sequential throughput, median of rounds"), "MB/s", &bars)),
-        ("storage-instructions.svg", super::svg::hbar_chart(&title("-icount shift=0: guest ns per KiB"), "ns per KiB (instructions + idle)", &ibars)),
+        (
+            "storage-throughput.svg",
+            super::svg::hbar_chart(&format!("Storage, {mib} MiB sequential: MB/s under TCG (median of {} rounds)", plan.rounds), "MB/s (10⁶ B/s)", &bars),
+        ),
+        (
+            "storage-instructions.svg",
+            super::svg::hbar_chart(&format!("Storage, {mib} MiB sequential, -icount shift=0: guest ns per KiB"), "ns per KiB (instructions + idle time)", &ibars),
+        ),
     ]
 }
 
