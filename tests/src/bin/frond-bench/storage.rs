@@ -21,8 +21,8 @@
 //! where a busy guest nanosecond is one instruction (an idle one still passes with the
 //! host's clock: see `docs/storage.md`).
 //!
-//! `FROND_BENCH_STORAGE_ROUNDS` (default 3) and `FROND_BENCH_STORAGE_BYTES` (default 32 MiB;
-//! a smaller value is a quick run and the table says so) change the amounts.
+//! `FROND_BENCH_STORAGE_ROUNDS` (default 3) and `FROND_BENCH_STORAGE_BYTES` (default and
+//! most 32 MiB; a smaller value is a quick run and the table says so) change the amounts.
 
 use std::fmt::Write as _;
 use std::fs;
