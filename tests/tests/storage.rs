@@ -26,6 +26,8 @@ fn console(s: &mut Session, command: &str) -> String {
 fn wait_mounted(s: &mut Session) -> String {
     let head = s.expect("fs: mounted", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("the file system did not mount: {e}"));
     let rest = s.expect("\n", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    // The console's file commands work once the kernel has recorded the path.
+    s.expect("storage: ready", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     format!("{head}{rest}")
 }
 
@@ -46,7 +48,7 @@ fn scratch(test: &str) -> PathBuf {
 #[test]
 fn ram_disk_console_round_trip() {
     let mut s = boot_console("net=off disk=ram ram.mib=8", Vec::new());
-    s.expect("fs: mounted", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("no mount: {e}"));
+    wait_mounted(&mut s);
     let df = console(&mut s, "df");
     assert!(df.contains("on membdev"), "df names the RAM disk\n{df}");
     assert!(df.contains("xv6 format"), "a fresh RAM disk is formatted with the stock format\n{df}");
