@@ -8,6 +8,7 @@
 #   make clean    remove build output
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
+# NIC=igb gives `run`/`gdb` QEMU's igb (an Intel 82576, driven by dom-igb) instead of virtio-net.
 # Every target runs scripts/setup.sh first, which installs what a fresh machine lacks.
 
 CARGO     ?= cargo
@@ -47,7 +48,7 @@ build: setup
 
 run: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu
 
 test: build
 	$(CARGO) test
@@ -61,7 +62,7 @@ bench: build
 
 gdb: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --gdb
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --gdb
 
 clean:
 	$(CARGO) clean

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use frond_tests::fwdbench::{FwdOptions, Guest, Rig, Summary};
 use frond_tests::net::{unique_name, Ipv4Net, MacAddr, Netns, TapNic};
 use frond_tests::qemu::workspace_root;
-use frond_tests::{Accel, Boot};
+use frond_tests::{Accel, Boot, NicModel};
 
 use super::Record;
 
@@ -204,7 +204,7 @@ fn stack_crash(records: &mut Vec<Record>) -> Result<(String, String), String> {
     let mac: MacAddr = "02:00:0a:22:00:01".parse().map_err(|e| format!("{e:?}"))?;
     ns.add_tap(&tap, mac).map_err(e)?;
     ns.configure_link(&tap, mac, Some(Ipv4Net::new(HOST, 24))).map_err(e)?;
-    let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: "52:54:00:12:34:56".parse().map_err(|e| format!("{e:?}"))?, pci_slot: 0x10 };
+    let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: "52:54:00:12:34:56".parse().map_err(|e| format!("{e:?}"))?, pci_slot: 0x10, model: NicModel::VirtioNet };
     let mut session = Boot::new()
         .name("bench-stack-crash")
         .accel(Accel::Tcg)
