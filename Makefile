@@ -9,6 +9,7 @@
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
 # DISK=path.img attaches that raw image to `run` instead of target/frond/disk.img.
+# NIC=igb gives `run`/`gdb` QEMU's igb (an Intel 82576, driven by dom-igb) instead of virtio-net.
 # Every target runs scripts/setup.sh first, which installs what a fresh machine lacks.
 
 CARGO     ?= cargo
@@ -21,7 +22,7 @@ BOOTMOD   := target/frond/boot.cpio
 DOMAIN_DIR := target/domains/$(TARGET)/release
 # Domain binaries (crates under domains/ and drivers/, and the test fixture under
 # tests/fixtures/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-virtio-blk dom-membdev dom-fs dom-fsload
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-ixgbe dom-igb dom-virtio-blk dom-membdev dom-fs dom-fsload
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
@@ -58,7 +59,7 @@ $(DISK_IMG):
 
 run: build $(if $(filter $(DISK_IMG),$(DISK)),$(DISK_IMG))
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
 
 test: build
 	$(CARGO) test
@@ -72,7 +73,7 @@ bench: build
 
 gdb: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --gdb
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --gdb
 
 clean:
 	$(CARGO) clean
