@@ -28,6 +28,11 @@
 //!   from the token's `from` domain: a block owned by someone else, or lent, is not
 //!   re-tagged (nor anything below it) and the thread's violation flag is set; the proxy
 //!   then refuses the call ([`rpc::RpcError::Refused`]).
+//! * A deque of leaf handles ([`RRefDeque`] of [`RRef`]s whose payload holds no RRef) owns
+//!   its elements through itself: they are tagged [`DomainId::IN_RING`], belong to the
+//!   deque's owner (checked when they enter: owner and no lend) and move with it without
+//!   being touched, so a batch crosses a boundary in O(1). Reclamation tags a dead
+//!   domain's ring contents with it first.
 //! * A lent block (borrow count > 0) is never freed by its handle nor moved. A `&mut` lend
 //!   gives the callee an alias of the handle, never the caller's handle ([`lend_mut`]), and
 //!   only for payloads without nested RRefs ([`Exchangeable::HAS_RREFS`]).

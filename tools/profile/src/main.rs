@@ -461,21 +461,27 @@ fn run(args: &Args) -> Result<(), String> {
         let _ = fs::remove_file(&log);
     }
 
-    // Per symbol and per module.
-    let mut by_sym: HashMap<(usize, usize), u64> = HashMap::new();
+    // Per symbol (instances of one crate and instantiations that demangle alike are
+    // summed: `xN` says how many address ranges a row covers) and per module.
+    let mut by_range: HashMap<(usize, usize), u64> = HashMap::new();
     let mut unknown: HashMap<u64, u64> = HashMap::new();
     for (&pc, &c) in &counts {
         match syms.lookup(pc) {
-            Some(k) => *by_sym.entry(k).or_default() += c,
+            Some(k) => *by_range.entry(k).or_default() += c,
             None => *unknown.entry(pc & !0xfff).or_default() += c,
         }
     }
-    let mut by_mod: HashMap<usize, u64> = HashMap::new();
-    for (&(m, _), &c) in &by_sym {
-        *by_mod.entry(m).or_default() += c;
+    let mut by_sym: HashMap<(&str, &str), (u64, usize)> = HashMap::new();
+    let mut by_mod: HashMap<&str, u64> = HashMap::new();
+    for (&(m, n), &c) in &by_range {
+        let module = syms.modules[m].0.as_str();
+        let e = by_sym.entry((module, syms.names[n].as_str())).or_default();
+        e.0 += c;
+        e.1 += 1;
+        *by_mod.entry(module).or_default() += c;
     }
     let mut rows: Vec<_> = by_sym.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
 
     println!("# {} — {} iterations", args.bench, iters);
     if let Some(k) = &run.kbench_line {
@@ -490,17 +496,17 @@ fn run(args: &Args) -> Result<(), String> {
     println!();
     println!("{:>10} {:>6}  {:<14} symbol", "instr/iter", "%", "module");
     let shown = if args.top == 0 { rows.len() } else { args.top.min(rows.len()) };
-    for ((m, n), c) in &rows[..shown] {
+    for ((module, name), (c, ranges)) in &rows[..shown] {
+        let times = if *ranges > 1 { format!(" x{ranges}") } else { String::new() };
         println!(
-            "{:>10} {:>5.1}%  {:<14} {}",
+            "{:>10} {:>5.1}%  {:<14} {name}{times}",
             per_iter(*c, iters),
             100.0 * *c as f64 / total.max(1) as f64,
-            syms.modules[*m].0,
-            syms.names[*n]
+            module,
         );
     }
     if rows.len() > shown {
-        let rest: u64 = rows[shown..].iter().map(|r| r.1).sum();
+        let rest: u64 = rows[shown..].iter().map(|r| r.1 .0).sum();
         println!("{:>10} {:>5.1}%  ({} more symbols)", per_iter(rest, iters), 100.0 * rest as f64 / total.max(1) as f64, rows.len() - shown);
     }
     for (page, c) in &unknown {
@@ -511,7 +517,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut mods: Vec<_> = by_mod.into_iter().collect();
     mods.sort_by(|a, b| b.1.cmp(&a.1));
     for (m, c) in mods {
-        println!("{:>10} {:>5.1}%  {}", per_iter(c, iters), 100.0 * c as f64 / total.max(1) as f64, syms.modules[m].0);
+        println!("{:>10} {:>5.1}%  {m}", per_iter(c, iters), 100.0 * c as f64 / total.max(1) as f64);
     }
     for text in &args.annotate {
         annotate(&syms, &counts, iters, text);
