@@ -93,7 +93,7 @@ impl Block {
             return false;
         }
         if from != to {
-            token.counters().moved(from, to, 1 + held.0, h.size as u64 + held.1);
+            token.count_move(to, 1 + held.0, h.size as u64 + held.1);
         }
         true
     }

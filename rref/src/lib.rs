@@ -84,7 +84,7 @@ pub use frond_interface_gen::Exchangeable;
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicUsize};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
 /// Number of domain slots, the kernel's slot 0 included. Domain ids are slot indices; a
 /// restarted domain keeps its slot and gets a new generation.
@@ -173,6 +173,8 @@ pub unsafe trait Exchangeable {
 pub struct MoveToken {
     from: DomainId,
     counters: &'static registry::Counters,
+    /// `from`'s counter in `counters`, looked up once per token.
+    from_counter: &'static AtomicU64,
 }
 
 impl core::fmt::Debug for MoveToken {
@@ -188,7 +190,8 @@ impl MoveToken {
     /// Only proxy runtimes (and tests) may re-tag or lend blocks: every move and lend must
     /// be one the runtime performs for a call, and `from` the domain giving the values up.
     pub unsafe fn new(from: DomainId) -> Self {
-        MoveToken { from, counters: heap().counters() }
+        // SAFETY: forwarded from the caller; the installed heap's counters.
+        unsafe { Self::with_counters(from, heap().counters()) }
     }
 
     /// Like [`MoveToken::new`], with the heap's counters given (the kernel's runtime knows
@@ -198,7 +201,7 @@ impl MoveToken {
     /// As for [`MoveToken::new`]; `counters` are the installed heap's.
     #[inline(always)]
     pub unsafe fn with_counters(from: DomainId, counters: &'static registry::Counters) -> Self {
-        MoveToken { from, counters }
+        MoveToken { from, counters, from_counter: counters.counter(from) }
     }
 
     /// The domain that must own the blocks being moved.
@@ -207,9 +210,10 @@ impl MoveToken {
         self.from
     }
 
+    /// Counts `blocks` blocks of `bytes` bytes moving from the token's `from` to `to`.
     #[inline(always)]
-    pub(crate) fn counters(&self) -> &'static registry::Counters {
-        self.counters
+    pub(crate) fn count_move(&self, to: DomainId, blocks: u64, bytes: u64) {
+        self.counters.moved_from(self.from_counter, to, blocks, bytes);
     }
 }
 

@@ -70,9 +70,22 @@ impl Counters {
     /// `blocks` blocks of `bytes` bytes in all changed owner from `from` to `to`.
     #[inline(always)]
     pub fn moved(&self, from: DomainId, to: DomainId, blocks: u64, bytes: u64) {
+        self.moved_from(self.counter(from), to, blocks, bytes);
+    }
+
+    /// [`Counters::moved`] with the counter of `from` looked up already
+    /// ([`Counters::counter`]): a [`crate::MoveToken`] carries its `from`'s.
+    #[inline(always)]
+    pub(crate) fn moved_from(&self, from: &AtomicU64, to: DomainId, blocks: u64, bytes: u64) {
         let p = pack(blocks, bytes);
-        self.packed[slot(from)].fetch_sub(p, SeqCst);
+        from.fetch_sub(p, SeqCst);
         self.packed[slot(to)].fetch_add(p, SeqCst);
+    }
+
+    /// The packed counter of `d`.
+    #[inline(always)]
+    pub(crate) fn counter(&self, d: DomainId) -> &AtomicU64 {
+        &self.packed[slot(d)]
     }
 
     pub(crate) fn add(&self, d: DomainId, bytes: u64) {
