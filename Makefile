@@ -4,6 +4,8 @@
 #                 namespace (root) or user-mode networking, open the kernel console (quit: `quit`)
 #   make test     host unit tests + in-QEMU tests (each boots its own QEMU)
 #   make bench    benchmarks (figures, never pass/fail)
+#   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
+#                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
 #   make clean    remove build output
 #
@@ -31,7 +33,7 @@ export FROND_DOMAIN_ELF  := $(abspath $(DOMAIN_DIR))/dom-echo
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build run test bench gdb clean
+.PHONY: all setup build run test bench profile gdb clean
 
 all: build
 
@@ -70,6 +72,13 @@ test: build
 bench: build
 	$(CARGO) build -q --release -p frond-tests --bins
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
+
+# Counts every guest instruction of one benchmark's measured region (QEMU's execution log,
+# one instruction per block, -icount shift=0) and attributes it to kernel and domain
+# symbols; docs/performance.md explains the method and the figures.
+profile: build
+	@test -n "$(BENCH)" || { echo "usage: make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]"; exit 2; }
+	$(CARGO) run -q --release -p frond-profile -- $(BENCH) $(if $(ITERS),--iters $(ITERS)) $(if $(ANNOTATE),--annotate '$(ANNOTATE)')
 
 gdb: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
