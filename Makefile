@@ -4,11 +4,14 @@
 #                 namespace (root) or user-mode networking, open the kernel console (quit: `quit`)
 #   make test     host unit tests + in-QEMU tests (each boots its own QEMU)
 #   make bench    benchmarks (figures, never pass/fail)
+#   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
+#                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
 #   make clean    remove build output
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
 # DISK=path.img attaches that raw image to `run` instead of target/frond/disk.img.
+# NIC=igb gives `run`/`gdb` QEMU's igb (an Intel 82576, driven by dom-igb) instead of virtio-net.
 # Every target runs scripts/setup.sh first, which installs what a fresh machine lacks.
 
 CARGO     ?= cargo
@@ -21,7 +24,7 @@ BOOTMOD   := target/frond/boot.cpio
 DOMAIN_DIR := target/domains/$(TARGET)/release
 # Domain binaries (crates under domains/ and drivers/, and the test fixture under
 # tests/fixtures/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-virtio-blk dom-membdev dom-fs dom-fsload
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-ixgbe dom-igb dom-virtio-blk dom-membdev dom-fs dom-fsload
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
@@ -30,7 +33,7 @@ export FROND_DOMAIN_ELF  := $(abspath $(DOMAIN_DIR))/dom-echo
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build run test bench gdb clean
+.PHONY: all setup build run test bench profile gdb clean
 
 all: build
 
@@ -58,7 +61,7 @@ $(DISK_IMG):
 
 run: build $(if $(filter $(DISK_IMG),$(DISK)),$(DISK_IMG))
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
 
 test: build
 	$(CARGO) test
@@ -70,9 +73,16 @@ bench: build
 	$(CARGO) build -q --release -p frond-tests --bins
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
 
+# Counts every guest instruction of one benchmark's measured region (QEMU's execution log,
+# one instruction per block, -icount shift=0) and attributes it to kernel and domain
+# symbols; docs/performance.md explains the method and the figures.
+profile: build
+	@test -n "$(BENCH)" || { echo "usage: make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]"; exit 2; }
+	$(CARGO) run -q --release -p frond-profile -- $(BENCH) $(if $(ITERS),--iters $(ITERS)) $(if $(ANNOTATE),--annotate '$(ANNOTATE)')
+
 gdb: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" scripts/run.sh target/debug/frond-qemu --gdb
+	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --gdb
 
 clean:
 	$(CARGO) clean

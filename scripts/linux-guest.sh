@@ -2,12 +2,13 @@
 # Builds the Linux baseline guest of the forwarding benchmark into target/linux-guest/:
 #
 #   target/linux-guest/vmlinuz         Debian's kernel (the image linux-image-amd64 depends on)
-#   target/linux-guest/initramfs.gz    busybox + the virtio-net modules + /init (cpio newc, gzip)
+#   target/linux-guest/initramfs.gz    busybox + the virtio-net and igb modules + /init (cpio newc, gzip)
 #   target/linux-guest/cache/          the downloaded .deb files (kept; never installed)
 #
 # /init brings up the two forwarding NICs the benchmark topology fixes (matched by MAC, not
 # by name): 52:54:00:0a:01:02 -> 10.0.1.2/24 (PCI slot 0x10), 52:54:00:0a:02:02 ->
-# 10.0.2.2/24 (slot 0x11); permanent neighbours 10.0.1.1 -> 02:00:0a:00:01:01 and
+# 10.0.2.2/24 (slot 0x11; with QEMU's igb NICs they sit elsewhere, the MACs are the same);
+# permanent neighbours 10.0.1.1 -> 02:00:0a:00:01:01 and
 # 10.0.2.1 -> 02:00:0a:00:02:01; ip_forward=1; prints `linux-guest: forwarding ready` on the
 # console (ttyS0 when booted with console=ttyS0) and sleeps forever.
 # With `frond.mode=blk` on the command line it runs the storage baseline instead (/blkbench,
@@ -30,10 +31,11 @@ script="$root/scripts/linux-guest.sh"
 force=0
 [ "${1:-}" = "--force" ] && force=1
 
-# The modules the virtio-net NICs need, by the module names of the kernel's config
-# options. Only those built as modules (=m) are loaded; =y ones are already in the kernel.
-# Their own dependencies are followed (the `depends=` field of each module).
-WANTED_MODULES=(virtio_pci virtio_net)
+# The modules the NICs need (virtio-net, and igb for the benchmark's igb comparison), by
+# the module names of the kernel's config options. Only those built as modules (=m) are
+# loaded; =y ones are already in the kernel. Their own dependencies are followed (the
+# `depends=` field of each module).
+WANTED_MODULES=(virtio_pci virtio_net igb)
 # The storage baseline's modules (frond.mode=blk): virtio-blk and ext2, which Debian's
 # kernel serves with ext4 (CONFIG_EXT4_USE_FOR_EXT2). Loaded only in that mode.
 # ext4 loads the crc32c checksum at every mount (crc32c_generic: CONFIG_CRYPTO_CRC32C).

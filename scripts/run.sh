@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run` / `make gdb`: boot Frond on this terminal with one virtio-net NIC.
+# `make run` / `make gdb`: boot Frond on this terminal with one NIC: virtio-net, or QEMU's
+# igb (an Intel 82576) with NIC=igb (or FROND_NIC=igb); frond-qemu builds its -device.
 #
 # As root (with iproute2): a network namespace `frond-run` holding a tap `frond0`
 # (host end 10.33.0.1/24); QEMU runs inside the namespace (`ip netns exec`), the guest is
@@ -19,7 +20,7 @@ TAP=frond0
 HOST_IP=10.33.0.1
 GUEST_IP=10.33.0.2
 MAC=52:54:00:12:34:56
-NIC="virtio-net-pci,netdev=n0,mac=$MAC,addr=0x10,disable-legacy=on"
+NIC_MODEL=${NIC:-${FROND_NIC:-virtio}}
 
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && [ "${FROND_NET:-tap}" = tap ]; then
   cleanup() {
@@ -43,8 +44,9 @@ run:   ip netns exec $NS curl http://$GUEST_IP/
 run:   ip netns exec $NS nc $GUEST_IP 7             (TCP echo; -u for UDP echo)
 run: the namespace is removed when QEMU exits (Ctrl-A X, or \`quit\` at the prompt).
 MSG
-  ip netns exec "$NS" "$QEMU_TOOL" run --append "ip=$GUEST_IP/24 gw=$HOST_IP ${APPEND:-}" "$@" -- \
-    -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no" -device "$NIC"
+  ip netns exec "$NS" "$QEMU_TOOL" run --append "ip=$GUEST_IP/24 gw=$HOST_IP ${APPEND:-}" \
+    --nic "$NIC_MODEL" --mac "$MAC" "$@" -- \
+    -netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no"
 else
   HTTP=${FROND_HTTP_PORT:-8080}
   ECHO=${FROND_ECHO_PORT:-8007}
@@ -55,7 +57,6 @@ run:   curl http://127.0.0.1:$HTTP/
 run:   nc 127.0.0.1 $ECHO             (TCP echo; nc -u 127.0.0.1 $ECHO for UDP echo)
 run: (ping cannot cross user-mode networking.)
 MSG
-  "$QEMU_TOOL" run --append "${APPEND:-}" "$@" -- \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP-:80,hostfwd=tcp:127.0.0.1:$ECHO-:7,hostfwd=udp:127.0.0.1:$ECHO-:7" \
-    -device "$NIC"
+  "$QEMU_TOOL" run --append "${APPEND:-}" --nic "$NIC_MODEL" --mac "$MAC" "$@" -- \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP-:80,hostfwd=tcp:127.0.0.1:$ECHO-:7,hostfwd=udp:127.0.0.1:$ECHO-:7"
 fi

@@ -494,18 +494,19 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     // and its blocks reclaimed; blocks already the caller's are not. A result holding a
     // block the callee did not own is forgotten, and the callee killed after the call.
     let take_result = match ret_kind {
-        Kind::Remote(_) => quote!((__frond_v, false)),
+        Kind::Remote(_) => quote!(__frond_v),
         _ => quote_spanned!(ret.span()=> match __frond_v {
             ::core::result::Result::Ok(__frond_v) => {
                 <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token(#callee));
                 if <#ret as ::rref::Exchangeable>::HAS_RREFS && #rt::take_violation() {
                     let _ = ::core::mem::ManuallyDrop::new(__frond_v);
-                    (::core::result::Result::Err(::rref::rpc::RpcError::Refused), true)
+                    __frond_kill.set(true);
+                    ::core::result::Result::Err(::rref::rpc::RpcError::Refused)
                 } else {
-                    (::core::result::Result::Ok(__frond_v), false)
+                    ::core::result::Result::Ok(__frond_v)
                 }
             }
-            ::core::result::Result::Err(__frond_e) => (::core::result::Result::Err(__frond_e), false),
+            ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
         }),
     };
     // Only a result that may hold RRefs can be refused (a constant, so the check vanishes
@@ -531,7 +532,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             if (#moves_rrefs) && #rt::take_violation() {
                 // An argument was not the caller's to give: the callee never sees it.
                 #forget_args
-                return (::core::result::Result::Err(::rref::rpc::RpcError::Refused), false);
+                return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
             }
         }
     };
@@ -559,11 +560,16 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     let cfgs = &m.cfgs;
     quote! {
         #(#cfgs)*
+        // Inline: a recovery proxy's method calls this one, and the proxies reached
+        // through `Remote` are called through their vtable anyway.
+        #[inline]
         #sig {
             #checks
             let __frond_t = ::rref::rpc::Proxy::target(self);
             let (__frond_caller, __frond_caller_gen) = #rt::current();
             #lends
+            // Set inside the call when the callee's result is refused: it is killed after.
+            let __frond_kill = &::core::cell::Cell::new(false);
             let __frond_r = #rt::call(__frond_t, move |__frond_obj| {
                 #moves
                 #refuse_args
@@ -577,9 +583,9 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 #rt::leave();
             }
             match __frond_r {
-                ::core::result::Result::Ok((::core::result::Result::Ok(__frond_v), _)) => #success,
-                ::core::result::Result::Ok((::core::result::Result::Err(__frond_e), __frond_kill)) => {
-                    if #kill_possible && __frond_kill {
+                ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
+                ::core::result::Result::Ok(::core::result::Result::Err(__frond_e)) => {
+                    if #kill_possible && __frond_kill.get() {
                         // The callee returned a block it did not own (or a lent one).
                         #rt::kill(__frond_t);
                     }
@@ -739,7 +745,7 @@ mod tests {
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
         // A refused move stops the call before the method runs.
-        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return (::core::result::Result::Err(::rref::rpc::RpcError::Refused), false); }");
+        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Err(::rref::rpc::RpcError::Refused); }");
         let method_call = take.find(&squash("<dyn Echo as Echo>::take(")).unwrap();
         assert!(
             take.find(&refused).is_some_and(|i| i > call && i < method_call),
@@ -757,8 +763,8 @@ mod tests {
         );
         let call_end = take.find(&squash("});")).unwrap();
         assert!(moved_out_at.is_some_and(|i| i < call_end), "moved out inside the call: {take}");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); (::core::result::Result::Err(::rref::rpc::RpcError::Refused), true) }");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && __frond_kill { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); __frond_kill.set(true); ::core::result::Result::Err(::rref::rpc::RpcError::Refused) }");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && __frond_kill.get() { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
         // No RRef arguments: no violation check at all.
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("take_violation()){"), "{add}");

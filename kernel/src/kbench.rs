@@ -4,6 +4,15 @@
 //! Each prints `kbench name=NAME iters=N tsc=T`: T TSC ticks for N operations. Under
 //! `-icount shift=0` the TSC counts guest instructions, so T/N is instructions per
 //! operation and repeatable; under plain TCG it is host time (see `kbench-info tsc_hz`).
+//!
+//! `bench=NAME,iters=N` overrides the iteration count; `bench=NAME,profile` is for the
+//! guest profiler (`tools/profile`, `make profile BENCH=NAME`): around the measured
+//! region ([`region_start`], [`region_end`]) the benchmark prints where every domain
+//! image is loaded, then `kbench-profile: begin` and waits for a byte on the serial
+//! port (the profiler switches QEMU's execution log on meanwhile), calls
+//! [`frond_profile_begin`], runs, calls [`frond_profile_end`], prints
+//! `kbench-profile: end` and waits again (the log goes off). The profiler counts the
+//! instructions executed between the two marker functions.
 
 use crate::arch::qemu::{exit, ExitCode};
 use crate::println;
@@ -11,7 +20,7 @@ use crate::sched::{self, Priority};
 use crate::time::rdtsc;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use frond_interface::test::{Counter, Echo, EchoKind, Nested, Packet, PeekInfo};
 use rref::rpc::{Remote, RpcError, RpcResult};
 use rref::RRef;
@@ -41,6 +50,54 @@ const BENCHES: &[Bench] = &[
     Bench { name: "fwd_null_direct_b8", iters: 64_000, run: |n| crate::netbench::fwd_null(n, 8, false) },
     Bench { name: "fwd_null_direct_b32", iters: 128_000, run: |n| crate::netbench::fwd_null(n, 32, false) },
 ];
+
+/// `bench=...,profile`: the measured region is bracketed for the profiler.
+static PROFILE: AtomicBool = AtomicBool::new(false);
+/// `rdtsc` at the last [`region_start`], read by [`region_end`].
+static REGION_T0: AtomicU64 = AtomicU64::new(0);
+
+/// Marks the start of the profiled region (the profiler counts from its execution on).
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn frond_profile_begin() {
+    // SAFETY: an empty instruction; keeps the function from being merged or removed.
+    unsafe { core::arch::asm!("nop", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Marks the end of the profiled region.
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn frond_profile_end() {
+    // SAFETY: as above; two nops, so the linker cannot fold it into the begin marker.
+    unsafe { core::arch::asm!("nop", "nop", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Starts the measured region of a benchmark: returns the TSC. With `profile`, first
+/// reports the domain images and waits for the profiler (see the module docs).
+pub fn region_start() -> u64 {
+    if PROFILE.load(Ordering::Relaxed) {
+        for (slot, base, span, name) in crate::domain::images() {
+            println!("kbench-profile domain slot={slot} base={base:#x} span={span:#x} crate={name}");
+        }
+        println!("kbench-profile: begin");
+        let _ = crate::serial::read_byte();
+    }
+    let t = rdtsc();
+    REGION_T0.store(t, Ordering::Relaxed);
+    frond_profile_begin();
+    t
+}
+
+/// Ends the measured region started by [`region_start`]: returns the TSC ticks since.
+pub fn region_end() -> u64 {
+    frond_profile_end();
+    let t = rdtsc() - REGION_T0.load(Ordering::Relaxed);
+    if PROFILE.load(Ordering::Relaxed) {
+        println!("kbench-profile: end tsc={t}");
+        let _ = crate::serial::read_byte();
+    }
+    t
+}
 
 /// The echo domain every domain benchmark calls (created on first use).
 fn echo() -> rref::DomainId {
@@ -117,22 +174,22 @@ impl Echo for LocalEcho {
 fn dyn_call(n: u64) -> u64 {
     let local = LocalEcho;
     let e: &dyn Echo = core::hint::black_box(&local);
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         let _ = core::hint::black_box(e.ping());
     }
-    rdtsc() - t0
+    region_end()
 }
 
 /// A proxied call that does nothing: alive check, continuation, domain switch, dyn call.
 fn proxy_null_call(n: u64) -> u64 {
     let echo = crate::domain::grant::<dyn Echo>(echo()).expect("grant");
     let e: &dyn Echo = core::hint::black_box(&*echo);
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         let _ = core::hint::black_box(e.ping());
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     assert_eq!(e.ping(), Ok(()));
     t
 }
@@ -141,11 +198,11 @@ fn proxy_null_call(n: u64) -> u64 {
 fn proxy_rref_bounce(n: u64) -> u64 {
     let echo = crate::domain::grant::<dyn Echo>(echo()).expect("grant");
     let mut v = RRef::new(0u64);
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         v = echo.bounce(v).expect("bounce");
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     assert_eq!(v.owner(), rref::DomainId::KERNEL);
     t
 }
@@ -155,11 +212,11 @@ fn proxy_dead_call(n: u64) -> u64 {
     let d = crate::domain::create::<EchoKind>("dead", "domains/dom-echo", || ()).expect("create");
     let echo = crate::domain::grant::<dyn Echo>(d).expect("grant");
     crate::domain::kill(d).expect("kill");
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         let _ = core::hint::black_box(echo.ping());
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     assert_eq!(echo.ping(), Err(RpcError::DomainDead));
     drop(echo);
     crate::domain::remove(d).expect("remove");
@@ -167,21 +224,21 @@ fn proxy_dead_call(n: u64) -> u64 {
 }
 
 fn rref_alloc_free(n: u64) -> u64 {
-    let t0 = rdtsc();
+    region_start();
     for i in 0..n {
         drop(core::hint::black_box(RRef::new(i)));
     }
-    rdtsc() - t0
+    region_end()
 }
 
 /// Kill and reload the (small) echo domain: unload, reload from the image, re-run init.
 fn domain_restart(n: u64) -> u64 {
     let d = echo();
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         crate::domain::restart(d).expect("restart");
     }
-    rdtsc() - t0
+    region_end()
 }
 
 /// One context switch: two threads yielding to each other; T counts both directions, so
@@ -200,11 +257,11 @@ fn yield_switch(n: u64) -> u64 {
         .expect("spawn");
     sched::yield_now(); // let the partner start
     let s0 = sched::stats().switches;
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n / 2 {
         sched::yield_now();
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     let switches = sched::stats().switches - s0;
     assert!(switches >= n - 2, "only {switches} switches for {n} expected: the benchmark measures nothing");
     GO.store(false, Ordering::SeqCst);
@@ -223,12 +280,12 @@ fn channel_roundtrip(n: u64) -> u64 {
             }
         }
     });
-    let t0 = rdtsc();
+    region_start();
     for i in 0..n {
         to_tx.send(i).expect("echo alive");
         assert_eq!(back_rx.recv(), Some(i));
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     drop(to_tx);
     echo.join();
     t
@@ -236,27 +293,27 @@ fn channel_roundtrip(n: u64) -> u64 {
 
 fn mutex_uncontended(n: u64) -> u64 {
     let m = sched::Mutex::new(0u64);
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         *m.lock() += 1;
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     assert_eq!(*m.lock(), n);
     t
 }
 
 fn heap_alloc_free(n: u64) -> u64 {
-    let t0 = rdtsc();
+    region_start();
     for i in 0..n {
         let b = core::hint::black_box(Box::new([i as u8; 64]));
         drop(b);
     }
-    rdtsc() - t0
+    region_end()
 }
 
 fn spawn_join(n: u64) -> u64 {
     let hits = Arc::new(core::sync::atomic::AtomicU64::new(0));
-    let t0 = rdtsc();
+    region_start();
     for _ in 0..n {
         let h = hits.clone();
         sched::spawn("short", move || {
@@ -264,7 +321,7 @@ fn spawn_join(n: u64) -> u64 {
         })
         .join();
     }
-    let t = rdtsc() - t0;
+    let t = region_end();
     assert_eq!(hits.load(Ordering::Relaxed), n);
     t
 }
@@ -276,12 +333,27 @@ pub fn run_main(which: &'static str) {
         .expect("spawn kbench thread");
 }
 
-fn run(which: &str) -> ! {
+fn run(spec: &str) -> ! {
     println!("kbench-info tsc_hz={}", crate::time::tsc_hz());
+    // `NAME[,iters=N][,profile]`
+    let mut parts = spec.split(',');
+    let which = parts.next().unwrap_or("");
+    let mut iters = None;
+    for p in parts {
+        match p.split_once('=') {
+            Some(("iters", n)) => match n.parse::<u64>() {
+                Ok(n) if n > 0 => iters = Some(n),
+                _ => println!("kbench: bad iters '{n}'; using the default"),
+            },
+            None if p == "profile" => PROFILE.store(true, Ordering::Relaxed),
+            _ => println!("kbench: unknown option '{p}'"),
+        }
+    }
     let mut ran = 0;
     for b in BENCHES.iter().filter(|b| which == "all" || which == b.name) {
-        let t = (b.run)(b.iters);
-        println!("kbench name={} iters={} tsc={}", b.name, b.iters, t);
+        let n = iters.unwrap_or(b.iters);
+        let t = (b.run)(n);
+        println!("kbench name={} iters={} tsc={}", b.name, n, t);
         ran += 1;
     }
     if ran == 0 {

@@ -60,6 +60,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_lender_dies", run: crate::ktest_hostile::lender_dies },
     Test { name: "hostile_cpu_faults", run: crate::ktest_hostile::cpu_faults },
     Test { name: "hostile_lifecycle", run: crate::ktest_hostile::lifecycle },
+    Test { name: "hostile_block_requests", run: crate::ktest_hostile::block_requests },
+    Test { name: "hostile_fs_requests", run: crate::ktest_hostile::fs_requests },
 ];
 
 /// Prints a figure for the host test (`ktest-metric key=value`).

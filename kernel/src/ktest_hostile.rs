@@ -480,3 +480,138 @@ pub fn cpu_faults() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// The storage interfaces: every malformed request a caller can make gets an error, and
+// nothing else changes (the devices and the file system keep working, counters exact).
+
+use frond_interface::blk::{BlkArgs, BlkError, BlkReq, BlkReqs, Block, BlockKind, BLK_BYTES_MAX, BLK_REQS_MAX, BLOCK_SIZE};
+use frond_interface::fs::{FileType, Fs, FsArgs, FsError, FsKind, Path, IO_MAX, PATH_MAX, ROOT_INUM};
+use frond_interface::net::PciDevice;
+use rref::RRefVec;
+
+/// A RAM disk of `blocks` blocks, named `name`.
+fn ram_disk(name: &str, blocks: u64) -> DomainId {
+    let dev = PciDevice { bdf: 0xffff, vendor: 0, device: 0, bars: [(0, 0); 6], caps: Default::default(), ncaps: 0, msix_vector: 0 };
+    domain::create::<BlockKind>(name, "domains/dom-membdev", move || (BlkArgs { dev, ram_blocks: blocks },)).expect("membdev")
+}
+
+fn req(block: u64, offset: u32, count: u32) -> BlkReq {
+    BlkReq { block, offset, count }
+}
+
+/// Malformed block requests: too many, empty, unaligned, outside the lent buffer,
+/// past the device, overflowing; each is refused whole and the disk is untouched.
+pub fn block_requests() {
+    with_bystander(|_| {
+        let id = ram_disk("membdev-h", 64);
+        let blk = domain::grant::<dyn Block>(id).expect("grant");
+        let mut buf = RRefVec::<u8>::new_with(BLK_BYTES_MAX, |i| i as u8);
+        let good = BlkReqs::one(3, 2);
+        assert_eq!(blk.write(good, &buf), Ok(Ok(())));
+        let mut bad: alloc::vec::Vec<(&str, BlkReqs, BlkError)> = alloc::vec::Vec::new();
+        let mut too_many = BlkReqs::one(0, 1);
+        too_many.n = BLK_REQS_MAX as u32 + 1;
+        bad.push(("n past the array", too_many, BlkError::BadRequest));
+        bad.push(("empty request", BlkReqs::one(0, 0), BlkError::BadRequest));
+        let mut r = BlkReqs::new();
+        r.push(req(0, 100, 1));
+        bad.push(("unaligned offset", r, BlkError::BadRequest));
+        let mut r = BlkReqs::new();
+        r.push(req(0, (BLK_BYTES_MAX - BLOCK_SIZE) as u32, 2));
+        bad.push(("past the buffer", r, BlkError::BadRequest));
+        bad.push(("past the device", BlkReqs::one(63, 2), BlkError::OutOfRange));
+        bad.push(("overflowing block number", BlkReqs::one(u64::MAX, 2), BlkError::OutOfRange));
+        let mut r = BlkReqs::one(5, 1);
+        r.push(req(u64::MAX - 1, 1024, 1));
+        bad.push(("one bad request among good ones", r, BlkError::OutOfRange));
+        for (what, reqs, expect) in &bad {
+            assert_eq!(blk.read(*reqs, &mut buf), Ok(Err(*expect)), "read: {what}");
+            assert_eq!(blk.write(*reqs, &buf), Ok(Err(*expect)), "write: {what}");
+        }
+        // A buffer too short for even one block.
+        let mut tiny = RRefVec::<u8>::new_with(10, |_| 0);
+        assert_eq!(blk.read(BlkReqs::one(0, 1), &mut tiny), Ok(Err(BlkError::BadRequest)));
+        // Nothing of the above wrote: blocks 3..5 hold what the good write put there, and
+        // block 5 (written only by a refused batch) is still zero.
+        let mut back = RRefVec::<u8>::new_with(3 * BLOCK_SIZE, |_| 0xee);
+        assert_eq!(blk.read(BlkReqs::one(3, 3), &mut back), Ok(Ok(())));
+        assert!(back[..2 * BLOCK_SIZE].iter().enumerate().all(|(i, &b)| b == i as u8), "the good write is intact");
+        assert!(back[2 * BLOCK_SIZE..].iter().all(|&b| b == 0), "a refused batch wrote nothing");
+        let st = blk.stats().expect("stats");
+        metric("blk.writes", st.writes);
+        metric("blk.reads", st.reads);
+        assert_eq!((st.writes, st.written_blocks), (1, 2), "only the good write counted");
+        metric("refused", bad.len() * 2 + 1);
+        drop((buf, tiny, back));
+        domain::remove(id).expect("remove");
+    });
+}
+
+fn p(s: &str) -> Path {
+    Path::new(s).expect("short path")
+}
+
+/// Malformed file-system requests: bad paths, inode numbers, offsets, lengths, names,
+/// operations on the wrong kind of file. Each returns its error; afterwards the file
+/// system works and holds exactly what the good operations made.
+pub fn fs_requests() {
+    with_bystander(|_| {
+        let disk = ram_disk("membdev-h", 2048);
+        let fs_id = domain::create::<FsKind>("fs-h", "domains/dom-fs", move || {
+            (domain::grant_recover::<dyn Block>(disk).expect("Block"), FsArgs { format_if_empty: true, large: false })
+        })
+        .expect("fs");
+        let fs = domain::grant::<dyn Fs>(fs_id).expect("grant");
+        let f = fs.create(ROOT_INUM, p("/f"), FileType::File, 0, 0, true).expect("call").expect("create /f");
+        let d = fs.create(ROOT_INUM, p("/d"), FileType::Dir, 0, 0, true).expect("call").expect("mkdir /d");
+        let data = RRefVec::<u8>::new_with(IO_MAX, |i| (i % 251) as u8);
+        assert_eq!(fs.write(f.inum, 0, &data, 5000), Ok(Ok(5000)));
+        let mut buf = RRefVec::<u8>::new_with(IO_MAX, |_| 0);
+        let mut bad_len = p("/f");
+        bad_len.len = (PATH_MAX + 50) as u16;
+        let mut checks = 0u64;
+        let mut check = |what: &str, got: Result<Result<(), FsError>, RpcError>, want: FsError| {
+            assert_eq!(got, Ok(Err(want)), "{what}");
+            checks += 1;
+        };
+        check("path length past the array", fs.lookup(ROOT_INUM, bad_len).map(|r| r.map(drop)), FsError::BadPath);
+        check("empty path", fs.lookup(ROOT_INUM, p("")).map(|r| r.map(drop)), FsError::BadPath);
+        check("cwd inode 0", fs.lookup(0, p("f")).map(|r| r.map(drop)), FsError::Invalid);
+        check("cwd past the inodes", fs.lookup(1_000_000, p("f")).map(|r| r.map(drop)), FsError::Invalid);
+        check("cwd a file", fs.lookup(f.inum, p("x")).map(|r| r.map(drop)), FsError::NotDir);
+        check("stat a free inode", fs.stat(100).map(|r| r.map(drop)), FsError::Stale);
+        check("read a free inode", fs.read(100, 0, &mut buf).map(|r| r.map(drop)), FsError::Stale);
+        check("write a directory", fs.write(d.inum, 0, &data, 10).map(|r| r.map(drop)), FsError::IsDir);
+        check("length past the lent buffer", fs.write(f.inum, 0, &RRefVec::new_with(8, |_| 1u8), 9).map(|r| r.map(drop)), FsError::Invalid);
+        check("offset past the largest file", fs.write(f.inum, 1 << 40, &data, 10).map(|r| r.map(drop)), FsError::TooBig);
+        check("offset u64::MAX", fs.write(f.inum, u64::MAX, &data, 10).map(|r| r.map(drop)), FsError::TooBig);
+        check("truncate a directory", fs.truncate(d.inum, 0), FsError::IsDir);
+        check("truncate past the largest file", fs.truncate(f.inum, u64::MAX), FsError::TooBig);
+        check("readdir a file", fs.readdir(f.inum, 0).map(|r| r.map(drop)), FsError::NotDir);
+        check("15-byte name", fs.create(ROOT_INUM, p("/abcdefghijklmno"), FileType::File, 0, 0, false).map(|r| r.map(drop)), FsError::NameTooLong);
+        check("create under a file", fs.create(ROOT_INUM, p("/f/x"), FileType::File, 0, 0, false).map(|r| r.map(drop)), FsError::NotDir);
+        check("create in a missing directory", fs.create(ROOT_INUM, p("/nope/x"), FileType::File, 0, 0, false).map(|r| r.map(drop)), FsError::NotFound);
+        check("mkdir over a file", fs.create(ROOT_INUM, p("/f"), FileType::Dir, 0, 0, true).map(|r| r.map(drop)), FsError::Exists);
+        check("link to a directory", fs.link(ROOT_INUM, p("/d"), p("/d2")), FsError::NotPermitted);
+        check("link over an existing name", fs.link(ROOT_INUM, p("/f"), p("/d")), FsError::Exists);
+        check("unlink the root", fs.unlink(ROOT_INUM, p("/")), FsError::NotPermitted);
+        check("unlink .", fs.unlink(ROOT_INUM, p("/d/.")), FsError::NotPermitted);
+        check("unlink ..", fs.unlink(ROOT_INUM, p("/d/..")), FsError::NotPermitted);
+        check("unlink missing", fs.unlink(ROOT_INUM, p("/missing")), FsError::NotFound);
+        let deep = "/d".repeat(63);
+        check("63 levels below a directory that has none", fs.lookup(ROOT_INUM, p(&deep)).map(|r| r.map(drop)), FsError::NotFound);
+        metric("refused", checks);
+        // Still whole: /f holds its 5000 bytes, /d is empty, nothing else exists.
+        assert_eq!(fs.read(f.inum, 0, &mut buf), Ok(Ok(5000)));
+        assert!((0..5000).all(|i| buf[i] == (i % 251) as u8), "the file's bytes");
+        let root = fs.readdir(ROOT_INUM, 0).expect("call").expect("readdir /");
+        let names: alloc::vec::Vec<&[u8]> = root.entries[..root.n as usize].iter().map(|e| e.name()).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"f", b"d"], "the root holds exactly ., .., f, d");
+        let info = fs.info().expect("call").expect("info");
+        metric("free_inodes", info.free_inodes);
+        drop((data, buf));
+        domain::remove(fs_id).expect("remove fs");
+        domain::remove(disk).expect("remove disk");
+    });
+}

@@ -1,7 +1,9 @@
 //! The network path, assembled from domains at boot.
 //!
-//! * One driver domain per virtio-net function (`virtio-net0`, `virtio-net1`, … in PCI
-//!   order), each a separate instance of `domains/dom-virtio-net` with its own device.
+//! * One driver domain per NIC function, the image chosen by PCI id (1af4:1041 and
+//!   1af4:1000 → `dom-virtio-net`, 8086:10c9 → `dom-igb`, 8086:10fb → `dom-ixgbe`), named
+//!   by kind and numbered per kind in PCI order (`virtio-net0`, `igb0`, `igb1`, …); each a
+//!   separate instance of its image with its own device.
 //! * Every consumer reaches a NIC through a **shadow** ([`NicShadow`]): a kernel object,
 //!   proxied to the consumer, that holds a recovery proxy to the driver. When the driver
 //!   dies mid-call the shadow returns an empty batch instead of the error (the buffers
@@ -34,9 +36,14 @@ use rref::rpc::{Proxyable, Target};
 use rref::{DomainId, RRef};
 use frond_interface::{Remote, RpcResult};
 
-const VIRTIO_VENDOR: u16 = 0x1af4;
-/// virtio-net: transitional and modern-only (1.x) device ids.
-const VIRTIO_NET_IDS: [u16; 2] = [0x1000, 0x1041];
+/// The NICs the kernel drives: (vendor, device, instance name prefix, driver image). The
+/// virtio-net ids are the transitional and the modern-only (1.x) device.
+const NIC_DRIVERS: [(u16, u16, &str, &str); 4] = [
+    (0x1af4, 0x1000, "virtio-net", "domains/dom-virtio-net"),
+    (0x1af4, 0x1041, "virtio-net", "domains/dom-virtio-net"),
+    (0x8086, 0x10c9, "igb", "domains/dom-igb"),
+    (0x8086, 0x10fb, "ixgbe", "domains/dom-ixgbe"),
+];
 
 /// Network options from the kernel command line.
 /// Network options from the kernel command line (borrowed from it: parsed before the
@@ -142,18 +149,23 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
         return Err(format!("net={mode}: expected off, stack or fwd"));
     }
     let crashes = o.crash.map(crate::crashsched::parse).transpose()?.unwrap_or_default();
-    let mut devices: Vec<pci::Function> = VIRTIO_NET_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect();
-    devices.sort_by_key(|f| f.bdf);
+    let mut devices: Vec<(pci::Function, &str, &str)> = NIC_DRIVERS
+        .iter()
+        .flat_map(|&(vendor, device, kind, image)| pci::find(vendor, device).into_iter().map(move |f| (f, kind, image)))
+        .collect();
+    devices.sort_by_key(|d| d.0.bdf);
     if devices.is_empty() {
         if o.mode.is_some() {
-            return Err("no virtio-net device (start QEMU with -device virtio-net-pci,…)".into());
+            return Err("no supported NIC (start QEMU with -device virtio-net-pci,… or -device igb,…)".into());
         }
         return Ok(());
     }
     let mut nics = Vec::new();
-    for (i, f) in devices.iter().enumerate() {
-        let name = format!("virtio-net{i}");
-        let id = start_driver(&name, f.bdf)?;
+    for (f, kind, image) in &devices {
+        // Instances are numbered per kind, in PCI order: virtio-net0, igb0, igb1, …
+        let n = devices.iter().filter(|d| d.1 == *kind && d.0.bdf < f.bdf).count();
+        let name = format!("{kind}{n}");
+        let id = start_driver(&name, image, f.bdf)?;
         nics.push((id, NicShadow::new(&name, id)?));
     }
     let mut net = Net { nics, stack: None, services: None, forward: None };
@@ -202,9 +214,9 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn start_driver(name: &str, bdf: u16) -> Result<DomainId, String> {
+fn start_driver(name: &str, image: &str, bdf: u16) -> Result<DomainId, String> {
     let dev = pci::prepare(bdf)?;
-    let id = domain::create_bound::<NicKind>(name, "domains/dom-virtio-net", move |id| {
+    let id = domain::create_bound::<NicKind>(name, image, move |id| {
         // The device is the domain's before its init touches it: if init dies, the
         // device is quiesced with the rest. Each instance starts with bus mastering on
         // (the death of the previous one turned it off before its memory was reclaimed).
@@ -361,7 +373,7 @@ impl System for SystemView {
 /// The console's `net` command.
 pub fn print_status() {
     let Some(net) = get() else {
-        println!("no network (no virtio-net device, or net=off)");
+        println!("no network (no supported NIC, or net=off)");
         return;
     };
     for (id, s) in &net.nics {

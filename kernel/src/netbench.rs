@@ -77,9 +77,9 @@ pub fn fwd_null(n: u64, batch: u16, shadowed: bool) -> u64 {
     let per_round = 2 * batch as u64;
     assert_eq!(n % per_round, 0, "iterations must be a multiple of 2 × batch");
     let warm = fwd.run(16).expect("warm-up");
-    let t0 = crate::time::rdtsc();
+    crate::kbench::region_start();
     let s = fwd.run(n / per_round).expect("forwarding run");
-    let t = crate::time::rdtsc() - t0;
+    let t = crate::kbench::region_end();
     let forwarded = s.forwarded - warm.forwarded;
     assert_eq!(forwarded, n, "forwarded {forwarded} packets, expected {n} (dropped {})", s.dropped);
     drop(fwd);

@@ -149,7 +149,9 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
     let load = o.get("fsload").map(|m| load_args(o, m)).transpose()?;
     let crashes = o.get("fs.crash").map(crate::crashsched::parse).transpose()?.unwrap_or_default();
     let fs = st.fs;
+    let ready = format!("storage: ready: {}{}", st.driver_name, if fs.is_some() { " with fs" } else { "" });
     STORAGE.call_once(|| st);
+    println!("{ready}");
     if let (Some(args), Some(fs)) = (load, fs) {
         domain::limits::configure_default("fsload:budget=0ms")?;
         let id = domain::create::<FsLoadKind>("fsload", "domains/dom-fsload", move || {

@@ -7,7 +7,7 @@ use crate::{heap, set_heap, DomainId, Header, SharedHeap, MAX_DOMAINS};
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The process-wide host heap. Every test thread shares it (tests run in parallel), so
@@ -100,14 +100,7 @@ unsafe impl SharedHeap for HostHeap {
         }
         // SAFETY: the layout's size is non-zero (it holds a header).
         let block = NonNull::new(unsafe { std::alloc::alloc(layout) })?.cast::<Header>();
-        let header = Header {
-            owner: AtomicU32::new(self.current_domain().0),
-            borrows: AtomicU32::new(0),
-            size: layout.size(),
-            align: layout.align(),
-            prev: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
-        };
+        let header = Header::new(self.current_domain(), layout);
         // SAFETY: a fresh allocation, large and aligned enough for a header.
         unsafe { block.write(header) };
         // SAFETY: the header is initialised, the block is new, and it stays allocated until
@@ -124,10 +117,8 @@ unsafe impl SharedHeap for HostHeap {
         dealloc_block(block, layout);
     }
 
-    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
-        // SAFETY: `moved` is called by an RRef-family handle on its own live block.
-        let size = unsafe { block.as_ref() }.size;
-        self.counters.moved(from, to, size as u64);
+    fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     fn current_domain(&self) -> DomainId {

@@ -28,6 +28,11 @@
 //!   from the token's `from` domain: a block owned by someone else, or lent, is not
 //!   re-tagged (nor anything below it) and the thread's violation flag is set; the proxy
 //!   then refuses the call ([`rpc::RpcError::Refused`]).
+//! * A deque of leaf handles ([`RRefDeque`] of [`RRef`]s whose payload holds no RRef) owns
+//!   its elements through itself: they are tagged [`DomainId::IN_RING`], belong to the
+//!   deque's owner (checked when they enter: owner and no lend) and move with it without
+//!   being touched, so a batch crosses a boundary in O(1). Reclamation tags a dead
+//!   domain's ring contents with it first.
 //! * A lent block (borrow count > 0) is never freed by its handle nor moved. A `&mut` lend
 //!   gives the callee an alias of the handle, never the caller's handle ([`lend_mut`]), and
 //!   only for payloads without nested RRefs ([`Exchangeable::HAS_RREFS`]).
@@ -79,7 +84,7 @@ pub use frond_interface_gen::Exchangeable;
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicUsize};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
 /// Number of domain slots, the kernel's slot 0 included. Domain ids are slot indices; a
 /// restarted domain keeps its slot and gets a new generation.
@@ -98,6 +103,12 @@ impl DomainId {
     pub const ORPHAN_BASE: u32 = 0x8000_0000;
     /// Stands for every orphan group in [`registry::Counters`] (they share one counter).
     pub const ORPHAN: DomainId = DomainId(u32::MAX);
+    /// The tag of a block held in a ring of leaf handles ([`RRefDeque`] of [`RRef`]s whose
+    /// payload holds no RRef): it is owned *through* the ring, by the ring's owner, and
+    /// moves with it without being touched. Never a real owner and never counted: the
+    /// ring's owner counts it. Reclamation re-tags a dead domain's ring contents with the
+    /// domain before freeing anything.
+    pub const IN_RING: DomainId = DomainId(0x4000_0000);
 
     /// The orphan tag of dead domain `d`'s blocks.
     pub const fn orphan_of(d: DomainId) -> DomainId {
@@ -135,6 +146,13 @@ pub unsafe trait Exchangeable {
     /// size and alignment. Part of the interface fingerprint the loader checks, so a domain
     /// built against a changed type is refused even if every name stayed the same.
     const FINGERPRINT: u64;
+    /// Non-zero only for an RRef-family handle that is a `repr(transparent)` pointer to
+    /// its block's [`Header`], whose payload holds no RRef and whose blocks all have this
+    /// size (header included): [`RRef<T>`] with `T::HAS_RREFS == false`. A deque of such
+    /// handles owns them through itself ([`DomainId::IN_RING`]), so moving the deque
+    /// re-tags one block, whatever its length. Everything else keeps the default, 0.
+    #[doc(hidden)]
+    const LEAF_BLOCK: usize = 0;
     /// Makes `to` the owner of every RRef reachable from `self`, provided `token.from()`
     /// owns it and it is not lent (otherwise nothing is re-tagged below that block and a
     /// violation is reported: [`SharedHeap::take_violation`]). Only the kernel's proxy
@@ -147,22 +165,55 @@ pub unsafe trait Exchangeable {
 /// [`rpc::Runtime::move_token`]) and tests standing in for it — can make one; a domain that
 /// could would move a block it still uses to another domain, whose death would then free it
 /// under the domain's feet, or pin a block forever with a lend it never ends.
-#[derive(Clone, Copy, Debug)]
+///
+/// It also carries the heap's [`registry::Counters`], so that a move updates them directly
+/// (two atomic adds per moved root block, whatever it holds) instead of through the heap's
+/// trait object.
+#[derive(Clone, Copy)]
 pub struct MoveToken {
     from: DomainId,
+    counters: &'static registry::Counters,
+    /// `from`'s counter in `counters`, looked up once per token.
+    from_counter: &'static AtomicU64,
+}
+
+impl core::fmt::Debug for MoveToken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MoveToken").field("from", &self.from).finish()
+    }
 }
 
 impl MoveToken {
+    /// A token counting moves in the installed heap's counters.
+    ///
     /// # Safety
     /// Only proxy runtimes (and tests) may re-tag or lend blocks: every move and lend must
     /// be one the runtime performs for a call, and `from` the domain giving the values up.
     pub unsafe fn new(from: DomainId) -> Self {
-        MoveToken { from }
+        // SAFETY: forwarded from the caller; the installed heap's counters.
+        unsafe { Self::with_counters(from, heap().counters()) }
+    }
+
+    /// Like [`MoveToken::new`], with the heap's counters given (the kernel's runtime knows
+    /// its heap statically: no call through the heap's trait object).
+    ///
+    /// # Safety
+    /// As for [`MoveToken::new`]; `counters` are the installed heap's.
+    #[inline(always)]
+    pub unsafe fn with_counters(from: DomainId, counters: &'static registry::Counters) -> Self {
+        MoveToken { from, counters, from_counter: counters.counter(from) }
     }
 
     /// The domain that must own the blocks being moved.
+    #[inline(always)]
     pub fn from(&self) -> DomainId {
         self.from
+    }
+
+    /// Counts `blocks` blocks of `bytes` bytes moving from the token's `from` to `to`.
+    #[inline(always)]
+    pub(crate) fn count_move(&self, to: DomainId, blocks: u64, bytes: u64) {
+        self.counters.moved_from(self.from_counter, to, blocks, bytes);
     }
 }
 
@@ -204,28 +255,51 @@ pub mod fingerprint {
 /// can read headers of blocks allocated by any domain.
 #[repr(C)]
 pub struct Header {
-    /// `DomainId` of the owner.
+    /// `DomainId` of the owner ([`DomainId::IN_RING`] while held in a ring of leaf handles).
     pub owner: AtomicU32,
     /// Number of lends in progress (a lent `&RRef` across a proxied call).
     pub borrows: AtomicU32,
     /// Layout of the whole block, header included: freeing needs nothing else.
     pub size: usize,
-    pub align: usize,
+    pub align: u32,
+    /// Non-zero if the payload is a ring of leaf handles (an [`RRefDeque`] of RRefs without
+    /// nested RRefs) of this capacity: the blocks it holds are tagged
+    /// [`DomainId::IN_RING`], and reclamation finds them through it
+    /// ([`registry::ring_elements`]). Set once, right after allocation.
+    pub ring: AtomicU32,
     /// Registry links, owned by the heap implementation (0 when not registered).
     pub prev: AtomicUsize,
     pub next: AtomicUsize,
 }
 
 impl Header {
+    /// The header of a fresh block of `layout` owned by `owner`: no lends, not a ring,
+    /// not registered.
+    pub fn new(owner: DomainId, layout: Layout) -> Header {
+        Header {
+            owner: AtomicU32::new(owner.0),
+            borrows: AtomicU32::new(0),
+            size: layout.size(),
+            // Alignments are powers of two far below 2^32 in practice; a larger one is
+            // refused by `fits`, which every heap checks first.
+            align: layout.align() as u32,
+            ring: AtomicU32::new(0),
+            prev: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+        }
+    }
+
     /// Whether a block of `layout` can hold a header at its start: what every
     /// [`SharedHeap::alloc`] checks before writing one.
     pub fn fits_in(layout: Layout) -> bool {
-        layout.size() >= core::mem::size_of::<Header>() && layout.align() >= core::mem::align_of::<Header>()
+        layout.size() >= core::mem::size_of::<Header>()
+            && layout.align() >= core::mem::align_of::<Header>()
+            && layout.align() <= u32::MAX as usize
     }
 
     pub fn layout(&self) -> Layout {
         // A header is only ever written by `SharedHeap::alloc` from a valid Layout.
-        Layout::from_size_align(self.size, self.align).expect("header holds a valid layout")
+        Layout::from_size_align(self.size, self.align as usize).expect("header holds a valid layout")
     }
 }
 
@@ -241,7 +315,7 @@ impl Header {
 /// `alloc` returns blocks of at least `layout` that do not overlap any live block, with a
 /// header already initialised (owner = [`SharedHeap::current_domain`], borrows 0, layout,
 /// registered), and `None` for a layout smaller or less aligned than a [`Header`]. `free`
-/// and `moved` keep the registry and counters exact. The violation flag is per thread.
+/// keeps the registry and [`SharedHeap::counters`] exact. The violation flag is per thread.
 pub unsafe trait SharedHeap: Sync {
     /// Allocates a block of `layout` (header included), owned by the current domain.
     /// `None` if the heap is exhausted or `layout` cannot hold a [`Header`].
@@ -255,11 +329,9 @@ pub unsafe trait SharedHeap: Sync {
     /// # Safety
     /// `block` came from `alloc` of this heap and is not used afterwards.
     unsafe fn free(&self, block: NonNull<Header>);
-    /// Records that `block` (already re-tagged in its header) moved from `from` to `to`.
-    ///
-    /// # Safety
-    /// `block` is a live block of this heap.
-    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId);
+    /// The per-domain counters of this heap. Moves update them directly (through the
+    /// [`MoveToken`]); they must be the ones `alloc`, `free` and reclamation keep.
+    fn counters(&self) -> &registry::Counters;
     /// The domain whose code runs now: owner of new blocks.
     fn current_domain(&self) -> DomainId;
     /// A move was refused: the block was not owned by the token's `from` domain, or was

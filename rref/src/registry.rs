@@ -12,49 +12,88 @@ use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 const SLOTS: usize = MAX_DOMAINS + 1;
 
 /// Live blocks and their bytes (`Header.size`) per owner. Updated by [`Registry`] and, for
-/// moves, by the backend's [`crate::SharedHeap::moved`] through [`Counters::moved`].
+/// moves, directly by the moving handle ([`Counters::moved`], through the
+/// [`crate::MoveToken`]).
+///
+/// One word per owner: the block count in the top [`BLOCK_BITS`] bits, the bytes below, so
+/// a move is two atomic adds. A domain's figures never go negative (each is a sum of live
+/// blocks), so the two fields never borrow from each other.
+///
+/// Blocks held in a ring of leaf handles ([`DomainId::IN_RING`]) count for the ring's
+/// owner: moving the ring moves its elements' blocks and bytes with it.
 pub struct Counters {
-    blocks: [AtomicU64; SLOTS],
-    bytes: [AtomicU64; SLOTS],
+    packed: [AtomicU64; SLOTS],
+}
+
+/// Bits of the block count in a packed counter (at most 2^24 - 1 blocks per owner).
+pub const BLOCK_BITS: u32 = 24;
+const BYTE_BITS: u32 = 64 - BLOCK_BITS;
+const BYTES: u64 = (1 << BYTE_BITS) - 1;
+
+/// The packed amount of `blocks` blocks of `bytes` bytes in all.
+#[inline(always)]
+const fn pack(blocks: u64, bytes: u64) -> u64 {
+    (blocks << BYTE_BITS) + bytes
+}
+
+/// The counter slot of `d`: its index, or the orphans' slot (branch-free; an id at or
+/// above `MAX_DOMAINS` never reaches the counters except as an orphan tag).
+#[inline(always)]
+fn slot(d: DomainId) -> usize {
+    debug_assert!(d != DomainId::IN_RING, "ring contents are counted by the ring's owner");
+    if d.0 as usize >= MAX_DOMAINS { MAX_DOMAINS } else { d.0 as usize }
 }
 
 impl Counters {
     pub const fn new() -> Self {
-        Self { blocks: [const { AtomicU64::new(0) }; SLOTS], bytes: [const { AtomicU64::new(0) }; SLOTS] }
+        Self { packed: [const { AtomicU64::new(0) }; SLOTS] }
     }
 
     /// Live blocks owned by `d`.
     pub fn blocks(&self, d: DomainId) -> u64 {
-        self.blocks[d.index()].load(SeqCst)
+        self.packed[slot(d)].load(SeqCst) >> BYTE_BITS
     }
 
     /// Bytes of the live blocks owned by `d`, headers included.
     pub fn bytes(&self, d: DomainId) -> u64 {
-        self.bytes[d.index()].load(SeqCst)
+        self.packed[slot(d)].load(SeqCst) & BYTES
     }
 
     pub fn total_blocks(&self) -> u64 {
-        self.blocks.iter().map(|c| c.load(SeqCst)).sum()
+        self.packed.iter().map(|c| c.load(SeqCst) >> BYTE_BITS).sum()
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.bytes.iter().map(|c| c.load(SeqCst)).sum()
+        self.packed.iter().map(|c| c.load(SeqCst) & BYTES).sum()
     }
 
-    /// A block of `bytes` changed owner from `from` to `to`.
-    pub fn moved(&self, from: DomainId, to: DomainId, bytes: u64) {
-        self.sub(from, bytes);
-        self.add(to, bytes);
+    /// `blocks` blocks of `bytes` bytes in all changed owner from `from` to `to`.
+    #[inline(always)]
+    pub fn moved(&self, from: DomainId, to: DomainId, blocks: u64, bytes: u64) {
+        self.moved_from(self.counter(from), to, blocks, bytes);
+    }
+
+    /// [`Counters::moved`] with the counter of `from` looked up already
+    /// ([`Counters::counter`]): a [`crate::MoveToken`] carries its `from`'s.
+    #[inline(always)]
+    pub(crate) fn moved_from(&self, from: &AtomicU64, to: DomainId, blocks: u64, bytes: u64) {
+        let p = pack(blocks, bytes);
+        from.fetch_sub(p, SeqCst);
+        self.packed[slot(to)].fetch_add(p, SeqCst);
+    }
+
+    /// The packed counter of `d`.
+    #[inline(always)]
+    pub(crate) fn counter(&self, d: DomainId) -> &AtomicU64 {
+        &self.packed[slot(d)]
     }
 
     pub(crate) fn add(&self, d: DomainId, bytes: u64) {
-        self.blocks[d.index()].fetch_add(1, SeqCst);
-        self.bytes[d.index()].fetch_add(bytes, SeqCst);
+        self.packed[slot(d)].fetch_add(pack(1, bytes), SeqCst);
     }
 
     pub(crate) fn sub(&self, d: DomainId, bytes: u64) {
-        self.blocks[d.index()].fetch_sub(1, SeqCst);
-        self.bytes[d.index()].fetch_sub(bytes, SeqCst);
+        self.packed[slot(d)].fetch_sub(pack(1, bytes), SeqCst);
     }
 }
 
@@ -172,6 +211,9 @@ impl Registry {
         c: &Counters,
         free_mem: impl FnMut(NonNull<Header>, Layout),
     ) -> Reclaimed {
+        // Blocks held in the dead domain's rings are its own from now on: tag them so.
+        // SAFETY: no code changes `dead`'s rings any more (the caller's contract).
+        unsafe { self.materialize(dead) };
         if !self.any_lent(dead) {
             // SAFETY: forwarded from the caller.
             let (freed_blocks, freed_bytes) = unsafe { self.free_where(|o| o == dead, c, free_mem) };
@@ -186,7 +228,7 @@ impl Registry {
             cur = h.next.load(Relaxed);
             if owner(h) == dead {
                 h.owner.store(group.0, SeqCst);
-                c.moved(dead, group, h.size as u64);
+                c.moved(dead, group, 1, h.size as u64);
                 orphaned_blocks += 1;
             }
         }
@@ -220,6 +262,24 @@ impl Registry {
         }
         // SAFETY: forwarded from the caller; groups with a lent block are skipped.
         unsafe { self.free_where(|o| o.is_orphan() && lent & bit(o) == 0, c, free_mem) }.0
+    }
+
+    /// Tags every block held in a ring of leaf handles owned by `d` with `d`.
+    ///
+    /// # Safety
+    /// No code changes `d`'s rings meanwhile.
+    unsafe fn materialize(&self, d: DomainId) {
+        let mut cur = self.head;
+        while let Some(b) = at(cur) {
+            // SAFETY: listed blocks are allocated (type invariant).
+            let h = unsafe { b.as_ref() };
+            cur = h.next.load(Relaxed);
+            if owner(h) == d && h.ring.load(Relaxed) != 0 {
+                // SAFETY: a live ring nobody changes now (the caller's contract); the
+                // blocks it holds are live.
+                unsafe { ring_elements(b, |e| e.as_ref().owner.store(d.0, SeqCst)) };
+            }
+        }
     }
 
     /// Whether a block owned by `d` is lent.
@@ -264,6 +324,36 @@ impl Registry {
             bytes += layout.size();
         }
         (blocks, bytes)
+    }
+}
+
+/// Offset of a ring's payload in its block: a ring of leaf handles is pointer-aligned,
+/// like the header, so it starts right after it.
+pub(crate) const RING_PAYLOAD: usize = core::mem::size_of::<Header>();
+
+/// Calls `each` with the block of every handle held in the ring of leaf handles `ring` (a
+/// block whose header's `ring` is non-zero: the payload is `{ head, len, slots }` with
+/// pointer-sized slots, see [`crate::RRefDeque`]).
+///
+/// # Safety
+/// `ring` is a live block of a ring of leaf handles that nobody changes meanwhile.
+pub unsafe fn ring_elements(ring: NonNull<Header>, mut each: impl FnMut(NonNull<Header>)) {
+    // SAFETY: the caller's contract.
+    let cap = unsafe { ring.as_ref() }.ring.load(Relaxed) as usize;
+    if cap == 0 {
+        return;
+    }
+    let payload = ring.as_ptr().cast::<u8>().wrapping_add(RING_PAYLOAD).cast::<usize>();
+    // SAFETY: the payload starts with `head` and `len` (usize), then `cap` pointer slots,
+    // all within the block; the `len` slots from `head` (wrapping) hold live handles.
+    unsafe {
+        let (head, len) = (payload.read(), payload.add(1).read());
+        let slots = payload.add(2).cast::<*mut Header>();
+        for i in 0..len.min(cap) {
+            if let Some(e) = NonNull::new(slots.add((head + i) % cap).read()) {
+                each(e);
+            }
+        }
     }
 }
 

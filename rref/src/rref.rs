@@ -14,6 +14,9 @@ use core::ptr::{self, NonNull};
 ///
 /// Dropping it drops the value and frees the block. Passing it across an interface moves
 /// it without a copy; the proxy re-tags it (and every RRef inside it) to the receiver.
+// `repr(transparent)`: an `RRef` is exactly the pointer to its block's header, which a
+// ring of leaf handles relies on (`Exchangeable::LEAF_BLOCK`, `registry::ring_elements`).
+#[repr(transparent)]
 pub struct RRef<T: Exchangeable> {
     block: Block,
     _owns: PhantomData<T>,
@@ -50,18 +53,28 @@ impl<T: Exchangeable> RRef<T> {
     }
 
     /// The domain that owns the block now.
+    #[inline]
     pub fn owner(&self) -> DomainId {
         self.block.owner()
     }
 
     /// Number of lends of this block in progress.
+    #[inline]
     pub fn borrow_count(&self) -> u32 {
         self.block.borrows()
     }
 
     /// The block's header (for the kernel and proxies).
+    #[inline]
     pub fn header(&self) -> NonNull<Header> {
         self.block.ptr()
+    }
+
+    /// Re-tags this block only, counting `held` (blocks, bytes) held through it
+    /// ([`crate::block::Block::retag`]).
+    #[inline(always)]
+    pub(crate) fn block_retag(&self, to: DomainId, token: MoveToken, held: (u64, u64)) -> bool {
+        self.block.retag(to, token, held)
     }
 
     /// Moves the value out and frees the block.
@@ -78,6 +91,7 @@ impl<T: Exchangeable> RRef<T> {
 
 impl<T: Exchangeable> Deref for RRef<T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         // SAFETY: the payload holds a `T` that lives as long as `self`.
         unsafe { &*self.block.payload::<T>() }
@@ -85,6 +99,7 @@ impl<T: Exchangeable> Deref for RRef<T> {
 }
 
 impl<T: Exchangeable> DerefMut for RRef<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the access unique.
         unsafe { &mut *self.block.payload::<T>() }
@@ -116,8 +131,11 @@ unsafe impl<T: Exchangeable + Sync> Sync for RRef<T> {}
 unsafe impl<T: Exchangeable> Exchangeable for RRef<T> {
     const HAS_RREFS: bool = true;
     const FINGERPRINT: u64 = crate::fingerprint::mix(crate::fingerprint::str("RRef"), T::FINGERPRINT);
+    const LEAF_BLOCK: usize =
+        if T::HAS_RREFS { 0 } else { crate::block::block_size(core::mem::size_of::<T>(), core::mem::align_of::<T>()) };
+    #[inline]
     fn move_to(&self, to: DomainId, token: MoveToken) {
-        if self.block.retag(to, token) {
+        if self.block.retag(to, token, (0, 0)) && T::HAS_RREFS {
             (**self).move_to(to, token);
         }
     }

@@ -7,7 +7,7 @@ use crate::*;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::mem;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::collections::VecDeque;
 use std::format;
 use std::vec::Vec;
@@ -198,23 +198,102 @@ fn vec_of_rrefs_move_retags_every_block() {
 }
 
 #[test]
-fn deque_of_rrefs_move_retags_every_block() {
+fn deque_of_rrefs_moves_in_one_step_and_its_elements_follow() {
     let (h, a) = domain();
     let b = h.fresh_domain();
     let mut q: RRefDeque<RRef<u32>, 4> = RRefDeque::new();
+    assert_eq!(<RRef<u32> as Exchangeable>::LEAF_BLOCK as u64, block_size::<u32>());
     for i in 0..3 {
         q.push_back(RRef::new(i)).unwrap();
     }
-    assert_eq!(counts(h, a).0, 4);
+    assert_eq!(counts(h, a), (4, header_size(q.header()) + 3 * block_size::<u32>()));
+    // Owned through the deque: one tag to change, whatever the length.
+    assert!(q.iter().all(|r| r.owner() == DomainId::IN_RING));
     q.move_to(b, tok(a));
     assert_eq!(q.owner(), b);
-    assert!(q.iter().all(|r| r.owner() == b));
     assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b), (4, header_size(q.header()) + 3 * block_size::<u32>()));
     let first = q.pop_front().unwrap();
-    assert_eq!((*first, first.owner()), (0, b));
-    drop((first, q));
+    assert_eq!((*first, first.owner()), (0, b), "a popped handle has the deque's owner");
+    assert_eq!(counts(h, b), (4, header_size(q.header()) + 3 * block_size::<u32>()));
+    // Back in: still counted once, owned through the deque again.
+    q.push_back(first).unwrap();
+    q.move_to(a, tok(b));
+    assert_eq!(counts(h, a).0, 4);
+    assert_eq!(q.iter().map(|r| **r).collect::<Vec<_>>(), [1, 2, 0]);
+    drop(q);
+    assert_eq!(counts(h, a), (0, 0));
     assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn deque_of_rrefs_refuses_a_block_that_is_not_its_owners() {
+    let (h, a) = domain();
+    let b = h.fresh_domain();
+    let mut q: RRefDeque<RRef<u32>, 4> = RRefDeque::new();
+    // Another domain's block (as a handle obtained by swapping a lent alias would be).
+    let theirs = RRef::new(7u32);
+    theirs.move_to(b, tok(a));
+    let theirs = q.push_back(theirs).expect_err("not the deque owner's");
+    assert_eq!((theirs.owner(), q.len()), (b, 0));
+    // A lent block of its own.
+    let mine = RRef::new(8u32);
+    let guard = lend(&mine, tok(a));
+    let mine = q.push_back(mine).expect_err("lent");
+    assert_eq!((mine.owner(), mine.borrow_count(), q.len()), (a, 1, 0));
+    drop(guard);
+    q.push_back(mine).unwrap();
+    assert_eq!(q.len(), 1);
+    theirs.move_to(a, tok(b));
+    drop((q, theirs));
+    assert_eq!(counts(h, a), (0, 0));
+    assert_eq!(counts(h, b), (0, 0));
+}
+
+#[test]
+fn reclaiming_a_deque_owner_frees_what_the_deque_holds() {
+    let (h, a) = domain();
+    let d = h.fresh_domain();
+    let mut q: RRefDeque<RRef<u64>, 8> = RRefDeque::new();
+    for i in 0..5 {
+        q.push_back(RRef::new(i)).unwrap();
+    }
+    let kept = q.pop_front().unwrap();
+    // The deque moves to `d` (its elements' tags untouched), which then dies.
+    q.move_to(d, tok(a));
+    assert_eq!(counts(h, a), (1, block_size::<u64>()));
+    assert_eq!(counts(h, d).0, 5);
+    // SAFETY: `d`'s only handle (the deque) is forgotten.
+    let got = unsafe { h.reclaim(d) };
+    mem::forget(q);
+    assert_eq!((got.freed_blocks, got.orphaned_blocks), (5, 0));
+    assert_eq!(counts(h, d), (0, 0));
+    assert_eq!((*kept, kept.owner(), counts(h, a).0), (0, a, 1), "a popped block is not the deque's");
+    drop(kept);
+    assert_eq!(counts(h, a), (0, 0));
+}
+
+#[test]
+fn a_lent_deque_element_orphans_the_deque_with_everything_it_holds() {
+    let _serial = ORPHAN_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (h, d) = domain();
+    let mut q: RRefDeque<RRef<u64>, 4> = RRefDeque::new();
+    for i in 0..3 {
+        q.push_back(RRef::new(i)).unwrap();
+    }
+    let before = counts(h, d);
+    let orphans_before = counts(h, DomainId::ORPHAN);
+    // One element is lent to a callee when `d` dies.
+    let guard = lend(q.iter().nth(1).unwrap(), tok(d));
+    // SAFETY: the deque is forgotten below; until then only the lend uses it.
+    let got = unsafe { h.reclaim(d) };
+    assert_eq!(got.orphaned_blocks, 4);
+    assert_eq!(counts(h, d), (0, 0));
+    assert_eq!(counts(h, DomainId::ORPHAN).0, orphans_before.0 + before.0);
+    assert_eq!(**q.iter().nth(1).unwrap(), 1, "the borrower still reads it");
+    drop(guard);
+    assert_eq!(counts(h, DomainId::ORPHAN), orphans_before, "the lend's end frees the group");
+    mem::forget(q);
 }
 
 #[test]
@@ -578,7 +657,7 @@ unsafe impl SharedHeap for NoHeap {
     unsafe fn free(&self, _: core::ptr::NonNull<Header>) {
         unreachable!()
     }
-    unsafe fn moved(&self, _: core::ptr::NonNull<Header>, _: DomainId, _: DomainId) {
+    fn counters(&self) -> &Counters {
         unreachable!()
     }
     fn current_domain(&self) -> DomainId {
@@ -609,14 +688,7 @@ fn raw_block(owner: DomainId, size: usize) -> core::ptr::NonNull<Header> {
     let layout = Layout::from_size_align(size, 8).unwrap();
     // SAFETY: non-zero size.
     let p = core::ptr::NonNull::new(unsafe { std::alloc::alloc(layout) }).unwrap().cast::<Header>();
-    let h = Header {
-        owner: AtomicU32::new(owner.0),
-        borrows: AtomicU32::new(0),
-        size,
-        align: 8,
-        prev: Default::default(),
-        next: Default::default(),
-    };
+    let h = Header::new(owner, layout);
     // SAFETY: fresh allocation of at least a header.
     unsafe { p.write(h) };
     p

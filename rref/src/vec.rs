@@ -118,7 +118,7 @@ unsafe impl<T: Exchangeable> Exchangeable for RRefVec<T> {
     const HAS_RREFS: bool = true;
     const FINGERPRINT: u64 = crate::fingerprint::mix(crate::fingerprint::str("RRefVec"), T::FINGERPRINT);
     fn move_to(&self, to: DomainId, token: MoveToken) {
-        if self.block.retag(to, token) {
+        if self.block.retag(to, token, (0, 0)) && T::HAS_RREFS {
             for item in self.iter() {
                 item.move_to(to, token);
             }

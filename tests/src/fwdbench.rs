@@ -1,6 +1,6 @@
 //! The forwarding benchmark, for any guest OS: the guest routes UDP between two
-//! tap-backed virtio-net NICs, a generator floods one side, a counter counts what comes
-//! out of the other.
+//! tap-backed NICs (virtio-net, or QEMU's igb with [`FwdOptions::nic`]), a generator
+//! floods one side, a counter counts what comes out of the other.
 //!
 //! Topology (fixed by the project; [`Rig::start`] builds it, dropping the [`Rig`] tears
 //! it down):
@@ -29,8 +29,8 @@
 //!
 //! Invariants:
 //! * **Every guest gets identical QEMU flags**: the harness's standard ones
-//!   ([`crate::Boot`]) plus the two NICs of [`nics`]; a [`Guest`] only chooses kernel,
-//!   initrd, command line and ready line.
+//!   ([`crate::Boot`]) plus the two NICs of [`nics`] (of the model the options name); a
+//!   [`Guest`] only chooses kernel, initrd, command line and ready line.
 //! * **Nothing outlives a run**: QEMU, the tools and both namespaces are owned by the
 //!   [`Rig`] and killed/deleted when it drops (also on error and panic); a stale fwdA/fwdB
 //!   from a killed run is deleted before building.
@@ -70,7 +70,7 @@ use crate::pkt::{
     CountOptions, CountReport, FrameFilter, GenOptions, GenReport, COUNT_READY, DEFAULT_BUCKET,
 };
 use crate::qemu::workspace_root;
-use crate::{Accel, Artifacts, Boot, Firmware, HarnessError, Session};
+use crate::{Accel, Artifacts, Boot, Firmware, HarnessError, NicModel, Session};
 
 /// Namespace of the generator side (QEMU runs here too).
 pub const NS_A: &str = "fwdA";
@@ -98,7 +98,8 @@ pub const GUEST_B_IP: Ipv4Net = Ipv4Net {
     addr: Ipv4Addr::new(10, 0, 2, 2),
     prefix: 24,
 };
-/// PCI slots of the guest NICs (A, B).
+/// PCI slots of the guest's virtio-net NICs (A, B); igb NICs sit at 0x08 and 0x0a
+/// ([`NicModel::pci_slot`]).
 pub const SLOT_A: u8 = 0x10;
 pub const SLOT_B: u8 = 0x11;
 pub const SRC_PORT: u16 = 1234;
@@ -187,27 +188,30 @@ pub fn frond_cmdline(batch: usize) -> String {
     )
 }
 
-/// The guest's two NICs: A on tapA at slot 0x10, B on tapB at slot 0x11.
-pub fn nics() -> [TapNic; 2] {
+/// The guest's two NICs of `model`: A on tapA, B on tapB, at [`NicModel::pci_slot`] 0
+/// and 1 (virtio-net: [`SLOT_A`] and [`SLOT_B`]).
+pub fn nics(model: NicModel) -> [TapNic; 2] {
     [
         TapNic {
             id: "fwda".into(),
             tap: TAP_A.into(),
             mac: GUEST_A_MAC,
-            pci_slot: SLOT_A,
+            pci_slot: model.pci_slot(0),
+            model,
         },
         TapNic {
             id: "fwdb".into(),
             tap: TAP_B.into(),
             mac: GUEST_B_MAC,
-            pci_slot: SLOT_B,
+            pci_slot: model.pci_slot(1),
+            model,
         },
     ]
 }
 
 /// The QEMU arguments added for every guest (both NICs).
-pub fn nic_args() -> Vec<OsString> {
-    nics().iter().flat_map(TapNic::qemu_args).collect()
+pub fn nic_args(model: NicModel) -> Vec<OsString> {
+    nics(model).iter().flat_map(TapNic::qemu_args).collect()
 }
 
 /// The generator's options: saturation if `rate` is `None`.
@@ -292,6 +296,8 @@ pub struct FwdOptions {
     pub lifetime: Duration,
     /// Traffic before counting starts (see [`DEFAULT_WARMUP`]).
     pub warmup: Duration,
+    /// The NICs' device model (the same for every guest of a comparison).
+    pub nic: NicModel,
 }
 
 impl FwdOptions {
@@ -303,6 +309,7 @@ impl FwdOptions {
             firmware: None,
             lifetime: Duration::from_secs(600),
             warmup: DEFAULT_WARMUP,
+            nic: NicModel::VirtioNet,
         })
     }
 }
@@ -455,12 +462,15 @@ impl Rig {
         a.link_up(TAP_B)?;
 
         let mut boot = Boot::new()
-            .name(format!("fwdbench-{}", guest.name))
+            .name(match opts.nic {
+                NicModel::VirtioNet => format!("fwdbench-{}", guest.name),
+                m => format!("fwdbench-{}-{}", guest.name, m.driver_name()),
+            })
             .kernel(&guest.kernel)
             .boot_module(&guest.initrd)
             .cmdline(guest.cmdline.clone())
             .netns(NS_A)
-            .qemu_args(nic_args())
+            .qemu_args(nic_args(opts.nic))
             .timeout(opts.lifetime);
         if let Some(accel) = opts.accel {
             boot = boot.accel(accel);
@@ -690,10 +700,21 @@ mod tests {
 
     #[test]
     fn nic_arguments_are_fixed() {
-        let args: Vec<String> = nic_args()
+        let args: Vec<String> = nic_args(NicModel::VirtioNet)
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
+        let igb: Vec<String> = nic_args(NicModel::Igb)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            igb.join(" "),
+            "-netdev tap,id=fwda,ifname=tapA,script=no,downscript=no \
+             -device igb,netdev=fwda,mac=52:54:00:0a:01:02,addr=0x08 \
+             -netdev tap,id=fwdb,ifname=tapB,script=no,downscript=no \
+             -device igb,netdev=fwdb,mac=52:54:00:0a:02:02,addr=0x0a"
+        );
         assert_eq!(
             args.join(" "),
             "-netdev tap,id=fwda,ifname=tapA,script=no,downscript=no \

@@ -58,7 +58,7 @@ pub mod serial;
 
 pub use error::HarnessError;
 pub use exit::Exit;
-pub use qemu::{Accel, Artifacts, Firmware, QemuSpec, SerialMode};
+pub use qemu::{Accel, Artifacts, Firmware, NicModel, QemuSpec, SerialMode};
 pub use run::{
     default_timeout, keep_logs, log_dir, sanitize_log_name, Boot, Outcome, Session, DEFAULT_TIMEOUT,
 };

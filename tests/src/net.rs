@@ -45,6 +45,7 @@
 //!     tap: tap.clone(),
 //!     mac: "52:54:00:00:00:02".parse().unwrap(),
 //!     pci_slot: 0x10,
+//!     model: frond_tests::NicModel::VirtioNet,
 //! };
 //! let mut qemu = Boot::new()
 //!     .cmdline("net=...")
@@ -630,7 +631,7 @@ fn parse_link_flags(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// A tap-backed virtio-net NIC: the QEMU arguments for it, for [`crate::Boot::qemu_args`].
+/// A tap-backed NIC: the QEMU arguments for it, for [`crate::Boot::qemu_args`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapNic {
     /// The `-netdev` id (unique within one QEMU).
@@ -641,11 +642,13 @@ pub struct TapNic {
     pub mac: MacAddr,
     /// PCI slot on the root bus (so the guest sees a fixed `00:SLOT.0`).
     pub pci_slot: u8,
+    /// The device QEMU emulates.
+    pub model: crate::NicModel,
 }
 
 impl TapNic {
-    /// `-netdev tap,id=ID,ifname=TAP,script=no,downscript=no -device
-    /// virtio-net-pci,netdev=ID,mac=MAC,addr=0xSLOT,disable-legacy=on`.
+    /// `-netdev tap,id=ID,ifname=TAP,script=no,downscript=no -device DEVICE`, the device
+    /// from [`crate::NicModel::device_arg`].
     pub fn qemu_args(&self) -> Vec<OsString> {
         vec![
             "-netdev".into(),
@@ -655,11 +658,9 @@ impl TapNic {
             )
             .into(),
             "-device".into(),
-            format!(
-                "virtio-net-pci,netdev={},mac={},addr={:#04x},disable-legacy=on",
-                self.id, self.mac, self.pci_slot
-            )
-            .into(),
+            self.model
+                .device_arg(&self.id, &self.mac.to_string(), self.pci_slot)
+                .into(),
         ]
     }
 }
@@ -972,6 +973,7 @@ mod tests {
             tap: "tapA".into(),
             mac: "52:54:00:0a:01:02".parse().unwrap(),
             pci_slot: 0x10,
+            model: crate::NicModel::VirtioNet,
         };
         let args: Vec<String> = nic
             .qemu_args()
@@ -987,6 +989,8 @@ mod tests {
                 "virtio-net-pci,netdev=nica,mac=52:54:00:0a:01:02,addr=0x10,disable-legacy=on",
             ]
         );
+        let igb = TapNic { model: crate::NicModel::Igb, ..nic.clone() };
+        assert_eq!(igb.qemu_args()[3], "igb,netdev=nica,mac=52:54:00:0a:01:02,addr=0x10");
         let slot9 = TapNic { pci_slot: 9, ..nic };
         assert!(slot9.qemu_args()[3]
             .to_str()

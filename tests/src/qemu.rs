@@ -12,6 +12,10 @@
 //! | `FROND_BIOS`        | `qboot` (default, if installed) or `seabios` (QEMU's built-in)   |
 //! | `FROND_QEMU`        | the QEMU binary (default `qemu-system-x86_64`)                   |
 //! | `FROND_QEMU_ARGS`   | extra QEMU arguments, whitespace-separated, appended last        |
+//! | `FROND_NIC`         | NIC model of `frond-qemu`/`make run`: `virtio` (default) or `igb` ([`NicModel::from_env`]) |
+//!
+//! A guest NIC's `-device` argument comes from [`NicModel::device_arg`]: virtio-net
+//! (modern only, `disable-legacy=on`) or QEMU's `igb` (an Intel 82576 with MSI-X).
 //!
 //! [`crate::Boot::accel`] and [`crate::Boot::firmware`] override `FROND_ACCEL` and
 //! `FROND_BIOS` for one boot (benchmarks compare firmwares without touching the environment);
@@ -94,6 +98,70 @@ pub fn choose_accel(
     } else {
         Accel::Tcg
     })
+}
+
+/// The device model QEMU emulates for a guest NIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NicModel {
+    /// virtio-net, modern PCI transport only (`dom-virtio-net`).
+    #[default]
+    VirtioNet,
+    /// QEMU's `igb`: an Intel 82576, 8086:10c9 (`dom-igb`).
+    Igb,
+}
+
+impl NicModel {
+    /// `virtio`/`virtio-net` or `igb`.
+    pub fn parse(s: &str) -> Option<NicModel> {
+        match s.trim() {
+            "virtio" | "virtio-net" => Some(NicModel::VirtioNet),
+            "igb" => Some(NicModel::Igb),
+            _ => None,
+        }
+    }
+
+    /// The model `FROND_NIC` names (unset or empty: virtio-net).
+    pub fn from_env() -> Result<NicModel, HarnessError> {
+        match env_string("FROND_NIC") {
+            None => Ok(NicModel::VirtioNet),
+            Some(v) => NicModel::parse(&v).ok_or(HarnessError::BadEnv {
+                var: "FROND_NIC",
+                value: v,
+                expected: "`virtio` or `igb`",
+            }),
+        }
+    }
+
+    /// What Frond calls the driver's instances: `virtio-net` or `igb` (then 0, 1, …).
+    pub fn driver_name(self) -> &'static str {
+        match self {
+            NicModel::VirtioNet => "virtio-net",
+            NicModel::Igb => "igb",
+        }
+    }
+
+    /// The root-bus slot of the guest's NIC number `index` (0, 1, …): virtio-net from
+    /// 0x10, igb at 0x08, 0x0a, …. QEMU reserves for an igb its eight SR-IOV virtual
+    /// functions 0x80 device functions above it on the same bus (two slots, 16 slots
+    /// higher) and refuses the device if they would not fit ("VF addr overflows") or are
+    /// taken, so igbs sit below slot 0x0e, two slots apart.
+    pub fn pci_slot(self, index: u8) -> u8 {
+        match self {
+            NicModel::VirtioNet => 0x10 + index,
+            NicModel::Igb => 0x08 + 2 * index,
+        }
+    }
+
+    /// The `-device` value of a NIC on netdev `netdev` with `mac` at root-bus slot `slot`
+    /// (so the guest sees it at `00:SLOT.0`).
+    pub fn device_arg(self, netdev: &str, mac: &str, slot: u8) -> String {
+        match self {
+            NicModel::VirtioNet => {
+                format!("virtio-net-pci,netdev={netdev},mac={mac},addr={slot:#04x},disable-legacy=on")
+            }
+            NicModel::Igb => format!("igb,netdev={netdev},mac={mac},addr={slot:#04x}"),
+        }
+    }
 }
 
 /// Where QEMU's serial port goes.
@@ -426,6 +494,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn nic_models() {
+        assert_eq!(NicModel::parse("igb"), Some(NicModel::Igb));
+        assert_eq!(NicModel::parse("virtio"), Some(NicModel::VirtioNet));
+        assert_eq!(NicModel::parse("e1000"), None);
+        assert_eq!(NicModel::default(), NicModel::VirtioNet);
+        assert_eq!(
+            NicModel::Igb.device_arg("n0", "52:54:00:12:34:56", 0x10),
+            "igb,netdev=n0,mac=52:54:00:12:34:56,addr=0x10"
+        );
+        assert_eq!(
+            NicModel::VirtioNet.device_arg("n0", "52:54:00:12:34:56", 9),
+            "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,addr=0x09,disable-legacy=on"
+        );
+        assert_eq!(NicModel::Igb.driver_name(), "igb");
+        assert_eq!((NicModel::VirtioNet.pci_slot(1), NicModel::Igb.pci_slot(1)), (0x11, 0x0a));
     }
 
     #[test]

@@ -154,3 +154,16 @@ fn every_cpu_exception_in_domain_code_is_contained() {
     }
     assert!(!out.serial.contains("!!! EXCEPTION"), "a domain fault was fatal\n{out}");
 }
+
+#[test]
+fn malformed_block_requests_are_refused_and_change_nothing() {
+    let out = attack("block_requests");
+    assert_eq!(out.metric("refused"), 15, "{out}");
+    assert_eq!(out.metric("blk.writes"), 1, "{out}");
+}
+
+#[test]
+fn malformed_file_system_requests_are_refused_and_change_nothing() {
+    let out = attack("fs_requests");
+    assert_eq!(out.metric("refused"), 25, "{out}");
+}

@@ -51,6 +51,8 @@ const DRIVEN_KTESTS: &[&str] = &[
     "hostile_lender_dies",
     "hostile_cpu_faults",
     "hostile_lifecycle",
+    "hostile_block_requests",
+    "hostile_fs_requests",
 ];
 
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(30);

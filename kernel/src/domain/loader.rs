@@ -19,6 +19,8 @@ pub struct Image {
     pub base: u64,
     pub span: u64,
     pub entry: u64,
+    /// The crate name from the image's ABI record (for the profiler's symbol lookup).
+    pub crate_name: String,
     phys: u64,
 }
 
@@ -46,7 +48,7 @@ pub fn load(slot: usize, bytes: &[u8], entry_sig: u64) -> Result<Image, String> 
         let o = r.offset as usize;
         mem[o..o + 8].copy_from_slice(&(base + r.addend).to_le_bytes());
     }
-    let image = Image { base, span: plan.span, entry: base + plan.entry, phys };
+    let image = Image { base, span: plan.span, entry: base + plan.entry, crate_name: plan.name.clone(), phys };
     log::debug!("domain image `{}` at {base:#x}: {} KiB, {} relocations", plan.name, plan.span / 1024, plan.relocs.len());
     for s in &plan.segments {
         let first = s.vaddr / FRAME * FRAME;

@@ -547,8 +547,9 @@ unsafe impl Runtime for KernelRt {
     #[inline(always)]
     fn move_token(from: DomainId) -> rref::MoveToken {
         // SAFETY: this is the proxy runtime; generated proxies move and lend only their own
-        // arguments (from the caller) and results (from the callee).
-        unsafe { rref::MoveToken::new(from) }
+        // arguments (from the caller) and results (from the callee). The counters are the
+        // installed heap's (`shared::init`).
+        unsafe { rref::MoveToken::with_counters(from, shared::SHARED.counters()) }
     }
 
     #[inline(always)]
@@ -579,40 +580,16 @@ unsafe impl Runtime for KernelRt {
         rpc::leave()
     }
 
+    #[inline]
     fn recover<T: ?Sized + 'static>(target: &Target<T>) -> RpcResult<Target<T>> {
         let slot = target.domain().0 as usize;
-        for _ in 0..2 {
-            let alive = {
-                let t = TABLE.lock();
-                let r = t.get(slot).and_then(|r| r.as_ref()).ok_or(RpcError::DomainDead)?;
-                match (r.state, r.root.as_ref()) {
-                    (State::Alive, Some(root)) => {
-                        Some(root.downcast_ref::<Root<T>>().map(|r| r.0).ok_or(RpcError::Refused)?)
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(t) = alive {
-                return Ok(t);
-            }
-            // Waits here while another thread restarts the slot; re-enters if this thread
-            // is inside a restart (nested recovery). A slot this thread is restarting has
-            // its ALIVE set for init: it is not restarted again, and the loop ends in
-            // RestartFailed instead of recursing. Waits as the kernel: a thread blocked
-            // here is not inside the calling domain, whose reclamation (which a restart
-            // holding the lock may be waiting for) must not wait for it.
-            rpc::as_kernel(|| {
-                let _g = lifecycle();
-                if ALIVE[slot].load(Relaxed) == 0 {
-                    if let Err(e) = restart_locked(slot) {
-                        log::warn!("recovery of domain {slot} failed: {e}");
-                        return Err(RpcError::RestartFailed);
-                    }
-                }
-                Ok(())
-            })?;
+        // Fast path: the generation the handle was made for is still the live one, so its
+        // target (a published root export of that generation, with its type checked when
+        // the handle was granted) is the live target.
+        if slot < MAX && ALIVE[slot].load(Relaxed) == target.generation() {
+            return Ok(*target);
         }
-        Err(RpcError::RestartFailed)
+        recover_slow(target)
     }
 
     fn release<T: ?Sized>(target: &Target<T>) {
@@ -625,6 +602,45 @@ unsafe impl Runtime for KernelRt {
             drop(unsafe { Box::from_raw(ptr.as_ptr()) })
         });
     }
+}
+
+/// [`KernelRt::recover`] after the generation its handle was made for has died: the
+/// slot's live root, restarting the domain first if it is dead.
+#[inline(never)]
+fn recover_slow<T: ?Sized + 'static>(target: &Target<T>) -> RpcResult<Target<T>> {
+    let slot = target.domain().0 as usize;
+    for _ in 0..2 {
+        let alive = {
+            let t = TABLE.lock();
+            let r = t.get(slot).and_then(|r| r.as_ref()).ok_or(RpcError::DomainDead)?;
+            match (r.state, r.root.as_ref()) {
+                (State::Alive, Some(root)) => {
+                    Some(root.downcast_ref::<Root<T>>().map(|r| r.0).ok_or(RpcError::Refused)?)
+                }
+                _ => None,
+            }
+        };
+        if let Some(t) = alive {
+            return Ok(t);
+        }
+        // Waits here while another thread restarts the slot; re-enters if this thread
+        // is inside a restart (nested recovery). A slot this thread is restarting has
+        // its ALIVE set for init: it is not restarted again, and the loop ends in
+        // RestartFailed instead of recursing. Waits as the kernel: a thread blocked
+        // here is not inside the calling domain, whose reclamation (which a restart
+        // holding the lock may be waiting for) must not wait for it.
+        rpc::as_kernel(|| {
+            let _g = lifecycle();
+            if ALIVE[slot].load(Relaxed) == 0 {
+                if let Err(e) = restart_locked(slot) {
+                    log::warn!("recovery of domain {slot} failed: {e}");
+                    return Err(RpcError::RestartFailed);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Err(RpcError::RestartFailed)
 }
 
 /// A row of the `domains` table.
@@ -674,6 +690,18 @@ pub fn list() -> Vec<DomainInfo> {
                 threads: limits::usage(i).0,
                 frames: limits::usage(i).1,
             })
+        })
+        .collect()
+}
+
+/// Where each loaded domain image lives: `(slot, base, span, crate name)`, for the
+/// profiler (`bench=NAME,profile`), which symbolizes domain code with the crate's ELF.
+pub fn images() -> Vec<(usize, u64, u64, String)> {
+    let t = TABLE.lock();
+    (1..MAX)
+        .filter_map(|i| {
+            let im = t[i].as_ref()?.image.as_ref()?;
+            Some((i, im.base, im.span, im.crate_name.clone()))
         })
         .collect()
 }

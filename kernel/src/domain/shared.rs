@@ -92,14 +92,7 @@ unsafe impl SharedHeap for KernelSharedHeap {
         // SAFETY: fresh block of at least `layout` ≥ size_of::<Header>() bytes (checked
         // above), aligned at least like a header.
         unsafe {
-            p.as_ptr().write(Header {
-                owner: core::sync::atomic::AtomicU32::new(owner.0),
-                borrows: core::sync::atomic::AtomicU32::new(0),
-                size: layout.size(),
-                align: layout.align(),
-                prev: core::sync::atomic::AtomicUsize::new(0),
-                next: core::sync::atomic::AtomicUsize::new(0),
-            });
+            p.as_ptr().write(Header::new(owner, layout));
             g.registry.insert(p, &self.counters);
         }
         Some(p)
@@ -117,10 +110,9 @@ unsafe impl SharedHeap for KernelSharedHeap {
         }
     }
 
-    unsafe fn moved(&self, block: NonNull<Header>, from: DomainId, to: DomainId) {
-        // SAFETY: a live block's header is readable.
-        let size = unsafe { block.as_ref().size };
-        self.counters.moved(from, to, size as u64);
+    #[inline(always)]
+    fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     #[inline]

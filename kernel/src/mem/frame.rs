@@ -56,9 +56,27 @@ impl Frames {
         None
     }
 
+    /// The lowest run of `count` free frames (first fit). Whole words are skipped or
+    /// taken 64 frames at a time; only words with both free and used frames are looked
+    /// at bit by bit.
     fn alloc_run(&mut self, count: usize) -> Option<usize> {
+        if count == 0 {
+            return None;
+        }
         let mut run = 0;
-        for i in 0..FRAMES {
+        let mut i = 0;
+        while i < FRAMES {
+            let word = self.free[i / 64];
+            if i % 64 == 0 && word == 0 {
+                run = 0;
+                i += 64;
+                continue;
+            }
+            if i % 64 == 0 && word == u64::MAX && run + 64 < count {
+                run += 64;
+                i += 64;
+                continue;
+            }
             if self.is_free(i) {
                 run += 1;
                 if run == count {
@@ -71,6 +89,7 @@ impl Frames {
             } else {
                 run = 0;
             }
+            i += 1;
         }
         None
     }

@@ -19,14 +19,15 @@
 //!      kernel's `kbench-info tsc_hz=H` line (host time, so noisy).
 //!
 //! 3. **Network** (root only; see `frond-bench/net.rs`): forwarding vs Linux, a NIC driver
-//!    crash under forwarding, a stack crash under ping and HTTP.
+//!    crash under forwarding, a stack crash under ping and HTTP, and forwarding over QEMU's
+//!    igb (Intel 82576) NICs vs Linux's own igb driver.
 //!
 //! 4. **Storage** (see `frond-bench/storage.rs` and `docs/storage.md`): sequential read and
 //!    write (4 KiB and 64 KiB requests) and file create+delete on virtio-blk and on the RAM
 //!    disk, against the Linux guest's `O_DIRECT` and ext2 figures on the same disk.
 //!
 //! `FROND_BENCH_ONLY=a,b,…` runs only the named sections: `boot`, `kbench`, `forward`,
-//! `crash-nic`, `crash-stack` (`net` = the last three), `storage`; such a partial run writes
+//! `crash-nic`, `crash-stack`, `igb` (`net` = the last four), `storage`; such a partial run writes
 //! `results-partial.json` instead of `results.json`. The packet tools (`frond-pktgen`,
 //! `frond-pktcount`) must sit next to this executable: `make bench` builds them.
 //!
@@ -336,8 +337,8 @@ fn run() -> Result<(), String> {
 }
 
 /// Which parts to run: `FROND_BENCH_ONLY`, a comma-separated list of section names
-/// (`boot`, `kbench`, `forward`, `crash-nic`, `crash-stack`; `net` = the last three);
-/// unset or empty = everything.
+/// (`boot`, `kbench`, `forward`, `crash-nic`, `crash-stack`, `igb`; `net` = the last four;
+/// `storage`); unset or empty = everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sections {
     pub boot: bool,
@@ -345,12 +346,14 @@ pub struct Sections {
     pub forward: bool,
     pub crash_nic: bool,
     pub crash_stack: bool,
+    /// Forwarding over igb NICs, Frond vs Linux.
+    pub igb: bool,
     pub storage: bool,
 }
 
 impl Sections {
-    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true, storage: true };
-    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, net, storage";
+    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true, igb: true, storage: true };
+    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, igb, net, storage";
 
     fn from_env() -> Result<Sections, String> {
         Sections::parse(&std::env::var("FROND_BENCH_ONLY").unwrap_or_default())
@@ -360,7 +363,7 @@ impl Sections {
         if spec.trim().is_empty() {
             return Ok(Sections::ALL);
         }
-        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false, storage: false };
+        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false, igb: false, storage: false };
         for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "boot" => s.boot = true,
@@ -368,7 +371,8 @@ impl Sections {
                 "forward" => s.forward = true,
                 "crash-nic" => s.crash_nic = true,
                 "crash-stack" => s.crash_stack = true,
-                "net" => (s.forward, s.crash_nic, s.crash_stack) = (true, true, true),
+                "igb" => s.igb = true,
+                "net" => (s.forward, s.crash_nic, s.crash_stack, s.igb) = (true, true, true, true),
                 "storage" => s.storage = true,
                 other => return Err(format!("FROND_BENCH_ONLY: unknown section {other:?} (known: {})", Sections::NAMES)),
             }
@@ -381,7 +385,7 @@ impl Sections {
     }
 
     pub fn any_net(&self) -> bool {
-        self.forward || self.crash_nic || self.crash_stack
+        self.forward || self.crash_nic || self.crash_stack || self.igb
     }
 }
 
@@ -545,7 +549,9 @@ mod tests {
         let net = Sections::parse("net").unwrap();
         assert!(net.any_net() && !net.boot && !net.kbench && !net.is_all());
         let s = Sections::parse("kbench, crash-nic").unwrap();
-        assert!(s.kbench && s.crash_nic && !s.boot && !s.forward && !s.crash_stack);
+        assert!(s.kbench && s.crash_nic && !s.boot && !s.forward && !s.crash_stack && !s.igb);
+        let igb = Sections::parse("igb").unwrap();
+        assert!(igb.igb && igb.any_net() && !igb.forward && !igb.is_all());
         assert!(Sections::parse("boot,nope").unwrap_err().contains("nope"));
         assert_eq!(Sections::parse("boot,kbench,net,storage").unwrap(), Sections::ALL);
         let st = Sections::parse("storage").unwrap();

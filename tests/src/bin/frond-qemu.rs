@@ -1,9 +1,12 @@
 //! `frond-qemu`: boot Frond in QEMU by hand, with exactly the tests' QEMU command line.
 //!
 //! ```text
-//! frond-qemu run [--append "cmdline"] [--gdb] [--disk IMAGE] [-- extra qemu args...]
-//! frond-qemu cmd [--append "cmdline"] [--gdb] [--batch] [-- extra qemu args...]
+//! frond-qemu run [--append "cmdline"] [--gdb] [--nic MODEL [--mac MAC]] [--disk IMAGE] [-- extra qemu args...]
+//! frond-qemu cmd [--append "cmdline"] [--gdb] [--batch] [--nic MODEL [--mac MAC]] [--disk IMAGE] [-- extra qemu args...]
 //! ```
+//! `--nic virtio|igb` (or `FROND_NIC`) adds a NIC of that model (virtio-net at PCI 00:10.0,
+//! igb at 00:08.0, see `NicModel::pci_slot`) on the
+//! netdev `n0` that the extra arguments define (`scripts/run.sh` does).
 //! `run` prints the command to stderr, runs QEMU on this terminal (`-serial mon:stdio`:
 //! Ctrl-A X quits, Ctrl-A C toggles the monitor) and exits 0 if the guest passed (QEMU
 //! status 33), 1 if it reported failure (35), otherwise QEMU's own status (with a
@@ -15,11 +18,11 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use frond_tests::{qemu::GDB_PORT, Exit, QemuSpec, SerialMode};
+use frond_tests::{qemu::GDB_PORT, Exit, NicModel, QemuSpec, SerialMode};
 
 const USAGE: &str = "\
-usage: frond-qemu run [--append CMDLINE] [--gdb] [--disk IMAGE] [-- QEMU_ARGS...]
-       frond-qemu cmd [--append CMDLINE] [--gdb] [--batch] [-- QEMU_ARGS...]
+usage: frond-qemu run [--append CMDLINE] [--gdb] [--nic MODEL [--mac MAC]] [--disk IMAGE] [-- QEMU_ARGS...]
+       frond-qemu cmd [--append CMDLINE] [--gdb] [--batch] [--nic MODEL [--mac MAC]] [--disk IMAGE] [-- QEMU_ARGS...]
 
   run   boot the kernel on this terminal (Ctrl-A X quits); exit 0 = guest passed,
         1 = guest failed, anything else = QEMU's own exit status
@@ -29,9 +32,14 @@ usage: frond-qemu run [--append CMDLINE] [--gdb] [--disk IMAGE] [-- QEMU_ARGS...
   --gdb              start halted with a gdb stub on :1234 (-s -S)
   --disk IMAGE       attach IMAGE (raw, e.g. made by frond-mkfs) as a virtio-blk disk
   --batch            (cmd) the tests' variant: -serial stdio instead of mon:stdio
+  --nic MODEL        add a NIC (virtio at 00:10.0, igb at 00:08.0) on netdev n0 (define it after --)
+  --mac MAC          that NIC's MAC (default 52:54:00:12:34:56)
 
 environment: FROND_KERNEL, FROND_BOOT_MODULE, FROND_ACCEL=tcg|kvm, FROND_BIOS=qboot|seabios,
-             FROND_QEMU, FROND_QEMU_ARGS";
+             FROND_QEMU, FROND_QEMU_ARGS, FROND_NIC=virtio|igb (the --nic default)";
+
+/// The MAC of the NIC `--nic` adds unless `--mac` says otherwise.
+const DEFAULT_MAC: &str = "52:54:00:12:34:56";
 
 #[derive(Debug, PartialEq)]
 struct Args {
@@ -40,6 +48,8 @@ struct Args {
     gdb: bool,
     batch: bool,
     disk: Option<std::path::PathBuf>,
+    nic: Option<NicModel>,
+    mac: Option<String>,
     extra: Vec<OsString>,
 }
 
@@ -57,6 +67,8 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
         gdb: false,
         batch: false,
         disk: None,
+        nic: None,
+        mac: None,
         extra: Vec::new(),
     };
     while let Some(arg) = it.next() {
@@ -77,6 +89,14 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             }
             Some("--gdb") => parsed.gdb = true,
             Some("--disk") => parsed.disk = Some(it.next().ok_or("--disk needs an image file")?.into()),
+            Some("--nic") => {
+                let v = it.next().ok_or("--nic needs a model")?;
+                let v = v.to_string_lossy();
+                parsed.nic = Some(NicModel::parse(&v).ok_or_else(|| format!("--nic {v}: expected virtio or igb"))?);
+            }
+            Some("--mac") => {
+                parsed.mac = Some(it.next().ok_or("--mac needs a value")?.to_string_lossy().into_owned());
+            }
             Some("--batch") if parsed.subcommand == "cmd" => parsed.batch = true,
             Some("-h") | Some("--help") => return Err(String::new()),
             _ => return Err(format!("unexpected argument {arg:?}")),
@@ -86,7 +106,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args_os().skip(1).collect()) {
+    let mut args = match parse(std::env::args_os().skip(1).collect()) {
         Ok(a) => a,
         Err(msg) if msg.is_empty() => {
             println!("{USAGE}");
@@ -110,6 +130,22 @@ fn main() -> ExitCode {
         }
     };
     spec.gdb = args.gdb;
+    let nic = match args.nic {
+        Some(m) => Some(m),
+        None if std::env::var_os("FROND_NIC").is_some_and(|v| !v.is_empty()) => match NicModel::from_env() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("frond-qemu: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if let Some(model) = nic {
+        let mac = args.mac.as_deref().unwrap_or(DEFAULT_MAC);
+        args.extra.push("-device".into());
+        args.extra.push(model.device_arg("n0", mac, model.pci_slot(0)).into());
+    }
     // Command-line extras first, then FROND_QEMU_ARGS (as the test harness does).
     let from_env = std::mem::replace(&mut spec.extra_args, args.extra);
     spec.extra_args.extend(from_env);
@@ -183,6 +219,8 @@ mod tests {
         assert!(p(&["boot"]).is_err());
         assert!(p(&["run", "--append"]).is_err());
         assert!(p(&["run", "--batch"]).is_err());
+        assert!(p(&["run", "--nic", "e1000"]).is_err());
+        assert_eq!(p(&["run", "--nic", "igb"]).unwrap().nic, Some(NicModel::Igb));
         assert_eq!(p(&["--help"]).unwrap_err(), "");
     }
 }

@@ -9,6 +9,10 @@
 //! * **Crash of the stack** while `ping -i 0.01` and a `curl` loop run: replies and
 //!   successful requests per 100 ms, the gaps, and what happened to a TCP connection
 //!   that was open across the crash.
+//! * **Forwarding over igb** (`FROND_BENCH_ONLY=igb`): the forwarding measurement with
+//!   both NICs QEMU's igb (an Intel 82576), Frond's `dom-igb` at batch 1/8/32 against the
+//!   Linux guest's own igb driver, identical QEMU flags, in the same run; records under
+//!   `forward_igb`.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 use frond_tests::fwdbench::{FwdOptions, Guest, Rig, Summary};
 use frond_tests::net::{unique_name, Ipv4Net, MacAddr, Netns, TapNic};
 use frond_tests::qemu::workspace_root;
-use frond_tests::{Accel, Boot};
+use frond_tests::{Accel, Boot, NicModel};
 
 use super::Record;
 
@@ -55,7 +59,7 @@ fn ensure_linux() -> Result<Guest, String> {
 }
 
 fn measure(guest: &Guest, opts: &FwdOptions) -> Result<(Summary, Vec<f64>), String> {
-    eprintln!("frond-bench: forwarding, {} ({WINDOWS} × {} s)", guest.name, WINDOW.as_secs());
+    eprintln!("frond-bench: forwarding, {} on {} NICs ({WINDOWS} × {} s)", guest.name, opts.nic.driver_name(), WINDOW.as_secs());
     let mut rig = Rig::start(guest, opts).map_err(|e| format!("{}: {e}", guest.name))?;
     let m = rig.measure(WINDOWS, WINDOW).map_err(|e| format!("{}: {e}", guest.name))?;
     drop(rig);
@@ -79,11 +83,15 @@ fn longest_gap(buckets: &[u64], from: usize) -> usize {
 /// Runs the network sections `only` selects (forwarding, NIC crash, stack crash).
 pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String) -> Result<Files, String> {
     let mut files = Files { svgs: Vec::new() };
-    if only.forward || only.crash_nic {
+    if only.forward || only.crash_nic || only.igb {
         let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
         opts.accel = Some(Accel::Tcg);
         if only.forward {
             forwarding(&opts, records, table)?;
+        }
+        if only.igb {
+            let igb = FwdOptions { nic: NicModel::Igb, ..opts.clone() };
+            forwarding(&igb, records, table)?;
         }
         if only.crash_nic {
             files.svgs.push(crash_nic(&opts, records, table)?);
@@ -98,8 +106,13 @@ pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String
     Ok(files)
 }
 
-/// 1. Forwarding throughput: Frond at batch 1/8/32 and the Linux guest.
+/// 1. Forwarding throughput: Frond at batch 1/8/32 and the Linux guest, both on NICs of
+/// `opts.nic` (records under `forward`, or `forward_igb` for igb).
 fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(), String> {
+    let (bench, nic) = match opts.nic {
+        NicModel::VirtioNet => ("forward", "virtio-net"),
+        NicModel::Igb => ("forward_igb", "igb (Intel 82576)"),
+    };
     let linux = ensure_linux()?;
     let mut frond = Vec::new();
     for batch in [1usize, 8, 32] {
@@ -109,7 +122,7 @@ fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) 
     let base = measure(&linux, &opts)?;
     let _ = writeln!(
         table,
-        "\nIPv4 forwarding, 60-byte frames at saturation, tapA → guest → tapB (TCG, {WINDOWS} × {} s)\n\
+        "\nIPv4 forwarding over {nic} NICs, 60-byte frames at saturation, tapA → guest → tapB (TCG, {WINDOWS} × {} s)\n\
          {:<14} {:>9} {:>9} {:>9} {:>12}",
         WINDOW.as_secs(),
         "guest",
@@ -121,11 +134,11 @@ fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) 
     let (base, base_samples) = base;
     for (batch, (s, samples)) in &frond {
         let _ = writeln!(table, "{:<14} {} {:>12.2}", format!("frond batch {batch}"), pps(s), s.median / base.median);
-        records.push(Record::new("forward", &format!("frond_batch{batch}"), "rx_pps", "packets/s").samples(samples.clone()));
-        records.push(Record::new("forward", &format!("frond_batch{batch}"), "ratio_to_linux", "x").value(s.median / base.median));
+        records.push(Record::new(bench, &format!("frond_batch{batch}"), "rx_pps", "packets/s").samples(samples.clone()));
+        records.push(Record::new(bench, &format!("frond_batch{batch}"), "ratio_to_linux", "x").value(s.median / base.median));
     }
     let _ = writeln!(table, "{:<14} {} {:>12.2}", "linux", pps(&base), 1.0);
-    records.push(Record::new("forward", "linux", "rx_pps", "packets/s").samples(base_samples));
+    records.push(Record::new(bench, "linux", "rx_pps", "packets/s").samples(base_samples));
     Ok(())
 }
 
@@ -204,7 +217,7 @@ fn stack_crash(records: &mut Vec<Record>) -> Result<(String, String), String> {
     let mac: MacAddr = "02:00:0a:22:00:01".parse().map_err(|e| format!("{e:?}"))?;
     ns.add_tap(&tap, mac).map_err(e)?;
     ns.configure_link(&tap, mac, Some(Ipv4Net::new(HOST, 24))).map_err(e)?;
-    let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: "52:54:00:12:34:56".parse().map_err(|e| format!("{e:?}"))?, pci_slot: 0x10 };
+    let nic = TapNic { id: "n0".into(), tap: tap.clone(), mac: "52:54:00:12:34:56".parse().map_err(|e| format!("{e:?}"))?, pci_slot: 0x10, model: NicModel::VirtioNet };
     let mut session = Boot::new()
         .name("bench-stack-crash")
         .accel(Accel::Tcg)
