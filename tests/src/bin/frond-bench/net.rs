@@ -87,11 +87,11 @@ pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String
         let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
         opts.accel = Some(Accel::Tcg);
         if only.forward {
-            forwarding(&opts, records, table)?;
+            files.svgs.push(forwarding(&opts, records, table)?);
         }
         if only.igb {
             let igb = FwdOptions { nic: NicModel::Igb, ..opts.clone() };
-            forwarding(&igb, records, table)?;
+            files.svgs.push(forwarding(&igb, records, table)?);
         }
         if only.crash_nic {
             files.svgs.push(crash_nic(&opts, records, table)?);
@@ -107,11 +107,12 @@ pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String
 }
 
 /// 1. Forwarding throughput: Frond at batch 1/8/32 and the Linux guest, both on NICs of
-/// `opts.nic` (records under `forward`, or `forward_igb` for igb).
-fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(), String> {
-    let (bench, nic) = match opts.nic {
-        NicModel::VirtioNet => ("forward", "virtio-net"),
-        NicModel::Igb => ("forward_igb", "igb (Intel 82576)"),
+/// `opts.nic` (records under `forward`, or `forward_igb` for igb), and the plot of pps
+/// per batch size (`forward.svg` / `forward-igb.svg`).
+fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(&'static str, String), String> {
+    let (bench, nic, file) = match opts.nic {
+        NicModel::VirtioNet => ("forward", "virtio-net", "forward.svg"),
+        NicModel::Igb => ("forward_igb", "igb (Intel 82576)", "forward-igb.svg"),
     };
     let linux = ensure_linux()?;
     let mut frond = Vec::new();
@@ -139,7 +140,18 @@ fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) 
     }
     let _ = writeln!(table, "{:<14} {} {:>12.2}", "linux", pps(&base), 1.0);
     records.push(Record::new(bench, "linux", "rx_pps", "packets/s").samples(base_samples));
-    Ok(())
+    let range = |s: &Summary| Some(super::svg::Range { min: s.min, median: s.median, max: s.max });
+    let svg = super::svg::range_bars(
+        &format!("IPv4 forwarding over {nic} NICs, 60-byte frames (TCG, {WINDOWS} × {} s)", WINDOW.as_secs()),
+        "Frond's batch size (the Linux guest has none: the same figure in each group)",
+        "forwarded packets/s (bar: median; whiskers: min–max)",
+        &frond.iter().map(|(b, _)| format!("batch {b}")).collect::<Vec<_>>(),
+        &[
+            ("Frond".into(), "#1f77b4", frond.iter().map(|(_, (s, _))| range(s)).collect()),
+            ("Linux".into(), "#ff7f0e", frond.iter().map(|_| range(&base)).collect()),
+        ],
+    );
+    Ok((file, svg))
 }
 
 /// 2. NIC driver crash under forwarding.
