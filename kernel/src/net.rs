@@ -379,8 +379,8 @@ pub fn print_status() {
     for (id, s) in &net.nics {
         match s.inner.stats() {
             Ok(st) => println!(
-                "  {:<12} domain {:>2}  rx {:>9} pkts {:>11} B  tx {:>9} pkts {:>11} B  dropped {}  irqs {}  crashes absorbed {}",
-                s.name, id.0, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.dropped, st.irqs, s.absorbed.load(Relaxed)
+                "  {:<12} domain {:>2}  rx {:>9} pkts {:>11} B  tx {:>9} pkts {:>11} B  dropped {}  irqs {}  notifies {}  sleeps {}  crashes absorbed {}",
+                s.name, id.0, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.dropped, st.irqs, st.notifies, st.sleeps, s.absorbed.load(Relaxed)
             ),
             Err(e) => println!("  {:<12} domain {:>2}  {}", s.name, id.0, e.as_str()),
         }
@@ -396,8 +396,8 @@ pub fn print_status() {
     if let Some(f) = net.forward.and_then(|d| domain::grant::<dyn Forward>(d).ok()) {
         if let Ok(s) = f.stats() {
             println!(
-                "  forward      forwarded {}  dropped {}  arp replies {}  nic errors {}  buffers replaced {}  rounds {}",
-                s.forwarded, s.dropped, s.arp_replies, s.nic_errors, s.replaced, s.rounds
+                "  forward      forwarded {}  dropped {}  arp replies {}  nic errors {}  buffers replaced {}  halts {}  rounds {}",
+                s.forwarded, s.dropped, s.arp_replies, s.nic_errors, s.replaced, s.halts, s.rounds
             );
         }
     }

@@ -48,6 +48,8 @@ pub struct Counters {
     /// Buffers allocated to top the pool up after the initial pool.
     pub replaced: u64,
     pub rounds: u64,
+    /// Times the forwarder blocked in `Nic::wait` (see [`Forwarder::round`]).
+    pub halts: u64,
 }
 
 impl Counters {
@@ -64,6 +66,7 @@ impl Counters {
             nic_errors: self.nic_errors,
             replaced: self.replaced,
             rounds: self.rounds,
+            halts: self.halts,
         }
     }
 

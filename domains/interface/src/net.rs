@@ -108,6 +108,11 @@ pub struct NicStats {
     pub dropped: u64,
     /// Interrupts taken.
     pub irqs: u64,
+    /// Doorbell writes: virtio queue notifications, Intel tail-register writes (each an
+    /// MMIO access the hypervisor has to handle).
+    pub notifies: u64,
+    /// `wait` calls that blocked (re-enabled interrupts and slept).
+    pub sleeps: u64,
 }
 
 /// A network interface card, driven by a driver domain. Batched and zero-copy: buffers
@@ -374,6 +379,8 @@ pub struct FwdStats {
     /// Buffers allocated to replace lost ones.
     pub replaced: u64,
     pub rounds: u64,
+    /// Times the forwarder found no work for a while and blocked in `Nic::wait`.
+    pub halts: u64,
 }
 
 #[interface]

@@ -79,6 +79,11 @@ impl<T: Transport> VirtioNet<T> {
         self.stats.irqs += 1;
     }
 
+    /// Counts a `wait` that blocked.
+    pub fn count_sleep(&mut self) {
+        self.stats.sleeps += 1;
+    }
+
     /// Buffers the device holds: (receive, transmit).
     pub fn outstanding(&self) -> (usize, usize) {
         (self.rx.outstanding(), self.tx.outstanding())
@@ -153,6 +158,7 @@ impl<T: Transport> VirtioNet<T> {
         }
         if self.tx.q.publish() {
             self.t.notify(self.tx.q.index());
+            self.stats.notifies += 1;
         }
         b
     }
@@ -200,6 +206,7 @@ impl<T: Transport> VirtioNet<T> {
         }
         if self.rx.q.publish() {
             self.t.notify(self.rx.q.index());
+            self.stats.notifies += 1;
         }
         b
     }
