@@ -581,6 +581,8 @@ impl Rig {
             .cmdline(guest.cmdline.clone())
             .netns(NS_A)
             .qemu_args(nic_args(opts.nic))
+            // Names QEMU's threads (`CPU 0/TCG`, …) for the per-thread CPU figures.
+            .qemu_args(["-name", "fwdbench,debug-threads=on"])
             .timeout(opts.lifetime);
         if let Some(accel) = opts.accel {
             boot = boot.accel(accel);

@@ -115,8 +115,10 @@ fn console_counters(s: &mut frond_tests::Session) -> Vec<(String, u64)> {
     if s.send(b"net\r").is_err() {
         return Vec::new();
     }
-    let _ = s.expect("rounds", Duration::from_secs(10));
-    s.expect("frond> ", Duration::from_secs(10)).map(|t| parse_counters(&t)).unwrap_or_default()
+    // `expect` returns the text up to its match: the `rounds` line ends in the second part.
+    let head = s.expect("rounds", Duration::from_secs(10)).unwrap_or_default();
+    let tail = s.expect("frond> ", Duration::from_secs(10)).unwrap_or_default();
+    parse_counters(&(head + &tail))
 }
 
 /// Longest run of zero buckets starting at or after `from`, in buckets.
