@@ -366,6 +366,10 @@ pub struct FwdConfig {
     pub ports: [FwdPort; 2],
     /// Packets per NIC call (1..=BATCH_MAX).
     pub batch: u16,
+    /// Poll-then-halt: after this many rounds in a row that received nothing, the
+    /// forwarder blocks in `Nic::wait` (interrupts on) instead of polling on. 0: it never
+    /// blocks, and the NICs stay in polling mode.
+    pub idle_rounds: u16,
 }
 
 #[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq, Default)]
