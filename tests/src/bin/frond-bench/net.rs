@@ -279,7 +279,8 @@ fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) 
         };
         let variant = label.replace(' ', "_").replace("frond_batch_", "frond_batch");
         for r in roles.iter().map(|r| Some(r.as_str())).chain([None]) {
-            let v = Summary::of(&w.iter().map(|w| share(w, r)).collect::<Vec<_>>()).median;
+            // `+ 0.0` turns a -0.0 (a thread that ran 0 ticks) into 0.0 for printing.
+            let v = Summary::of(&w.iter().map(|w| share(w, r)).collect::<Vec<_>>()).median + 0.0;
             let _ = write!(table, " {:>10.2}", v);
             let thread = r.unwrap_or("all").replace([' ', '/'], "_");
             records.push(
