@@ -4,7 +4,7 @@
 //! `bench=NAME|all` runs in-kernel micro-benchmarks and exits;
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
-//! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.a`, `fwd.b`, `crash`) are collected
+//! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.idle`, `fwd.a`, `fwd.b`, `crash`) are collected
 //! for `net::start`, which documents them. Storage keys (`disk`, `ram.*`, `fs`, `fs.*`,
 //! `fsload*`) are collected for `storage::start`, which documents them. `limit=<domain>:key=value,...` sets a
 //! domain's quotas and watchdog budget (`domain::limits` documents the keys).
@@ -47,6 +47,7 @@ pub fn parse(line: &str) -> Cmdline<'_> {
             "ip" => c.net.ip = Some(v),
             "gw" => c.net.gw = Some(v),
             "fwd.batch" => c.net.fwd_batch = Some(v),
+            "fwd.idle" => c.net.fwd_idle = Some(v),
             "fwd.a" => c.net.fwd_a = Some(v),
             "fwd.b" => c.net.fwd_b = Some(v),
             "crash" => c.net.crash = Some(v),

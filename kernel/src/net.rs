@@ -14,11 +14,13 @@
 //!   `services` (TCP/UDP echo on 7, HTTP status page on 80) on top, reaching the stack
 //!   through a recovery proxy and the kernel's [`SystemView`] through a plain one.
 //! * `net=fwd`: the `forward` domain between NIC 0 (`fwd.a`) and NIC 1 (`fwd.b`), run by
-//!   a kernel thread in polling mode.
+//!   a kernel thread: it polls while there is work and, after `fwd.idle` rounds in a row
+//!   without a frame (default [`DEFAULT_IDLE_ROUNDS`]), blocks on a NIC's interrupt
+//!   (`fwd.idle=0`: pure polling, interrupts never used).
 //! * `crash=NAME@MS[,NAME@MS…]`: kills domain NAME MS milliseconds after the network
 //!   came up (a crash-under-traffic schedule any harness can drive).
 //!
-//! Command line: `net=off|stack|fwd`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`,
+//! Command line: `net=off|stack|fwd`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`, `fwd.idle=N`,
 //! `fwd.a=IP/P,PEER_IP,PEER_MAC`, `fwd.b=…`, `crash=…`. Bad values are reported and the
 //! network is not started; the kernel keeps running.
 
@@ -38,6 +40,9 @@ use frond_interface::{Remote, RpcResult};
 
 /// The NICs the kernel drives: (vendor, device, instance name prefix, driver image). The
 /// virtio-net ids are the transitional and the modern-only (1.x) device.
+/// Empty forwarding rounds in a row before the forwarder halts (`fwd.idle`).
+pub const DEFAULT_IDLE_ROUNDS: &str = "16";
+
 const NIC_DRIVERS: [(u16, u16, &str, &str); 4] = [
     (0x1af4, 0x1000, "virtio-net", "domains/dom-virtio-net"),
     (0x1af4, 0x1041, "virtio-net", "domains/dom-virtio-net"),
@@ -54,6 +59,7 @@ pub struct Options<'a> {
     pub ip: Option<&'a str>,
     pub gw: Option<&'a str>,
     pub fwd_batch: Option<&'a str>,
+    pub fwd_idle: Option<&'a str>,
     pub fwd_a: Option<&'a str>,
     pub fwd_b: Option<&'a str>,
     pub crash: Option<&'a str>,
@@ -127,6 +133,7 @@ impl Options<'_> {
             ip: keep(self.ip),
             gw: keep(self.gw),
             fwd_batch: keep(self.fwd_batch),
+            fwd_idle: keep(self.fwd_idle),
             fwd_a: keep(self.fwd_a),
             fwd_b: keep(self.fwd_b),
             crash: keep(self.crash),
@@ -193,7 +200,8 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
             let a = parse_port(o.fwd_a.ok_or("net=fwd needs fwd.a=IP/P,PEER_IP,PEER_MAC")?)?;
             let b = parse_port(o.fwd_b.ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
             let batch: u16 = o.fwd_batch.unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
-            let cfg = FwdConfig { ports: [a, b], batch };
+            let idle_rounds: u16 = o.fwd_idle.unwrap_or(DEFAULT_IDLE_ROUNDS).parse().map_err(|_| "fwd.idle must be 0..=65535")?;
+            let cfg = FwdConfig { ports: [a, b], batch, idle_rounds };
             let (na, nb) = (net.nics[0].1, net.nics[1].1);
             // `Forward::run` is one call that forwards until stopped: no watchdog budget.
             domain::limits::configure_default("forward:budget=0ms")?;
@@ -379,8 +387,8 @@ pub fn print_status() {
     for (id, s) in &net.nics {
         match s.inner.stats() {
             Ok(st) => println!(
-                "  {:<12} domain {:>2}  rx {:>9} pkts {:>11} B  tx {:>9} pkts {:>11} B  dropped {}  irqs {}  crashes absorbed {}",
-                s.name, id.0, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.dropped, st.irqs, s.absorbed.load(Relaxed)
+                "  {:<12} domain {:>2}  rx {:>9} pkts {:>11} B  tx {:>9} pkts {:>11} B  dropped {}  irqs {}  notifies {}  sleeps {}  crashes absorbed {}",
+                s.name, id.0, st.rx_packets, st.rx_bytes, st.tx_packets, st.tx_bytes, st.dropped, st.irqs, st.notifies, st.sleeps, s.absorbed.load(Relaxed)
             ),
             Err(e) => println!("  {:<12} domain {:>2}  {}", s.name, id.0, e.as_str()),
         }
@@ -396,8 +404,8 @@ pub fn print_status() {
     if let Some(f) = net.forward.and_then(|d| domain::grant::<dyn Forward>(d).ok()) {
         if let Ok(s) = f.stats() {
             println!(
-                "  forward      forwarded {}  dropped {}  arp replies {}  nic errors {}  buffers replaced {}  rounds {}",
-                s.forwarded, s.dropped, s.arp_replies, s.nic_errors, s.replaced, s.rounds
+                "  forward      forwarded {}  dropped {}  arp replies {}  nic errors {}  buffers replaced {}  halts {}  rounds {}",
+                s.forwarded, s.dropped, s.arp_replies, s.nic_errors, s.replaced, s.halts, s.rounds
             );
         }
     }

@@ -68,6 +68,7 @@ pub fn fwd_null(n: u64, batch: u16, shadowed: bool) -> u64 {
             FwdPort { addr: [10, 0, 2, 2], prefix: 24, peer_ip: [10, 0, 2, 1], peer_mac: PEER_B },
         ],
         batch,
+        idle_rounds: 0,
     };
     // `Forward::run` is one call that forwards until stopped: no watchdog budget.
     domain::limits::configure_default("forward:budget=0ms").expect("limit");

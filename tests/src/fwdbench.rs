@@ -329,6 +329,18 @@ pub struct Window {
     pub tx_pps: f64,
     /// Failed sends of the generator.
     pub tx_errors: u64,
+    /// Host CPU time of each QEMU thread while the window counted (see [`ThreadCpu`]).
+    pub qemu_threads: Vec<ThreadCpu>,
+    /// Host seconds over which `qemu_threads` was sampled.
+    pub cpu_seconds: f64,
+    /// Growth of the guest's own counters over the window (see [`Rig::measure_probed`]).
+    pub guest: Vec<(String, u64)>,
+    /// Frames QEMU read from tapA during the window (tapA's tx counter).
+    pub accepted: u64,
+    /// Frames tapA dropped because QEMU did not read them in time (its queue was full).
+    pub tap_dropped: u64,
+    /// Frames QEMU wrote to tapB during the window (tapB's rx counter).
+    pub emitted: u64,
 }
 
 impl Window {
@@ -341,8 +353,106 @@ impl Window {
             tx_seconds: g.seconds,
             tx_pps: g.pps(),
             tx_errors: g.errors,
+            qemu_threads: Vec::new(),
+            cpu_seconds: 0.0,
+            guest: Vec::new(),
+            accepted: 0,
+            tap_dropped: 0,
+            emitted: 0,
         }
     }
+
+    /// Frames lost inside the guest, as a share of those QEMU accepted: accepted on tapA
+    /// but never written to tapB (in-flight frames at the window's edges aside).
+    pub fn lost_in_guest(&self) -> f64 {
+        if self.accepted == 0 {
+            return f64::NAN;
+        }
+        self.accepted.saturating_sub(self.emitted) as f64 / self.accepted as f64
+    }
+
+    /// Growth of guest counter `name` over the window, if the probe reported it.
+    pub fn guest_counter(&self, name: &str) -> Option<u64> {
+        self.guest.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    }
+}
+
+/// Host CPU time one QEMU thread used during a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadCpu {
+    /// The thread's role: `vCPU` (`CPU n/TCG` or `CPU n/KVM`), `main loop` (the process's
+    /// first thread: QEMU's main loop, which moves tap traffic and runs the devices'
+    /// bottom halves under TCG), `I/O thread` (`IO …`), `RCU` (`call_rcu`), `worker`, or
+    /// the thread's own name.
+    pub role: String,
+    /// The kernel's name for it (`/proc/<pid>/task/<tid>/comm`).
+    pub name: String,
+    /// User + system CPU seconds.
+    pub seconds: f64,
+}
+
+/// One sample of a process's threads: (tid, name, user + system clock ticks).
+pub fn thread_ticks(pid: i32) -> Vec<(i32, String, u64)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut out: Vec<(i32, String, u64)> = dir
+        .filter_map(|e| {
+            let tid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+            let (name, ticks) = parse_task_stat(&stat)?;
+            Some((tid, name, ticks))
+        })
+        .collect();
+    out.sort_by_key(|t| t.0);
+    out
+}
+
+/// `/proc/…/stat` → (comm, utime + stime). The name sits in parentheses and may itself
+/// hold spaces and parentheses, so the fields are counted from the last `)`: utime and
+/// stime are fields 14 and 15, i.e. the 12th and 13th after the name.
+pub fn parse_task_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let f: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// The role of a QEMU thread (see [`ThreadCpu::role`]); `first` = the main thread.
+pub fn thread_role(name: &str, first: bool) -> String {
+    if first {
+        "main loop".into()
+    } else if name.starts_with("CPU ") {
+        "vCPU".into()
+    } else if name.starts_with("IO ") || name.starts_with("iothread") {
+        "I/O thread".into()
+    } else if name == "call_rcu" {
+        "RCU".into()
+    } else if name == "worker" || name.starts_with("qemu-") {
+        "worker".into()
+    } else {
+        name.into()
+    }
+}
+
+/// CPU time per thread between two samples of the process `pid` (threads in `after`;
+/// a thread new since `before` counts from 0).
+pub fn thread_cpu(pid: i32, before: &[(i32, String, u64)], after: &[(i32, String, u64)]) -> Vec<ThreadCpu> {
+    let hz = clock_ticks_per_second();
+    after
+        .iter()
+        .map(|(tid, name, t)| {
+            let t0 = before.iter().find(|b| b.0 == *tid).map_or(0, |b| b.2);
+            ThreadCpu { role: thread_role(name, *tid == pid), name: name.clone(), seconds: t.saturating_sub(t0) as f64 / hz }
+        })
+        .collect()
+}
+
+/// `/proc` reports CPU time in `USER_HZ` ticks, which is 100 on x86 Linux (the kernel's
+/// ABI, whatever its internal tick rate).
+fn clock_ticks_per_second() -> f64 {
+    100.0
 }
 
 /// Min, median and max of some samples (NaN for none).
@@ -471,6 +581,8 @@ impl Rig {
             .cmdline(guest.cmdline.clone())
             .netns(NS_A)
             .qemu_args(nic_args(opts.nic))
+            // Names QEMU's threads (`CPU 0/TCG`, …) for the per-thread CPU figures.
+            .qemu_args(["-name", "fwdbench,debug-threads=on"])
             .timeout(opts.lifetime);
         if let Some(accel) = opts.accel {
             boot = boot.accel(accel);
@@ -590,13 +702,45 @@ impl Rig {
         windows: usize,
         window: Duration,
     ) -> Result<Measurement, HarnessError> {
+        self.measure_probed(windows, window, |_| Vec::new())
+    }
+
+    /// As [`Rig::measure`], and also: the host CPU time of each QEMU thread while the
+    /// counter counts, and the growth of the guest's own counters, which `probe` reads
+    /// (e.g. from the guest's console) right after counting starts and right after it
+    /// ends, as `(name, value)` pairs (a counter missing from either reading is left out).
+    pub fn measure_probed(
+        &mut self,
+        windows: usize,
+        window: Duration,
+        mut probe: impl FnMut(&mut Session) -> Vec<(String, u64)>,
+    ) -> Result<Measurement, HarnessError> {
+        let pid = self.session.pid();
         let mut out = Vec::with_capacity(windows);
         for i in 0..windows {
             self.check_alive("the measurement")?;
             let (gen, count, _) = self.start_traffic(window, None)?;
+            let taps = |rig: &Rig| (rig.a.link_stats(TAP_A).unwrap_or_default(), rig.b.link_stats(TAP_B).unwrap_or_default());
+            let (t0, cpu0, taps0) = (Instant::now(), thread_ticks(pid), taps(self));
+            let before = probe(&mut self.session);
             let (g, c) = Rig::finish_traffic(gen, count, window)?;
+            let (t1, cpu1, taps1) = (Instant::now(), thread_ticks(pid), taps(self));
+            let after = probe(&mut self.session);
             self.check_alive(&format!("window {}", i + 1))?;
-            out.push(Window::from_reports(&c, &g));
+            let mut w = Window::from_reports(&c, &g);
+            w.qemu_threads = thread_cpu(pid, &cpu0, &cpu1);
+            w.cpu_seconds = (t1 - t0).as_secs_f64();
+            w.accepted = taps1.0.tx_packets.saturating_sub(taps0.0.tx_packets);
+            w.tap_dropped = taps1.0.tx_dropped.saturating_sub(taps0.0.tx_dropped);
+            w.emitted = taps1.1.rx_packets.saturating_sub(taps0.1.rx_packets);
+            w.guest = after
+                .into_iter()
+                .filter_map(|(n, v)| {
+                    let v0 = before.iter().find(|b| b.0 == n)?.1;
+                    Some((n, v.saturating_sub(v0)))
+                })
+                .collect();
+            out.push(w);
         }
         Ok(Measurement {
             guest: self.guest.name.clone(),
@@ -660,6 +804,26 @@ impl Rig {
         let Rig { session, .. } = self;
         session.wait(Duration::ZERO)
     }
+}
+
+/// The generator's ceiling: its send rate for `duration` with nothing slowing it down
+/// but the host stack, into a veth pair whose far end drops every frame (wrong MAC,
+/// no address), in a namespace of its own. Same options as a window's generator.
+pub fn generator_ceiling(opts: &FwdOptions, duration: Duration) -> Result<GenReport, HarnessError> {
+    let ns = Netns::create_unique("fwdgen")?;
+    ns.disable_ipv6()?;
+    ns.ip(["link", "add", "g0", "address", &HOST_A_MAC.to_string(), "type", "veth", "peer", "name", "g1"])?;
+    ns.link_up("g1")?;
+    ns.configure_link("g0", HOST_A_MAC, Some(HOST_A_IP))?;
+    ns.add_route(HOST_B_IP.network(), GUEST_A_IP.addr)?;
+    ns.add_neigh("g0", GUEST_A_IP.addr, GUEST_A_MAC)?;
+    let gen = ns.spawn(&opts.tools.pktgen, gen_options(duration, None).to_args())?;
+    let out = gen.wait_success(duration + TOOL_GRACE)?;
+    GenReport::from_output(&out).map_err(|e| HarnessError::Command {
+        command: "frond-pktgen".into(),
+        problem: e.to_string(),
+        stderr: String::new(),
+    })
 }
 
 /// Boots `guest`, measures `windows` × `window` at saturation, tears down.
@@ -789,6 +953,24 @@ mod tests {
             ],
         };
         assert_eq!(m.summary().median, 45_000.0);
+    }
+
+    #[test]
+    fn task_stat_and_roles() {
+        let stat = "4242 (CPU 0/TCG) R 1 2 3 0 -1 4194368 10 0 0 0 1234 56 0 0 20 0 5 0 100 0 0";
+        assert_eq!(parse_task_stat(stat), Some(("CPU 0/TCG".into(), 1290)));
+        let odd = "7 (a) b (c)) S 1 2 3 0 -1 0 0 0 0 0 7 8 0 0";
+        assert_eq!(parse_task_stat(odd), Some(("a) b (c)".into(), 15)));
+        assert_eq!(parse_task_stat("garbage"), None);
+        assert_eq!(thread_role("qemu-system-x86", true), "main loop");
+        assert_eq!(thread_role("CPU 0/TCG", false), "vCPU");
+        assert_eq!(thread_role("call_rcu", false), "RCU");
+        let before = vec![(10, "qemu-system-x86".to_string(), 100), (11, "CPU 0/TCG".to_string(), 50)];
+        let after = vec![(10, "qemu-system-x86".to_string(), 150), (11, "CPU 0/TCG".to_string(), 850), (12, "worker".into(), 3)];
+        let cpu = thread_cpu(10, &before, &after);
+        assert_eq!(cpu.iter().map(|t| (t.role.as_str(), t.seconds)).collect::<Vec<_>>(), [("main loop", 0.5), ("vCPU", 8.0), ("worker", 0.03)]);
+        // This process's own threads can be read.
+        assert!(!thread_ticks(std::process::id() as i32).is_empty());
     }
 
     #[test]

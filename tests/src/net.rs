@@ -569,6 +569,16 @@ impl Netns {
         Ok(parse_link_flags(&out))
     }
 
+    /// The packet counters of `ifname` (`ip -s link`).
+    pub fn link_stats(&self, ifname: &str) -> Result<LinkStats, HarnessError> {
+        let out = self.ip(["-j", "-s", "link", "show", "dev", ifname])?;
+        parse_link_stats(&out).ok_or_else(|| HarnessError::Command {
+            command: format!("ip -j -s link show dev {ifname} (netns {})", self.name),
+            problem: format!("no packet counters in {out:?}"),
+            stderr: String::new(),
+        })
+    }
+
     /// True if `ifname` has carrier (`LOWER_UP`): for a tap that is up, a process has it
     /// open.
     pub fn has_carrier(&self, ifname: &str) -> Result<bool, HarnessError> {
@@ -874,6 +884,30 @@ impl Drop for NsChild {
 
 /// True if this process may create namespaces and taps (it runs as root). Tests that
 /// need them skip themselves otherwise.
+/// A link's packet counters, as the host sees them: for a tap, `tx` is what the host
+/// handed to the process holding it (QEMU) and `rx` what that process wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    /// For a tap: frames dropped because the reader did not keep up (queue full).
+    pub tx_dropped: u64,
+}
+
+/// Parses `ip -j -s link show` output (one link).
+pub fn parse_link_stats(json: &str) -> Option<LinkStats> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let s = v.get(0)?.get("stats64")?;
+    let n = |dir: &str, k: &str| s.get(dir)?.get(k)?.as_u64();
+    Some(LinkStats {
+        rx_packets: n("rx", "packets")?,
+        rx_dropped: n("rx", "dropped").unwrap_or(0),
+        tx_packets: n("tx", "packets")?,
+        tx_dropped: n("tx", "dropped").unwrap_or(0),
+    })
+}
+
 pub fn can_manage_netns() -> bool {
     nix::unistd::geteuid().is_root() && Path::new("/dev/net/tun").exists()
 }

@@ -80,6 +80,7 @@ struct Published {
     nic_errors: AtomicU64,
     replaced: AtomicU64,
     rounds: AtomicU64,
+    halts: AtomicU64,
 }
 
 impl Published {
@@ -90,6 +91,7 @@ impl Published {
         self.nic_errors.store(s.nic_errors, Relaxed);
         self.replaced.store(s.replaced, Relaxed);
         self.rounds.store(s.rounds, Relaxed);
+        self.halts.store(s.halts, Relaxed);
     }
 
     fn load(&self) -> FwdStats {
@@ -100,6 +102,7 @@ impl Published {
             nic_errors: self.nic_errors.load(Relaxed),
             replaced: self.replaced.load(Relaxed),
             rounds: self.rounds.load(Relaxed),
+            halts: self.halts.load(Relaxed),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Counters {
     /// Buffers allocated to top the pool up after the initial pool.
     pub replaced: u64,
     pub rounds: u64,
+    /// Times the forwarder blocked in `Nic::wait` (see [`Forwarder::round`]).
+    pub halts: u64,
 }
 
 impl Counters {
@@ -64,6 +66,7 @@ impl Counters {
             nic_errors: self.nic_errors,
             replaced: self.replaced,
             rounds: self.rounds,
+            halts: self.halts,
         }
     }
 
@@ -108,7 +111,18 @@ where
     batch: usize,
     pool: Vec<RRef<Pkt>>,
     c: Counters,
+    /// `FwdConfig::idle_rounds` (0: pure polling).
+    idle_rounds: u32,
+    /// Rounds in a row that received nothing.
+    idle: u32,
+    /// The port that received last: the one to wait on when halting.
+    last_rx: usize,
+    /// Frames received in the current round.
+    round_rx: u64,
 }
+
+/// Longest a halt blocks on one NIC: frames arriving on the other one wait at most this.
+pub const HALT_NS: u64 = 1_000_000;
 
 fn new_buf() -> Option<RRef<Pkt>> {
     RRef::try_new(Pkt::empty()).ok()
@@ -119,9 +133,10 @@ where
     N: Deref,
     N::Target: Nic,
 {
-    /// Learns each NIC's MAC from `info()`, puts both in polling mode (a failure there
-    /// only counts in `nic_errors`), and allocates a pool of `pool` buffers (fewer if the
-    /// shared heap runs out). `cfg.batch` is clamped to `1..=BATCH_MAX`.
+    /// Learns each NIC's MAC from `info()`, puts both in polling mode if
+    /// `cfg.idle_rounds` is 0 and out of it otherwise (a failure there only counts in
+    /// `nic_errors`), and allocates a pool of `pool` buffers (fewer if the shared heap runs
+    /// out). `cfg.batch` is clamped to `1..=BATCH_MAX`.
     ///
     /// Fails if `info()` of either NIC fails.
     pub fn new(nics: [N; 2], cfg: &FwdConfig, pool: usize) -> Result<Self, RpcError> {
@@ -129,7 +144,7 @@ where
         let infos = [a.info()?, b.info()?];
         let mut c = Counters::default();
         for nic in [&a, &b] {
-            if nic.set_polling(true).is_err() {
+            if nic.set_polling(cfg.idle_rounds == 0).is_err() {
                 c.nic_errors += 1;
             }
         }
@@ -141,6 +156,10 @@ where
             batch: clamp_batch(cfg.batch).0,
             pool: Vec::new(),
             c,
+            idle_rounds: cfg.idle_rounds as u32,
+            idle: 0,
+            last_rx: 0,
+            round_rx: 0,
         };
         f.grow_pool(pool);
         Ok(f)
@@ -196,7 +215,13 @@ where
     }
 
     /// One round: receive and process on port 0 then port 1, then transmit on both.
+    ///
+    /// Poll-then-halt: after `idle_rounds` rounds in a row that received nothing (and
+    /// with no transmission waiting), the round ends by blocking in `wait` on the NIC that
+    /// received last, for at most [`HALT_NS`]: the CPU stops polling, so a hypervisor
+    /// thread sharing it can deliver the next frames, whose interrupt ends the wait.
     pub fn round(&mut self) {
+        self.round_rx = 0;
         self.receive(0);
         self.receive(1);
         for j in 0..2 {
@@ -208,6 +233,21 @@ where
             self.io[j].tx_called = false;
         }
         self.c.rounds += 1;
+        if self.idle_rounds == 0 {
+            return;
+        }
+        if self.round_rx > 0 {
+            self.idle = 0;
+            return;
+        }
+        self.idle += 1;
+        if self.idle >= self.idle_rounds {
+            self.idle = 0;
+            self.c.halts += 1;
+            if self.io[self.last_rx].nic.wait(HALT_NS).is_err() {
+                self.c.nic_errors += 1;
+            }
+        }
     }
 
     /// Allocates buffers until the pool holds `batch`.
@@ -244,6 +284,10 @@ where
         };
         while let Some(p) = b.pkts.pop_front() {
             self.pool.push(p);
+        }
+        if !b.done.is_empty() {
+            self.last_rx = i;
+            self.round_rx += b.done.len() as u64;
         }
         while let Some(mut p) = b.done.pop_front() {
             self.c.rx_frames += 1;

@@ -58,6 +58,7 @@ fn cfg(batch: u16) -> FwdConfig {
             FwdPort { addr: ADDR_B, prefix: 24, peer_ip: PEER_B, peer_mac: PEER_B_MAC },
         ],
         batch,
+        idle_rounds: 0,
     }
 }
 
@@ -618,6 +619,7 @@ struct FakeState {
     rx_calls: u64,
     tx_calls: u64,
     polling: bool,
+    waits: u64,
 }
 
 struct FakeNic {
@@ -644,6 +646,7 @@ impl FakeNic {
                 rx_calls: 0,
                 tx_calls: 0,
                 polling: false,
+                waits: 0,
             }),
         }
     }
@@ -714,6 +717,7 @@ impl Nic for FakeNic {
         Ok(b)
     }
     fn wait(&self, _timeout_ns: u64) -> RpcResult<()> {
+        self.st().waits += 1;
         Ok(())
     }
     fn set_polling(&self, on: bool) -> RpcResult<()> {
@@ -918,4 +922,35 @@ fn no_buffer_leaks_over_many_rounds() {
     drop(fwd);
     drop((a, b));
     assert_eq!(h.counters().blocks(d), 0, "everything freed at the end");
+}
+
+#[test]
+fn forwarder_polls_while_there_is_work_then_halts_on_the_nic_that_received_last() {
+    HostHeap::install();
+    let a = FakeNic::new(MAC_A, 64, 64);
+    let b = FakeNic::new(MAC_B, 64, 64);
+    let mut fwd = Forwarder::new([&a, &b], &FwdConfig { idle_rounds: 3, ..cfg(8) }, 128).unwrap();
+    assert!(!a.st().polling && !b.st().polling, "interrupts are used: no polling mode");
+    // Idle: every third empty round halts, on NIC A (nothing received yet).
+    fwd.run(7);
+    assert_eq!(fwd.counters().halts, 2);
+    assert_eq!((a.st().waits, b.st().waits), (2, 0));
+    // Traffic from B: no halt while frames keep coming, then halts on B.
+    for round in 0..10u8 {
+        b.inject(b_to_a(30, &[round; 20]));
+        fwd.round();
+    }
+    assert_eq!(fwd.counters().halts, 2, "no halt while there is work");
+    assert_eq!(fwd.counters().forwarded, 10);
+    fwd.run(3);
+    assert_eq!(fwd.counters().halts, 3);
+    assert_eq!((a.st().waits, b.st().waits), (2, 1), "waits on the NIC that received last");
+    assert_eq!(fwd.stats().halts, 3);
+    // idle_rounds 0: pure polling, never a wait.
+    let c = FakeNic::new(MAC_A, 64, 64);
+    let d = FakeNic::new(MAC_B, 64, 64);
+    let mut polled = Forwarder::new([&c, &d], &cfg(8), 64).unwrap();
+    polled.run(100);
+    assert!(c.st().polling && d.st().polling);
+    assert_eq!((c.st().waits, d.st().waits, polled.counters().halts), (0, 0, 0));
 }

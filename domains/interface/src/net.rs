@@ -108,6 +108,11 @@ pub struct NicStats {
     pub dropped: u64,
     /// Interrupts taken.
     pub irqs: u64,
+    /// Doorbell writes: virtio queue notifications, Intel tail-register writes (each an
+    /// MMIO access the hypervisor has to handle).
+    pub notifies: u64,
+    /// `wait` calls that blocked (re-enabled interrupts and slept).
+    pub sleeps: u64,
 }
 
 /// A network interface card, driven by a driver domain. Batched and zero-copy: buffers
@@ -361,6 +366,10 @@ pub struct FwdConfig {
     pub ports: [FwdPort; 2],
     /// Packets per NIC call (1..=BATCH_MAX).
     pub batch: u16,
+    /// Poll-then-halt: after this many rounds in a row that received nothing, the
+    /// forwarder blocks in `Nic::wait` (interrupts on) instead of polling on. 0: it never
+    /// blocks, and the NICs stay in polling mode.
+    pub idle_rounds: u16,
 }
 
 #[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -374,6 +383,8 @@ pub struct FwdStats {
     /// Buffers allocated to replace lost ones.
     pub replaced: u64,
     pub rounds: u64,
+    /// Times the forwarder found no work for a while and blocked in `Nic::wait`.
+    pub halts: u64,
 }
 
 #[interface]

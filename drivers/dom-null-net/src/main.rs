@@ -66,6 +66,8 @@ impl Nic for NullNic {
             tx_bytes: s.tx_bytes.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
             irqs: 0,
+            notifies: 0,
+            sleeps: 0,
         })
     }
 

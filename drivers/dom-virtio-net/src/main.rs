@@ -112,6 +112,7 @@ impl Nic for VirtioNic {
                 d.set_interrupts(false);
                 return Ok(());
             }
+            d.count_sleep();
         }
         let fired = if self.vector == 0 {
             sys().sleep_ns(timeout_ns.min(POLL_SLEEP_NS));

@@ -115,6 +115,11 @@ impl<R: Regs> IntelNic<R> {
         self.stats.irqs += 1;
     }
 
+    /// Counts a `wait` that blocked.
+    pub fn count_sleep(&mut self) {
+        self.stats.sleeps += 1;
+    }
+
     /// Buffers the device holds: (receive, transmit).
     pub fn outstanding(&self) -> (usize, usize) {
         (self.rx.outstanding, self.tx.outstanding)
@@ -200,6 +205,7 @@ impl<R: Regs> IntelNic<R> {
             // Descriptors are visible before the tail that hands them over.
             fence(Ordering::SeqCst);
             self.r.write32(self.m.tdt, self.tx.tail as u32);
+            self.stats.notifies += 1;
         }
         b
     }
@@ -246,6 +252,7 @@ impl<R: Regs> IntelNic<R> {
             self.rx.unpublished = 0;
             fence(Ordering::SeqCst);
             self.r.write32(self.m.rdt, self.rx.tail as u32);
+            self.stats.notifies += 1;
         }
         b
     }

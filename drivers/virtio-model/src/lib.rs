@@ -13,7 +13,14 @@
 //!   followed through `NEXT` (loops and out-of-table ids are violations), used entries
 //!   written before the index that publishes them;
 //! * interrupts: after adding used entries the device raises a counted interrupt (and sets
-//!   ISR bit 0) unless the driver set `VIRTQ_AVAIL_F_NO_INTERRUPT`.
+//!   ISR bit 0) unless the driver set `VIRTQ_AVAIL_F_NO_INTERRUPT`; with
+//!   `VIRTIO_F_RING_EVENT_IDX` negotiated the flag is ignored and the device interrupts
+//!   only when its used index passes the driver's `used_event` since it last looked (virtio
+//!   1.x §2.7.10, QEMU's `virtio_should_notify`);
+//! * notification suppression: `VIRTQ_USED_F_NO_NOTIFY`, or with `EVENT_IDX` the
+//!   `avail_event` field: the device asks to be notified when the driver makes the entry
+//!   at its next available index available (notifications wanted) or at an index just
+//!   behind it, which 16-bit indices reach only after a full wrap (not wanted).
 //!
 //! What is specific to a device type — its configuration space and what a notification
 //! does — is a [`Personality`] (the virtio-net and virtio-blk models in those crates'
@@ -89,6 +96,14 @@ pub struct Vq {
     pub last_avail: u16,
     /// The used index the device publishes next.
     pub used_idx: u16,
+    /// EVENT_IDX: the used index when the device last decided whether to interrupt.
+    pub signalled_used: u16,
+}
+
+/// virtio 1.x §2.7.10 `vring_need_event`, written from the specification: true if
+/// `event` lies in `[old, new)` in 16-bit index arithmetic.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// One descriptor as the driver wrote it.
@@ -243,15 +258,38 @@ impl Dev {
         false
     }
 
+    /// Whether the driver accepted `VIRTIO_F_RING_EVENT_IDX`.
+    pub fn event_idx(&self) -> bool {
+        self.driver_features & F_RING_EVENT_IDX != 0
+    }
+
     pub fn write_used_flags(&mut self) {
         if !self.live() {
             return;
         }
         let flags = if self.knobs.no_notify { 1 } else { 0 };
+        let event_idx = self.event_idx();
         for q in self.queues.iter().filter(|q| q.enabled) {
-            // SAFETY: enabled queue: the driver keeps the used ring allocated.
-            unsafe { wr16(q.device, flags) };
+            // SAFETY: enabled queue: the driver keeps the used and available rings allocated.
+            unsafe {
+                wr16(q.device, flags);
+                if event_idx {
+                    let avail = rd16(q.driver + 2);
+                    // Wanted: when the driver publishes entry `avail`; unwanted: an index
+                    // it passed already (reached again only after 65536 entries).
+                    let event = if self.knobs.no_notify { avail.wrapping_sub(1) } else { avail };
+                    wr16(q.device + 4 + 8 * q.size as u64, event);
+                }
+            }
         }
+    }
+
+    /// The driver's `used_event` of queue `q` (EVENT_IDX).
+    pub fn used_event(&self, q: usize) -> u16 {
+        let vq = &self.queues[q];
+        // SAFETY: the available ring of an enabled queue is allocated with `size` entries
+        // and the trailing `used_event`.
+        unsafe { rd16(vq.driver + 4 + 2 * vq.size as u64) }
     }
 
     fn queue_write(&mut self, off: usize) -> bool {
@@ -311,6 +349,12 @@ impl Dev {
         // SAFETY: enabled queue: the available ring is allocated with `size` entries.
         let idx = unsafe { rd16(vq.driver + 2) };
         if idx == vq.last_avail {
+            // Drained: with EVENT_IDX and notifications wanted, ask for one when the next
+            // entry is made available (as QEMU re-arms `avail_event` after a drain).
+            if self.event_idx() && !self.knobs.no_notify {
+                // SAFETY: enabled queue: the used ring has the trailing `avail_event`.
+                unsafe { wr16(vq.device + 4 + 8 * vq.size as u64, idx) };
+            }
             return None;
         }
         if idx.wrapping_sub(vq.last_avail) > vq.size {
@@ -352,12 +396,21 @@ impl Dev {
         unsafe { wr16(vq.device + 2, vq.used_idx) };
     }
 
-    /// Raises the queue interrupt unless the driver suppressed it.
+    /// Raises the queue interrupt unless the driver suppressed it: with EVENT_IDX, if
+    /// the used index passed `used_event` since the last decision; otherwise unless
+    /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is set.
     pub fn interrupt(&mut self, q: usize) {
-        let vq = &self.queues[q];
-        // SAFETY: the available ring of an enabled queue is allocated.
-        let flags = unsafe { rd16(vq.driver) };
-        if flags & 1 == 0 {
+        let fire = if self.event_idx() {
+            let (old, new) = (self.queues[q].signalled_used, self.queues[q].used_idx);
+            self.queues[q].signalled_used = new;
+            need_event(self.used_event(q), new, old)
+        } else {
+            let vq = &self.queues[q];
+            // SAFETY: the available ring of an enabled queue is allocated.
+            let flags = unsafe { rd16(vq.driver) };
+            flags & 1 == 0
+        };
+        if fire {
             self.irqs += 1;
             self.isr |= 1;
         }

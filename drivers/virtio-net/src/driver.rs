@@ -1,11 +1,14 @@
 //! Device initialisation and the batched receive/transmit paths.
 
 use crate::ring::Ring;
-use crate::{Error, DRIVER_FEATURES, RX_QUEUE, TX_QUEUE, VIRTIO_NET_F_MAC};
+use crate::{Error, DRIVER_FEATURES, RX_QUEUE, TX_QUEUE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_NET_F_MAC};
 use core::sync::atomic::{fence, Ordering};
 use frond_interface::net::{Batch, NicStats, PktQueue, FRAME_MAX, HEADROOM, PKT_DATA};
 use frond_virtio::init;
-use frond_virtio::{Region, Transport, AVAIL_F_NO_INTERRUPT, NO_VECTOR};
+use frond_virtio::{Region, Transport, NO_VECTOR};
+
+/// Receive buffers held back before they are published together (see `VirtioNet::rx`).
+pub const RX_REFILL_BATCH: usize = 16;
 
 /// A running virtio-net device: both queues set up, `DRIVER_OK` written.
 ///
@@ -44,8 +47,14 @@ impl<T: Transport> VirtioNet<T> {
         init::no_config_vector(t)?;
         let vector = if msix { 0 } else { NO_VECTOR };
         // Interrupts start suppressed; `set_interrupts` allows them.
-        let rx = Ring::new(init::setup_queue(t, RX_QUEUE, vector, true)?)?;
-        let tx = Ring::new(init::setup_queue(t, TX_QUEUE, vector, true)?)?;
+        let mut rx = Ring::new(init::setup_queue(t, RX_QUEUE, vector, true)?)?;
+        let mut tx = Ring::new(init::setup_queue(t, TX_QUEUE, vector, true)?)?;
+        if accepted & VIRTIO_F_RING_EVENT_IDX != 0 {
+            for r in [&mut rx, &mut tx] {
+                r.q.set_event_idx(true);
+                r.q.set_interrupts(false);
+            }
+        }
 
         let mut mac = [0u8; 6];
         if accepted & VIRTIO_NET_F_MAC != 0 {
@@ -79,6 +88,11 @@ impl<T: Transport> VirtioNet<T> {
         self.stats.irqs += 1;
     }
 
+    /// Counts a `wait` that blocked.
+    pub fn count_sleep(&mut self) {
+        self.stats.sleeps += 1;
+    }
+
     /// Buffers the device holds: (receive, transmit).
     pub fn outstanding(&self) -> (usize, usize) {
         (self.rx.outstanding(), self.tx.outstanding())
@@ -91,11 +105,14 @@ impl<T: Transport> VirtioNet<T> {
     }
 
     /// Allows (`true`) or suppresses (`false`) used-buffer interrupts on both queues.
-    /// Suppression is a hint the device may ignore.
+    /// Suppression is a hint the device may ignore. Allowing them (before a wait) first
+    /// publishes any receive buffers held back for a batched refill.
     pub fn set_interrupts(&mut self, on: bool) {
-        let flags = if on { 0 } else { AVAIL_F_NO_INTERRUPT };
-        self.rx.q.set_avail_flags(flags);
-        self.tx.q.set_avail_flags(flags);
+        if on {
+            self.flush_rx();
+        }
+        self.rx.q.set_interrupts(on);
+        self.tx.q.set_interrupts(on);
         // The flag is visible to the device before `has_work` reads the used rings.
         fence(Ordering::SeqCst);
     }
@@ -153,6 +170,7 @@ impl<T: Transport> VirtioNet<T> {
         }
         if self.tx.q.publish() {
             self.t.notify(self.tx.q.index());
+            self.stats.notifies += 1;
         }
         b
     }
@@ -198,10 +216,24 @@ impl<T: Transport> VirtioNet<T> {
                 break;
             }
         }
-        if self.rx.q.publish() {
-            self.t.notify(self.rx.q.index());
+        // Batched refills: new buffers are published (one index write, at most one
+        // notification) once RX_REFILL_BATCH of them wait, or at once while the device
+        // holds few (below a quarter of the ring), so it never runs dry for want of one.
+        let unpublished = self.rx.q.unpublished();
+        let visible = self.rx.outstanding().saturating_sub(unpublished);
+        if unpublished >= RX_REFILL_BATCH || visible < self.rx.q.size() as usize / 4 {
+            self.flush_rx();
         }
         b
+    }
+
+    /// Publishes the receive buffers posted but not yet published, notifying the device
+    /// if it asks for it.
+    pub fn flush_rx(&mut self) {
+        if self.rx.q.publish() {
+            self.t.notify(self.rx.q.index());
+            self.stats.notifies += 1;
+        }
     }
 }
 

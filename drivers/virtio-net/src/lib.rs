@@ -4,9 +4,10 @@
 //! the **modern PCI transport** (devices run with `disable-legacy=on`; legacy and
 //! transitional interfaces are not supported) with **split virtqueues**: queue 0 receives,
 //! queue 1 transmits. The only features accepted are `VIRTIO_F_VERSION_1` (required) and
-//! `VIRTIO_NET_F_MAC`: no checksum offload, no segmentation offload, no mergeable receive
-//! buffers, no event index, so every packet carries the 12-byte `virtio_net_hdr` and fits
-//! one descriptor.
+//! `VIRTIO_NET_F_MAC`, plus `VIRTIO_F_RING_EVENT_IDX` (notification and interrupt
+//! suppression by ring index) when offered: no checksum offload, no segmentation offload,
+//! no mergeable receive buffers, so every packet carries the 12-byte `virtio_net_hdr` and
+//! fits one descriptor.
 //!
 //! * The transport ([`Transport`], [`PciTransport`]), the split virtqueue and the
 //!   initialisation steps come from `frond-virtio` (re-exported here where the API needs
@@ -43,14 +44,14 @@ extern crate alloc;
 mod driver;
 mod ring;
 
-pub use driver::VirtioNet;
-pub use frond_virtio::{status, BarProblem, Error, PciTransport, Region, Transport, VIRTIO_F_VERSION_1};
+pub use driver::{VirtioNet, RX_REFILL_BATCH};
+pub use frond_virtio::{status, BarProblem, Error, PciTransport, Region, Transport, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1};
 pub use frond_virtio::{NO_VECTOR, QUEUE_SIZE_MAX};
 
 /// Feature bit: the device configuration holds a valid MAC address.
 pub const VIRTIO_NET_F_MAC: u64 = 1 << 5;
 /// Features the driver accepts when the device offers them.
-pub const DRIVER_FEATURES: u64 = VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC;
+pub const DRIVER_FEATURES: u64 = VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_F_RING_EVENT_IDX;
 /// Bytes of the device configuration the driver reads (the MAC address).
 pub const DEVICE_CFG_LEN: u32 = 6;
 

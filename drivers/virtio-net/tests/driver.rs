@@ -59,14 +59,14 @@ fn empties(n: usize) -> Vec<RRef<Pkt>> {
 }
 
 #[test]
-fn init_negotiates_version1_and_mac_only() {
+fn init_negotiates_version1_mac_and_event_idx_only() {
     domain();
     let (m, drv) = up(Knobs::default());
     let d = m.dev();
     assert_eq!(d.status, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
-    // Offered: CSUM, MRG_RXBUF, STATUS, EVENT_IDX too; accepted: VERSION_1 and MAC only.
-    assert_eq!(d.driver_features, F_VERSION_1 | F_NET_MAC);
-    assert_eq!(drv.features(), F_VERSION_1 | F_NET_MAC);
+    // Offered: CSUM, MRG_RXBUF, STATUS too; accepted: VERSION_1, MAC and EVENT_IDX only.
+    assert_eq!(d.driver_features, F_VERSION_1 | F_NET_MAC | F_RING_EVENT_IDX);
+    assert_eq!(drv.features(), F_VERSION_1 | F_NET_MAC | F_RING_EVENT_IDX);
     assert_eq!(drv.mac(), [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
     assert_eq!(drv.queue_size(), 256);
     for q in &d.queues {
@@ -121,7 +121,7 @@ fn refuses_device_that_clears_features_ok() {
     domain();
     let m = Model::new(Knobs { reject_features: true, ..Knobs::default() });
     let e = VirtioNet::new(m.clone(), true).err().expect("must refuse");
-    assert_eq!(e, Error::FeaturesRejected { accepted: F_VERSION_1 | F_NET_MAC });
+    assert_eq!(e, Error::FeaturesRejected { accepted: F_VERSION_1 | F_NET_MAC | F_RING_EVENT_IDX });
     assert_ne!(m.status() & S_FAILED, 0, "FAILED set");
     assert_eq!(m.status() & S_DRIVER_OK, 0);
     assert!(m.queues_untouched(), "no queue set up after FEATURES_OK was refused");
@@ -571,7 +571,9 @@ fn buffer_accounting_over_many_rounds() {
         let (rx_out, tx_out) = drv.outstanding();
         assert_eq!(pool.len() + rx_out + tx_out, N, "a buffer went missing or was duplicated");
     }
-    // Drain: complete transmissions, fill every posted receive buffer, collect all.
+    // Drain: publish receive buffers held back for a batched refill, complete
+    // transmissions, fill every posted receive buffer, collect all.
+    drv.flush_rx();
     m.complete_tx();
     while m.rx_posted() > 0 {
         let f = frame(injected.len() as u32, 64);
@@ -603,4 +605,144 @@ fn buffer_accounting_over_many_rounds() {
     assert!(m.violations().is_empty(), "{:?}", &m.violations()[..m.violations().len().min(5)]);
     drop(drv);
     assert_eq!(h.counters().blocks(d), N as u64, "only the pool's buffers remain on the shared heap");
+}
+
+#[test]
+fn rx_refills_are_published_in_batches_once_the_ring_is_well_stocked() {
+    use frond_virtio_net::RX_REFILL_BATCH;
+    domain();
+    let (m, mut drv) = up(Knobs::default());
+    // A nearly empty ring is refilled at once, buffer by buffer.
+    let _ = drv.rx(batch_of(empties(1)));
+    assert_eq!(m.rx_posted(), 1, "published at once while the device holds few");
+    for _ in 0..5 {
+        let _ = drv.rx(batch_of(empties(32)));
+    }
+    assert_eq!(m.rx_posted(), 161);
+    // Well stocked: fewer than RX_REFILL_BATCH new buffers wait...
+    let _ = drv.rx(batch_of(empties(RX_REFILL_BATCH - 1)));
+    assert_eq!(m.rx_posted(), 161, "held back");
+    // ...until the batch is complete...
+    let _ = drv.rx(batch_of(empties(1)));
+    assert_eq!(m.rx_posted() as usize, 161 + RX_REFILL_BATCH);
+    let _ = drv.rx(batch_of(empties(3)));
+    assert_eq!(m.rx_posted() as usize, 161 + RX_REFILL_BATCH);
+    // ...or a wait allows interrupts.
+    drv.set_interrupts(true);
+    assert_eq!(m.rx_posted() as usize, 164 + RX_REFILL_BATCH, "allowing interrupts publishes what was held back");
+    drv.set_interrupts(false);
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+}
+
+/// Moves `n` frames through the receive queue in batches of 32, recycling the buffers;
+/// returns the batch (its `pkts` hold the buffers for the next round).
+fn rx_rounds(m: &Model, drv: &mut VirtioNet<Model>, mut b: Batch, n: usize, tag: &mut u32) -> Batch {
+    let mut moved = 0;
+    while moved < n {
+        let k = (n - moved).min(32);
+        for _ in 0..k {
+            m.inject(&frame(*tag, 60)).expect("a posted buffer");
+            *tag += 1;
+        }
+        b = drv.rx(b);
+        let got = drain(&mut b.done);
+        assert_eq!(got.len(), k);
+        moved += k;
+        for p in got {
+            assert!(b.pkts.push_back(p).is_ok());
+        }
+        b = drv.rx(b);
+    }
+    b
+}
+
+#[test]
+fn event_idx_interrupts_follow_used_event_across_the_index_wrap() {
+    domain();
+    let (m, mut drv) = up(Knobs::default());
+    assert_ne!(drv.features() & F_RING_EVENT_IDX, 0);
+    // 224 buffers posted (published: batches of 32).
+    let mut b = Batch::new();
+    for _ in 0..7 {
+        b = drv.rx(batch_of(empties(32)));
+        assert!(b.pkts.is_empty());
+    }
+    assert_eq!(m.rx_posted(), 224);
+    let mut tag = 0u32;
+    // Suppressed: not one interrupt over more than 65536 used entries (the used index
+    // and the driver's used_event both wrap).
+    b = rx_rounds(&m, &mut drv, b, 70_000, &mut tag);
+    assert_eq!(m.irqs(), 0, "suppressed across the wrap");
+    assert!(m.queue(0).used_idx == (70_000u32 % 65536) as u16);
+    // Bring the used index to just before the wrap, then allow interrupts around it.
+    let to_edge = (65536 - 2 - m.queue(0).used_idx as u32) as usize;
+    b = rx_rounds(&m, &mut drv, b, to_edge, &mut tag);
+    assert_eq!(m.queue(0).used_idx, 65534);
+    for step in 0..4u64 {
+        drv.set_interrupts(true);
+        let used_event = m.dev().used_event(0);
+        assert_eq!(used_event, m.queue(0).used_idx, "interrupt at the next entry");
+        m.inject(&frame(tag, 60)).unwrap();
+        m.inject(&frame(tag + 1, 60)).unwrap();
+        tag += 2;
+        assert_eq!(m.irqs(), 1 + step, "one interrupt for two entries (used idx {})", m.queue(0).used_idx);
+        drv.set_interrupts(false);
+        b = drv.rx(b);
+        let got = drain(&mut b.done);
+        assert_eq!(got.len(), 2);
+        for p in got {
+            assert!(b.pkts.push_back(p).is_ok());
+        }
+        b = drv.rx(b);
+        m.inject(&frame(tag, 60)).unwrap();
+        tag += 1;
+        assert_eq!(m.irqs(), 1 + step, "suppressed again");
+        b = drv.rx(b);
+        for p in drain(&mut b.done) {
+            assert!(b.pkts.push_back(p).is_ok());
+        }
+        b = drv.rx(b);
+    }
+    assert!(m.queue(0).used_idx < 100, "the used index wrapped during the checks");
+    assert_eq!(drv.stats().rx_packets as u32, tag);
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+}
+
+#[test]
+fn event_idx_notifications_follow_avail_event_across_the_index_wrap() {
+    domain();
+    let (m, mut drv) = up(Knobs { hold_tx: true, ..Knobs::default() });
+    let mut pool: Vec<RRef<Pkt>> = (0..3).map(|i| pkt(&frame(i, 60))).collect();
+    let mut sent = 0u64;
+    let mut notifies = 0u64;
+    let mut quiet_rounds = 0u64;
+    // 23,000 rounds of 3 frames: the transmit queue's available index wraps.
+    for round in 0..23_000u64 {
+        let quiet = (21_840..21_850).contains(&round); // around avail idx 65536
+        let no_notify = m.dev().knobs.no_notify;
+        if quiet != no_notify {
+            m.set_no_notify(quiet);
+        }
+        // Two frames in one call: one notification (avail_event is the first)...
+        let t = drv.tx(batch_of(pool.drain(..2)));
+        assert!(t.pkts.is_empty());
+        // ...a third before the device looked: none (avail_event was passed already).
+        let t = drv.tx(batch_of(pool.drain(..1)));
+        assert!(t.pkts.is_empty());
+        if quiet {
+            quiet_rounds += 1;
+        } else {
+            notifies += 1;
+        }
+        assert_eq!(m.notifies()[1], notifies, "round {round}");
+        sent += m.complete_tx() as u64;
+        let mut t = drv.tx(Batch::new());
+        pool.extend(drain(&mut t.done));
+        assert_eq!(pool.len(), 3);
+    }
+    assert_eq!(sent, 3 * 23_000);
+    assert_eq!(quiet_rounds, 10);
+    assert_eq!(drv.stats().notifies, notifies);
+    assert_eq!(m.queue(1).last_avail as u32, 3 * 23_000 % 65536, "the available index wrapped");
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
 }

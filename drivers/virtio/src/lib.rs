@@ -42,12 +42,14 @@ mod transport;
 
 pub use error::{BarProblem, Error};
 pub use queue::{
-    DmaMem, Queue, Scalar, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY,
+    need_event, DmaMem, Queue, Scalar, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
 pub use transport::{PciTransport, Region, Transport, NOTIFY_QUEUES};
 
 /// Feature bit: the device follows virtio 1.x (required).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+/// Feature bit: `used_event` / `avail_event` suppress interrupts and notifications.
+pub const VIRTIO_F_RING_EVENT_IDX: u64 = 1 << 29;
 
 /// Device status bits (virtio 1.x §2.1).
 pub mod status {

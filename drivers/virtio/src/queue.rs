@@ -28,6 +28,16 @@ pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used ring flag: the device asks not to be notified.
 pub const USED_F_NO_NOTIFY: u16 = 1;
 
+/// virtio 1.x §2.7.10 `vring_need_event`: whether moving an index from `old` to `new`
+/// passes `event` (`event` in `[old, new)`, in wrapping 16-bit arithmetic). With
+/// `VIRTIO_F_RING_EVENT_IDX` the driver notifies iff its new available index passes the
+/// device's `avail_event`, and the device interrupts iff its used index passes the
+/// driver's `used_event`.
+#[inline]
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -138,6 +148,11 @@ pub struct Queue {
     last_used: u16,
     /// Entries added to the available ring since the last publish.
     unpublished: u16,
+    /// `VIRTIO_F_RING_EVENT_IDX` was negotiated: notifications follow `avail_event`,
+    /// interrupts `used_event` (the ring flags are ignored by the device).
+    event_idx: bool,
+    /// The driver wants used-buffer interrupts (see [`Queue::set_interrupts`]).
+    irq_on: bool,
 }
 
 impl Queue {
@@ -176,6 +191,8 @@ impl Queue {
             next_avail: 0,
             last_used: 0,
             unpublished: 0,
+            event_idx: false,
+            irq_on: true,
         })
     }
 
@@ -202,6 +219,11 @@ impl Queue {
 
     pub fn has_free(&self) -> bool {
         !self.free.is_empty()
+    }
+
+    /// Chains added since the last [`Queue::publish`] (the device cannot see them yet).
+    pub fn unpublished(&self) -> usize {
+        self.unpublished as usize
     }
 
     /// Descriptors the device holds.
@@ -264,19 +286,63 @@ impl Queue {
         self.unpublished += 1;
     }
 
+    /// Uses `VIRTIO_F_RING_EVENT_IDX` (the driver negotiated it): from now on
+    /// [`Queue::publish`] reads `avail_event` and [`Queue::set_interrupts`] writes
+    /// `used_event`.
+    pub fn set_event_idx(&mut self, on: bool) {
+        self.event_idx = on;
+        self.write_used_event();
+    }
+
+    pub fn event_idx(&self) -> bool {
+        self.event_idx
+    }
+
+    /// Allows (`true`) or suppresses (`false`) used-buffer interrupts: the ring flag, and
+    /// with EVENT_IDX `used_event` — the next entry to be used while allowed, an entry
+    /// already consumed (reached again only after a full wrap) while suppressed. A hint the
+    /// device may ignore; the caller checks for work after allowing them.
+    pub fn set_interrupts(&mut self, on: bool) {
+        self.irq_on = on;
+        self.avail.write(0, if on { 0 } else { AVAIL_F_NO_INTERRUPT });
+        self.write_used_event();
+    }
+
+    /// `used_event` for the current setting, relative to `last_used` (EVENT_IDX only).
+    #[inline]
+    fn write_used_event(&self) {
+        if self.event_idx {
+            let e = if self.irq_on { self.last_used } else { self.last_used.wrapping_sub(1) };
+            self.avail.write(4 + 2 * self.size as usize, e);
+        }
+    }
+
     /// Publishes the entries added since the last call. True if something was published
-    /// and the device wants to be notified.
+    /// and the device wants to be notified: its `avail_event` lies among the published
+    /// entries (EVENT_IDX), or it has not set `VIRTQ_USED_F_NO_NOTIFY`.
+    ///
+    /// With EVENT_IDX and interrupts suppressed it also moves `used_event` behind
+    /// `last_used` again, so the device's used index never wraps around to it.
     pub fn publish(&mut self) -> bool {
+        if self.event_idx && !self.irq_on {
+            self.write_used_event();
+        }
         if self.unpublished == 0 {
             return false;
         }
+        let old = self.next_avail.wrapping_sub(self.unpublished);
         self.unpublished = 0;
         // Descriptors and ring entries are visible before the index that exposes them.
         fence(Ordering::SeqCst);
         self.avail.write(2, self.next_avail);
-        // The index is visible before the device's flags are read (store-load order).
+        // The index is visible before the device's flags or event are read (store-load order).
         fence(Ordering::SeqCst);
-        self.used.read::<u16>(0) & USED_F_NO_NOTIFY == 0
+        if self.event_idx {
+            let avail_event = self.used.read::<u16>(4 + 8 * self.size as usize);
+            need_event(avail_event, self.next_avail, old)
+        } else {
+            self.used.read::<u16>(0) & USED_F_NO_NOTIFY == 0
+        }
     }
 
     /// The device's used index; entries before it are complete and readable, and so is
@@ -324,7 +390,10 @@ impl Queue {
         Some(n as usize)
     }
 
+    /// Writes the available ring's flags (`AVAIL_F_NO_INTERRUPT`): the interrupt setting
+    /// without EVENT_IDX (see [`Queue::set_interrupts`], which also keeps `used_event`).
     pub fn set_avail_flags(&mut self, flags: u16) {
+        self.irq_on = flags & AVAIL_F_NO_INTERRUPT == 0;
         self.avail.write(0, flags);
     }
 }

@@ -125,3 +125,20 @@ fn sizes_must_be_powers_of_two() {
     assert!(Queue::new(0, 0).is_err());
     assert!(Queue::new(0, 1).is_ok());
 }
+
+#[test]
+fn need_event_matches_the_specification_across_the_wrap() {
+    use frond_virtio::need_event;
+    // event in [old, new): the move passed it.
+    assert!(need_event(5, 6, 5));
+    assert!(!need_event(5, 5, 4));
+    assert!(!need_event(6, 6, 5), "event not reached yet");
+    assert!(need_event(0xffff, 0x0001, 0xfffe), "passed right at the wrap");
+    assert!(need_event(0x0000, 0x0001, 0xffff));
+    assert!(!need_event(0xfffd, 0x0001, 0xfffe), "behind old: already passed before");
+    assert!(!need_event(0x0001, 0x0001, 0xffff), "new itself is not passed");
+    // An event just behind the driver's index is reached only by a full wrap.
+    for old in [0u16, 100, 0x7fff, 0xfff0, 0xffff] {
+        assert!(!need_event(old.wrapping_sub(1), old.wrapping_add(256), old));
+    }
+}

@@ -41,9 +41,13 @@
 //!   - `<benchmark>` / `tcg` / `time_per_op` (ns; one sample);
 //!   - `kbench` / `icount` / `max_spread` (%, no samples) and `kbench` / `tcg` / `tsc_hz` (Hz).
 //! * `boot-time.svg`: boot-to-prompt samples per firmware (dots, min–max, median);
-//! * `kbench.svg`: instructions per operation per micro-benchmark.
+//! * `kbench.svg`: instructions per operation per micro-benchmark;
+//! * `forward.svg` (and `forward-igb.svg`): forwarded pps per batch size, Frond against
+//!   Linux, median bars with min–max whiskers; `crash-nic.svg`, `crash-stack.svg`;
 //! * `storage-throughput.svg`, `storage-instructions.svg`: the storage section's MB/s
 //!   and guest ns per KiB per configuration (records `storage_*`, see `frond-bench/storage.rs`).
+//!
+//! The charts are drawn with `plotters` (SVG backend, see `frond-bench/svg.rs`).
 //!
 //! Serial logs of failed runs stay in `target/qemu-logs/` (`bench-*.log`).
 

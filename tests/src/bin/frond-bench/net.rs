@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frond_tests::fwdbench::{FwdOptions, Guest, Rig, Summary};
+use frond_tests::fwdbench::{self, FwdOptions, Guest, Rig, Summary, Window};
 use frond_tests::net::{unique_name, Ipv4Net, MacAddr, Netns, TapNic};
 use frond_tests::qemu::workspace_root;
 use frond_tests::{Accel, Boot, NicModel};
@@ -31,6 +31,10 @@ use super::Record;
 
 const WINDOWS: usize = 3;
 const WINDOW: Duration = Duration::from_secs(10);
+/// Frond's batch sizes in the forwarding comparison.
+const BATCHES: [usize; 3] = [1, 8, 32];
+/// How long the generator's ceiling is measured.
+const CEILING: Duration = Duration::from_secs(5);
 /// Paced rate of the crash trace: well below what either guest forwards at saturation.
 pub const TRACE_RATE: u64 = 10_000;
 const TRACE_LEN: Duration = Duration::from_secs(10);
@@ -38,6 +42,24 @@ const CRASH_AT: Duration = Duration::from_secs(4);
 
 pub struct Files {
     pub svgs: Vec<(&'static str, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn console_counters_parse() {
+        let text = "net\r\n  virtio-net0  domain  3  rx       120 pkts        7200 B  tx 5 pkts 300 B  dropped 0  irqs 4  notifies 17  sleeps 2  crashes absorbed 0\n  forward      forwarded 100  dropped 1  arp replies 0  nic errors 0  buffers replaced 0  halts 3  rounds 900\nfrond> ";
+        let c = super::parse_counters(text);
+        let get = |k: &str| c.iter().find(|(n, _)| n == k).map(|&(_, v)| v);
+        assert_eq!(get("virtio-net0.notifies"), Some(17));
+        assert_eq!(get("virtio-net0.irqs"), Some(4));
+        assert_eq!(get("virtio-net0.sleeps"), Some(2));
+        assert_eq!(get("forward.forwarded"), Some(100));
+        assert_eq!(get("forward.halts"), Some(3));
+        assert_eq!(get("forward.rounds"), Some(900));
+        assert_eq!(get("virtio-net0.domain"), Some(3));
+        assert_eq!(get("virtio-net0.B"), None);
+    }
 }
 
 fn pps(s: &Summary) -> String {
@@ -58,12 +80,45 @@ fn ensure_linux() -> Result<Guest, String> {
     Ok(g)
 }
 
-fn measure(guest: &Guest, opts: &FwdOptions) -> Result<(Summary, Vec<f64>), String> {
-    eprintln!("frond-bench: forwarding, {} on {} NICs ({WINDOWS} × {} s)", guest.name, opts.nic.driver_name(), WINDOW.as_secs());
+/// One window of `guest`: boot, count for [`WINDOW`] at saturation, tear down. Frond's
+/// console counters (`net`) are read at the window's edges.
+fn measure_one(guest: &Guest, opts: &FwdOptions, round: usize) -> Result<Window, String> {
+    eprintln!("frond-bench: forwarding round {}/{WINDOWS}, {} on {} NICs ({} s)", round + 1, guest.name, opts.nic.driver_name(), WINDOW.as_secs());
     let mut rig = Rig::start(guest, opts).map_err(|e| format!("{}: {e}", guest.name))?;
-    let m = rig.measure(WINDOWS, WINDOW).map_err(|e| format!("{}: {e}", guest.name))?;
+    let frond = guest.name.starts_with("frond");
+    let m = rig
+        .measure_probed(1, WINDOW, |s| if frond { console_counters(s) } else { Vec::new() })
+        .map_err(|e| format!("{}: {e}", guest.name))?;
     drop(rig);
-    Ok((m.summary(), m.rx_pps()))
+    m.windows.into_iter().next().ok_or_else(|| format!("{}: no window", guest.name))
+}
+
+/// Frond's `net` console output as `name.counter` → value: every `WORD NUMBER` pair of a
+/// line, named after the line's first word (`virtio-net0.notifies`, `forward.halts`, …).
+pub fn parse_counters(text: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = words.first() else { continue };
+        for w in words.windows(2).skip(1) {
+            if let Ok(v) = w[1].parse::<u64>() {
+                if w[0].chars().all(|c| c.is_ascii_alphabetic()) {
+                    out.push((format!("{first}.{}", w[0]), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn console_counters(s: &mut frond_tests::Session) -> Vec<(String, u64)> {
+    if s.send(b"net\r").is_err() {
+        return Vec::new();
+    }
+    // `expect` returns the text up to its match: the `rounds` line ends in the second part.
+    let head = s.expect("rounds", Duration::from_secs(10)).unwrap_or_default();
+    let tail = s.expect("frond> ", Duration::from_secs(10)).unwrap_or_default();
+    parse_counters(&(head + &tail))
 }
 
 /// Longest run of zero buckets starting at or after `from`, in buckets.
@@ -87,11 +142,11 @@ pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String
         let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
         opts.accel = Some(Accel::Tcg);
         if only.forward {
-            forwarding(&opts, records, table)?;
+            files.svgs.push(forwarding(&opts, records, table)?);
         }
         if only.igb {
             let igb = FwdOptions { nic: NicModel::Igb, ..opts.clone() };
-            forwarding(&igb, records, table)?;
+            files.svgs.push(forwarding(&igb, records, table)?);
         }
         if only.crash_nic {
             files.svgs.push(crash_nic(&opts, records, table)?);
@@ -107,39 +162,148 @@ pub fn run(only: &super::Sections, records: &mut Vec<Record>, table: &mut String
 }
 
 /// 1. Forwarding throughput: Frond at batch 1/8/32 and the Linux guest, both on NICs of
-/// `opts.nic` (records under `forward`, or `forward_igb` for igb).
-fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(), String> {
-    let (bench, nic) = match opts.nic {
-        NicModel::VirtioNet => ("forward", "virtio-net"),
-        NicModel::Igb => ("forward_igb", "igb (Intel 82576)"),
+/// `opts.nic` (records under `forward`, or `forward_igb` for igb), in [`WINDOWS`]
+/// interleaved rounds (each round boots every guest once for one window), after the
+/// generator's ceiling; and the plot of pps per batch size (`forward.svg` /
+/// `forward-igb.svg`).
+fn forwarding(opts: &FwdOptions, records: &mut Vec<Record>, table: &mut String) -> Result<(&'static str, String), String> {
+    let (bench, nic, file) = match opts.nic {
+        NicModel::VirtioNet => ("forward", "virtio-net", "forward.svg"),
+        NicModel::Igb => ("forward_igb", "igb (Intel 82576)", "forward-igb.svg"),
     };
     let linux = ensure_linux()?;
-    let mut frond = Vec::new();
-    for batch in [1usize, 8, 32] {
-        let g = Guest::frond(batch).map_err(|e| e.to_string())?;
-        frond.push((batch, measure(&g, &opts)?));
+    eprintln!("frond-bench: generator ceiling ({} s into a veth that drops everything)", CEILING.as_secs());
+    let ceiling = fwdbench::generator_ceiling(opts, CEILING).map_err(|e| format!("generator ceiling: {e}"))?.pps();
+    let mut guests = vec![("linux".to_string(), linux)];
+    for batch in BATCHES {
+        guests.push((format!("frond batch {batch}"), Guest::frond(batch).map_err(|e| e.to_string())?));
     }
-    let base = measure(&linux, &opts)?;
+    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); guests.len()];
+    for round in 0..WINDOWS {
+        // Linux first in even rounds, last in odd ones, so no guest always follows another.
+        let mut order: Vec<usize> = (0..guests.len()).collect();
+        if round % 2 == 1 {
+            order.rotate_left(1);
+        }
+        for k in order {
+            windows[k].push(measure_one(&guests[k].1, opts, round)?);
+        }
+    }
+    let pps_of = |w: &[Window]| Summary::of(&w.iter().map(|w| w.rx_pps).collect::<Vec<_>>());
+    let base = pps_of(&windows[0]);
     let _ = writeln!(
         table,
-        "\nIPv4 forwarding over {nic} NICs, 60-byte frames at saturation, tapA → guest → tapB (TCG, {WINDOWS} × {} s)\n\
-         {:<14} {:>9} {:>9} {:>9} {:>12}",
+        "\nIPv4 forwarding over {nic} NICs, 60-byte frames at saturation, tapA → guest → tapB\n\
+         (TCG, identical QEMU flags, {WINDOWS} interleaved rounds × {} s; generator ceiling {ceiling:.0} pps)\n\
+         {:<14} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>10} {:>9} {:>11}",
         WINDOW.as_secs(),
-        "guest",
-        "min pps",
-        "median",
-        "max pps",
-        "× Linux"
+        "guest", "min pps", "median", "max pps", "× Linux", "offered", "QEMU took", "tap drops", "% ceiling", "lost in VM"
     );
-    let (base, base_samples) = base;
-    for (batch, (s, samples)) in &frond {
-        let _ = writeln!(table, "{:<14} {} {:>12.2}", format!("frond batch {batch}"), pps(s), s.median / base.median);
-        records.push(Record::new(bench, &format!("frond_batch{batch}"), "rx_pps", "packets/s").samples(samples.clone()));
-        records.push(Record::new(bench, &format!("frond_batch{batch}"), "ratio_to_linux", "x").value(s.median / base.median));
+    for ((label, _), w) in guests.iter().zip(&windows) {
+        let s = pps_of(w);
+        let med = |f: &dyn Fn(&Window) -> f64| Summary::of(&w.iter().map(f).collect::<Vec<_>>()).median;
+        let offered = med(&|w| w.tx_pps);
+        let took = med(&|w| w.accepted as f64 / w.cpu_seconds.max(1e-9));
+        let drops = med(&|w| w.tap_dropped as f64 / w.cpu_seconds.max(1e-9));
+        let lost = med(&|w| w.lost_in_guest() * 100.0);
+        let _ = writeln!(
+            table,
+            "{:<14} {} {:>8.2} {:>10.0} {:>10.0} {:>10.0} {:>8.1}% {:>10.2}%",
+            label,
+            pps(&s),
+            s.median / base.median,
+            offered,
+            took,
+            drops,
+            s.median / ceiling * 100.0,
+            lost
+        );
+        let variant = label.replace(' ', "_").replace("frond_batch_", "frond_batch");
+        records.push(Record::new(bench, &variant, "rx_pps", "packets/s").samples(w.iter().map(|w| w.rx_pps).collect()));
+        records.push(Record::new(bench, &variant, "ratio_to_linux", "x").value(s.median / base.median));
+        records.push(Record::new(bench, &variant, "lost_in_guest", "%").samples(w.iter().map(|w| w.lost_in_guest() * 100.0).collect()));
+        records.push(Record::new(bench, &variant, "offered_pps", "packets/s").samples(w.iter().map(|w| w.tx_pps).collect()));
     }
-    let _ = writeln!(table, "{:<14} {} {:>12.2}", "linux", pps(&base), 1.0);
-    records.push(Record::new(bench, "linux", "rx_pps", "packets/s").samples(base_samples));
-    Ok(())
+    records.push(Record::new(bench, "generator", "ceiling_pps", "packets/s").value(ceiling));
+
+    // Device interaction per forwarded packet (Frond's own counters) and QEMU's threads.
+    let _ = writeln!(
+        table,
+        "\nPer forwarded packet (Frond's counters over the window, both NICs; median of {WINDOWS}):\n\
+         {:<14} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "guest", "doorbells", "irqs", "sleeps", "halts", "rounds"
+    );
+    for ((label, _), w) in guests.iter().zip(&windows).skip(1) {
+        let per = |key: &str| {
+            Summary::of(
+                &w.iter()
+                    .map(|w| {
+                        let fwd = w.guest_counter("forward.forwarded").unwrap_or(0).max(1) as f64;
+                        let sum: u64 = w.guest.iter().filter(|(n, _)| n.ends_with(key) && !n.starts_with("forward.") || n == &format!("forward{key}")).map(|&(_, v)| v).sum();
+                        sum as f64 / fwd
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .median
+        };
+        let row = [per(".notifies"), per(".irqs"), per(".sleeps"), per(".halts"), per(".rounds")];
+        let _ = writeln!(table, "{:<14} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}", label, row[0], row[1], row[2], row[3], row[4]);
+        let variant = label.replace(' ', "_").replace("frond_batch_", "frond_batch");
+        for (metric, v) in ["doorbells_per_packet", "irqs_per_packet", "sleeps_per_packet", "halts_per_packet", "rounds_per_packet"].iter().zip(row) {
+            records.push(Record::new(bench, &variant, metric, "per packet").value(v));
+        }
+    }
+    let _ = writeln!(
+        table,
+        "(doorbells: virtio notifications / Intel tail writes, each an MMIO write QEMU handles;\n\
+         the data path's only other device accesses are ring memory, no exits)\n\
+         \nHost CPU of QEMU's threads while counting (CPU seconds per second; /proc/<pid>/task/*/stat):"
+    );
+    let mut roles: Vec<String> = Vec::new();
+    for w in windows.iter().flatten() {
+        for t in &w.qemu_threads {
+            if !roles.contains(&t.role) {
+                roles.push(t.role.clone());
+            }
+        }
+    }
+    let _ = write!(table, "{:<14}", "guest");
+    for r in &roles {
+        let _ = write!(table, " {:>10}", r);
+    }
+    let _ = writeln!(table, " {:>10}", "all");
+    for ((label, _), w) in guests.iter().zip(&windows) {
+        let _ = write!(table, "{:<14}", label);
+        let share = |w: &Window, role: Option<&str>| {
+            w.qemu_threads.iter().filter(|t| role.is_none_or(|r| t.role == r)).map(|t| t.seconds).sum::<f64>() / w.cpu_seconds.max(1e-9)
+        };
+        let variant = label.replace(' ', "_").replace("frond_batch_", "frond_batch");
+        for r in roles.iter().map(|r| Some(r.as_str())).chain([None]) {
+            // `+ 0.0` turns a -0.0 (a thread that ran 0 ticks) into 0.0 for printing.
+            let v = Summary::of(&w.iter().map(|w| share(w, r)).collect::<Vec<_>>()).median + 0.0;
+            let _ = write!(table, " {:>10.2}", v);
+            let thread = r.unwrap_or("all").replace([' ', '/'], "_");
+            records.push(
+                Record::new(bench, &format!("{variant}.qemu_{thread}"), "host_cpu", "cpu s/s")
+                    .samples(w.iter().map(|w| share(w, r)).collect()),
+            );
+        }
+        let _ = writeln!(table);
+    }
+
+    let range = |s: &Summary| Some(super::svg::Range { min: s.min, median: s.median, max: s.max });
+    let frond: Vec<Summary> = windows[1..].iter().map(|w| pps_of(w)).collect();
+    let svg = super::svg::range_bars(
+        &format!("IPv4 forwarding over {nic} NICs, 60-byte frames (TCG, {WINDOWS} rounds × {} s)", WINDOW.as_secs()),
+        "Frond's batch size (the Linux guest has none: the same figure in each group)",
+        "forwarded packets/s (bar: median; whiskers: min–max)",
+        &BATCHES.iter().map(|b| format!("batch {b}")).collect::<Vec<_>>(),
+        &[
+            ("Frond".into(), "#1f77b4", frond.iter().map(range).collect()),
+            ("Linux".into(), "#ff7f0e", frond.iter().map(|_| range(&base)).collect()),
+        ],
+    );
+    Ok((file, svg))
 }
 
 /// 2. NIC driver crash under forwarding.

@@ -1,34 +1,22 @@
-//! Two tiny hand-written SVG charts (no plotting crates): a strip plot of samples per
-//! group with min–max whisker and median, and a horizontal bar chart. Axes start at 0.
+//! The benchmark's charts, drawn with `plotters` into SVG strings: a strip plot of
+//! samples per group (dots, min–max whisker, median), a horizontal bar chart, a time
+//! series with marker lines, and grouped bars with min–max error bars. Axes start at 0.
+//!
+//! Only the SVG backend is used, without `plotters`' `ttf` feature: text is written as
+//! SVG `<text>` in the generic `sans-serif` family and laid out with `plotters`' built-in
+//! size estimate, so no font files, fontconfig or other system library are needed.
 
-use std::fmt::Write;
+use plotters::coord::Shift;
+use plotters::element::{DashedPathElement, ErrorBar};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-const W: f64 = 720.0;
-const FONT: &str = "font-family=\"sans-serif\" font-size=\"13\"";
-
-/// Escapes text for XML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+const W: u32 = 720;
+const FONT: &str = "sans-serif";
 
 /// A "nice" axis: (tick step, axis top) with top >= max and about 5 ticks.
 fn nice_axis(max: f64) -> (f64, f64) {
-    let max = if max.is_finite() && max > 0.0 {
-        max
-    } else {
-        1.0
-    };
+    let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
     let raw = max / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -39,6 +27,11 @@ fn nice_axis(max: f64) -> (f64, f64) {
     (step, (max / step).ceil() * step)
 }
 
+/// Number of ticks for an axis of `top` in steps of `step` (0 included).
+fn ticks(step: f64, top: f64) -> usize {
+    (top / step).round() as usize + 1
+}
+
 fn num(v: f64) -> String {
     if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
@@ -47,187 +40,298 @@ fn num(v: f64) -> String {
     }
 }
 
-fn header(svg: &mut String, h: f64, title: &str) {
-    let _ = write!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" \
-         viewBox=\"0 0 {W} {h}\" {FONT}>\n\
-         <rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{h}\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"26\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">{}</text>\n",
-        W / 2.0,
-        esc(title)
-    );
+/// `#rrggbb` → colour (black if malformed).
+fn hex(c: &str) -> RGBColor {
+    let c = c.trim_start_matches('#');
+    let byte = |i: usize| c.get(i..i + 2).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+    RGBColor(byte(0), byte(2), byte(4))
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const RED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+const GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
+const DARK: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+fn text(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&BLACK)
+}
+
+/// Index label of a category axis whose categories sit at 0, 1, …; blank between them.
+fn category(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() > 1e-6 || i < 0.0 {
+        return String::new();
     }
+    labels.get(i as usize).cloned().unwrap_or_default()
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws with `draw` on a white `h`-pixel-high canvas and returns the SVG text. A drawing
+/// error (none is expected for finite data) yields the partial picture; the bench's
+/// figures are in its tables and JSON, the pictures only show them.
+fn render(h: u32, draw: impl FnOnce(&Area) -> DrawResult) -> String {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, h)).into_drawing_area();
+        let result = root.fill(&WHITE).map_err(Into::into).and_then(|()| draw(&root));
+        if let Err(e) = result {
+            eprintln!("frond-bench: plot: {e}");
+        }
+        let _ = root.present();
+    }
+    out.push('\n');
+    out
 }
 
 /// A vertical strip plot: one column per `(label, samples)` group, each sample a dot,
 /// a grey min–max whisker, and a red median bar labelled with its value.
 pub fn strip_plot(title: &str, y_label: &str, groups: &[(String, Vec<f64>)]) -> String {
-    let (h, left, right, top, bottom) = (440.0, 80.0, 30.0, 60.0, 60.0);
-    let plot_h = h - top - bottom;
-    let max = groups
-        .iter()
-        .flat_map(|(_, s)| s.iter().copied())
-        .fold(0.0, f64::max);
+    let max = groups.iter().flat_map(|(_, s)| s.iter().copied()).fold(0.0, f64::max);
     let (step, y_max) = nice_axis(max);
-    let y = |v: f64| top + plot_h * (1.0 - v / y_max);
-    let mut svg = String::new();
-    header(&mut svg, h, title);
-    let _ = writeln!(
-        svg,
-        "<text x=\"{}\" y=\"44\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">\
-         dots: samples · grey: min–max · red: median</text>",
-        W / 2.0
-    );
-    // Y axis: grid, ticks, label.
-    let mut t = 0.0;
-    while t <= y_max + step / 2.0 {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#e5e5e5\"/>\n\
-             <text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>",
-            y(t),
-            W - right,
-            left - 6.0,
-            y(t) + 4.0,
-            num(t)
-        );
-        t += step;
-    }
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <text x=\"20\" y=\"{2}\" text-anchor=\"middle\" transform=\"rotate(-90 20 {2})\">{3}</text>",
-        h - bottom,
-        W - right,
-        top + plot_h / 2.0,
-        esc(y_label)
-    );
-    let col = (W - left - right) / groups.len().max(1) as f64;
-    for (i, (label, samples)) in groups.iter().enumerate() {
-        let cx = left + col * (i as f64 + 0.5);
-        let _ = writeln!(
-            svg,
-            "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n\
-             <text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">n={}</text>",
-            h - bottom + 20.0,
-            esc(label),
-            h - bottom + 38.0,
-            samples.len()
-        );
-        if samples.is_empty() {
-            continue;
-        }
-        let (lo, hi) = samples
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let wx = cx - 40.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{wx:.1}\" y1=\"{0:.1}\" x2=\"{wx:.1}\" y2=\"{1:.1}\" stroke=\"#888\" stroke-width=\"2\"/>\n\
-             <line x1=\"{2:.1}\" y1=\"{0:.1}\" x2=\"{3:.1}\" y2=\"{0:.1}\" stroke=\"#888\" stroke-width=\"2\"/>\n\
-             <line x1=\"{2:.1}\" y1=\"{1:.1}\" x2=\"{3:.1}\" y2=\"{1:.1}\" stroke=\"#888\" stroke-width=\"2\"/>",
-            y(lo),
-            y(hi),
-            wx - 5.0,
-            wx + 5.0
-        );
-        for (k, &v) in samples.iter().enumerate() {
+    let labels: Vec<String> = groups.iter().map(|(l, s)| format!("{l} (n={})", s.len())).collect();
+    render(440, |root| {
+        root.draw(&Text::new(
+            "dots: samples · grey: min–max · red: median",
+            (W as i32 / 2, 44),
+            text(11).color(&DARK).pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        let n = groups.len().max(1);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16).into_font().style(FontStyle::Bold))
+            .margin_top(24)
+            .margin_right(30)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xe5, 0xe5, 0xe5))
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| category(&labels, *x))
+            .y_labels(ticks(step, y_max))
+            .y_label_formatter(&|v| num(*v))
+            .y_desc(y_label)
+            .label_style(text(13))
+            .draw()?;
+        for (i, (_, samples)) in groups.iter().enumerate() {
+            if samples.is_empty() {
+                continue;
+            }
+            let cx = i as f64;
+            let (lo, hi) = samples.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+            let m = median(samples);
+            let wx = cx - 0.25;
+            chart.draw_series(
+                [
+                    vec![(wx, lo), (wx, hi)],
+                    vec![(wx - 0.03, lo), (wx + 0.03, lo)],
+                    vec![(wx - 0.03, hi), (wx + 0.03, hi)],
+                ]
+                .into_iter()
+                .map(|p| PathElement::new(p, GREY.stroke_width(2))),
+            )?;
             // Deterministic jitter so equal values stay visible.
-            let dx = ((k % 7) as f64 - 3.0) * 5.0;
-            let _ = writeln!(
-                svg,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\" fill-opacity=\"0.6\"/>",
-                cx + dx,
-                y(v)
-            );
+            chart.draw_series(samples.iter().enumerate().map(|(k, &v)| {
+                Circle::new((cx + ((k % 7) as f64 - 3.0) * 0.02, v), 4, BLUE.mix(0.6).filled())
+            }))?;
+            chart.draw_series([PathElement::new(vec![(cx - 0.12, m), (cx + 0.12, m)], RED.stroke_width(3))])?;
+            chart.draw_series([Text::new(
+                format!("median {}", num(m)),
+                (cx + 0.14, m),
+                text(13).color(&RED).pos(Pos::new(HPos::Left, VPos::Center)),
+            )])?;
         }
-        let m = median(samples);
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0:.1}\" y1=\"{2:.1}\" x2=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"#d62728\" stroke-width=\"3\"/>\n\
-             <text x=\"{3:.1}\" y=\"{4:.1}\" fill=\"#d62728\">median {5}</text>",
-            cx - 25.0,
-            cx + 25.0,
-            y(m),
-            cx + 30.0,
-            y(m) + 4.0,
-            num(m)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
+        Ok(())
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    frond_tests::fwdbench::Summary::of(v).median
 }
 
 /// Horizontal bars, one per `(label, value)`, each labelled with its value.
 pub fn hbar_chart(title: &str, x_label: &str, bars: &[(String, f64)]) -> String {
-    let (row, top, bottom, right) = (30.0, 50.0, 60.0, 80.0);
-    let longest = bars
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0);
-    let left = 20.0 + 7.5 * longest as f64;
-    let h = top + bottom + row * bars.len().max(1) as f64;
-    let plot_w = W - left - right;
+    let longest = bars.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let n = bars.len().max(1);
+    let h = 110 + 30 * n as u32;
     let max = bars.iter().map(|(_, v)| *v).fold(0.0, f64::max);
     let (step, x_max) = nice_axis(max);
-    let x = |v: f64| left + plot_w * (v / x_max).clamp(0.0, 1.0);
-    let mut svg = String::new();
-    header(&mut svg, h, title);
-    let mut t = 0.0;
-    while t <= x_max + step / 2.0 {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#e5e5e5\"/>\n\
-             <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">{3}</text>",
-            x(t),
-            h - bottom,
-            h - bottom + 18.0,
-            num(t)
-        );
-        t += step;
-    }
-    for (i, (label, v)) in bars.iter().enumerate() {
-        let y0 = top + row * i as f64;
-        let _ = writeln!(
-            svg,
-            "<text x=\"{0:.1}\" y=\"{1:.1}\" text-anchor=\"end\">{2}</text>\n\
-             <rect x=\"{left:.1}\" y=\"{3:.1}\" width=\"{4:.1}\" height=\"{5:.1}\" fill=\"#1f77b4\"/>\n\
-             <text x=\"{6:.1}\" y=\"{1:.1}\">{7}</text>",
-            left - 8.0,
-            y0 + row / 2.0 + 4.0,
-            esc(label),
-            y0 + 5.0,
-            x(*v) - left,
-            row - 10.0,
-            x(*v) + 5.0,
-            num(*v)
-        );
-    }
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{left:.1}\" y1=\"{top}\" x2=\"{left:.1}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <line x1=\"{left:.1}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n\
-         <text x=\"{2:.1}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>",
-        h - bottom,
-        W - right,
-        left + plot_w / 2.0,
-        h - 15.0,
-        esc(x_label)
-    );
-    svg.push_str("</svg>\n");
-    svg
+    // Bar i sits at y = n-1-i, so the first bar is at the top.
+    let labels: Vec<String> = bars.iter().rev().map(|(l, _)| l.clone()).collect();
+    render(h, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16).into_font().style(FontStyle::Bold))
+            .margin_right(80)
+            .x_label_area_size(45)
+            .y_label_area_size(20 + (7.5 * longest as f64) as u32)
+            .build_cartesian_2d(0.0..x_max, -0.5..n as f64 - 0.5)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xe5, 0xe5, 0xe5))
+            .x_labels(ticks(step, x_max))
+            .x_label_formatter(&|v| num(*v))
+            .y_labels(n + 1)
+            .y_label_formatter(&|y| category(&labels, *y))
+            .x_desc(x_label)
+            .label_style(text(13))
+            .draw()?;
+        let k = bars.len();
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            let y = (k - 1 - i) as f64;
+            Rectangle::new([(0.0, y - 0.33), (v.clamp(0.0, x_max), y + 0.33)], BLUE.filled())
+        }))?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            let y = (k - 1 - i) as f64;
+            Text::new(format!(" {}", num(*v)), (v.clamp(0.0, x_max), y), text(13).pos(Pos::new(HPos::Left, VPos::Center)))
+        }))?;
+        Ok(())
+    })
+}
+
+/// A time series: one polyline per `(name, colour, points)` over a shared x axis
+/// (seconds), with dashed vertical marker lines (e.g. "crash") labelled at the top.
+pub fn time_series(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, &str, Vec<(f64, f64)>)],
+    marks: &[(f64, String)],
+) -> String {
+    let x_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(0.0f64, f64::max);
+    let y_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(0.0f64, f64::max);
+    let (xs, xt) = nice_axis(x_max);
+    let (ys, yt) = nice_axis(y_max);
+    render(380, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16).into_font().style(FontStyle::Bold))
+            .margin_right(20)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..xt, 0.0..yt)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+            .x_labels(ticks(xs, xt))
+            .y_labels(ticks(ys, yt))
+            .x_label_formatter(&|v| num(*v))
+            .y_label_formatter(&|v| num(*v))
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(text(13))
+            .draw()?;
+        let mark = RGBColor(0xcc, 0, 0);
+        for (at, label) in marks {
+            chart.draw_series([DashedPathElement::new(vec![(*at, 0.0), (*at, yt)], 4, 3, mark.stroke_width(1))])?;
+            chart.draw_series([Text::new(format!(" {label}"), (*at, yt * 0.97), text(13).color(&mark))])?;
+        }
+        for (name, color, pts) in series {
+            let c = hex(color);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        }
+        if !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(GREY)
+                .label_font(text(13))
+                .draw()?;
+        }
+        Ok(())
+    })
+}
+
+/// One bar of [`range_bars`]: the median's height with a min–max error bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+/// Grouped vertical bars: for each group (x axis category, e.g. a batch size), one bar per
+/// series `(name, colour, one range per group)`, the bar at the median with a min–max
+/// error bar, and the median written above it. `None`: no bar for that group.
+pub fn range_bars(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    groups: &[String],
+    series: &[(String, &str, Vec<Option<Range>>)],
+) -> String {
+    let max = series
+        .iter()
+        .flat_map(|s| s.2.iter().flatten().map(|r| r.max.max(r.median)))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let (step, y_max) = nice_axis(max * 1.08);
+    let n = groups.len().max(1);
+    let k = series.len().max(1) as f64;
+    let width = 0.8 / k;
+    render(440, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 16).into_font().style(FontStyle::Bold))
+            .margin_right(20)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xe5, 0xe5, 0xe5))
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| category(groups, *x))
+            .y_labels(ticks(step, y_max))
+            .y_label_formatter(&|v| num(*v))
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(text(13))
+            .draw()?;
+        for (j, (name, color, ranges)) in series.iter().enumerate() {
+            let c = hex(color);
+            let x0 = |g: usize| g as f64 - 0.4 + width * j as f64;
+            let bars: Vec<(usize, Range)> = ranges
+                .iter()
+                .enumerate()
+                .filter_map(|(g, r)| r.filter(|r| r.median.is_finite()).map(|r| (g, r)))
+                .collect();
+            chart
+                .draw_series(bars.iter().map(|&(g, r)| {
+                    Rectangle::new([(x0(g) + width * 0.1, 0.0), (x0(g) + width * 0.9, r.median)], c.mix(0.8).filled())
+                }))?
+                .label(name.as_str())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+            chart.draw_series(bars.iter().filter(|(_, r)| r.min.is_finite() && r.max.is_finite()).map(|&(g, r)| {
+                ErrorBar::new_vertical(x0(g) + width / 2.0, r.min, r.median, r.max, BLACK.stroke_width(2), 12)
+            }))?;
+            chart.draw_series(bars.iter().map(|&(g, r)| {
+                let top = if r.max.is_finite() { r.max.max(r.median) } else { r.median };
+                Text::new(num(r.median), (x0(g) + width / 2.0, top + y_max * 0.01), text(12).pos(Pos::new(HPos::Center, VPos::Bottom)))
+            }))?;
+        }
+        if !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(GREY)
+                .label_font(text(13))
+                .draw()?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -244,15 +348,17 @@ mod tests {
             for (i, _) in text.match_indices('&') {
                 let ent = &text[i..];
                 assert!(
-                    ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
-                        .iter()
-                        .any(|e| ent.starts_with(e)),
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&apos;"].iter().any(|e| ent.starts_with(e)),
                     "bare & in {text:?}"
                 );
             }
             let end = rest[start..].find('>').expect("unclosed tag") + start;
             let tag = &rest[start + 1..end];
             assert!(!tag.contains('<'), "'<' inside tag {tag:?}");
+            if tag.starts_with('?') || tag.starts_with('!') {
+                rest = &rest[end + 1..];
+                continue;
+            }
             if let Some(name) = tag.strip_prefix('/') {
                 assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
             } else {
@@ -269,6 +375,11 @@ mod tests {
         names
     }
 
+    fn sane(svg: &str) {
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        assert!(svg.contains("font-family=\"sans-serif\""), "text without the generic family");
+    }
+
     #[test]
     fn strip_plot_is_well_formed() {
         let svg = strip_plot(
@@ -281,137 +392,92 @@ mod tests {
             ],
         );
         let names = check_well_formed(&svg);
-        assert_eq!(names[0], "svg");
+        assert_eq!(names.iter().find(|n| *n != "?xml").map(String::as_str), Some("svg"));
         assert_eq!(names.iter().filter(|n| *n == "circle").count(), 5);
         for label in [
             "Boot &lt;to&gt; prompt &amp; more",
             "wall time (ms)",
-            "qboot",
-            "seabios",
+            "qboot (n=3)",
+            "seabios (n=2)",
+            "none (n=0)",
             "median 530",
             "red: median",
-            "n=3",
-            "n=0",
+            "1500",
         ] {
             assert!(svg.contains(label), "{label:?} missing");
         }
-        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        sane(&svg);
     }
 
     #[test]
     fn hbar_chart_is_well_formed() {
-        let svg = hbar_chart(
-            "kbench",
-            "instructions/op",
-            &[("yield_switch".into(), 319.6), ("mutex".into(), 139.0)],
-        );
-        let names = check_well_formed(&svg);
-        assert_eq!(names.iter().filter(|n| *n == "rect").count(), 3); // + background
-        for label in ["yield_switch", "mutex", "320", "instructions/op"] {
+        let svg = hbar_chart("kbench", "instructions/op", &[("yield_switch".into(), 319.6), ("mutex".into(), 139.0)]);
+        check_well_formed(&svg);
+        for label in ["yield_switch", "mutex", "320", "139", "instructions/op", "400"] {
             assert!(svg.contains(label), "{label:?} missing");
         }
+        // The first bar is the top one.
+        let (a, b) = (svg.find("yield_switch").unwrap(), svg.find("mutex").unwrap());
+        let y = |at: usize| -> f64 {
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let v = &tag[tag.find(" y=\"").unwrap() + 4..];
+            v[..v.find('"').unwrap()].parse().unwrap()
+        };
+        assert!(y(a) < y(b), "yield_switch should be above mutex");
+        sane(&svg);
         check_well_formed(&hbar_chart("empty", "x", &[]));
     }
 
     #[test]
+    fn time_series_is_well_formed() {
+        let pts: Vec<(f64, f64)> = (0..100).map(|i| (i as f64 * 0.1, (i % 10) as f64 * 50.0)).collect();
+        let svg = time_series(
+            "crash & recovery",
+            "seconds",
+            "per 100 ms",
+            &[("ping replies".into(), "#1f77b4", pts.clone()), ("HTTP 200s".into(), "#2ca02c", pts)],
+            &[(4.0, "crash netstack".into())],
+        );
+        check_well_formed(&svg);
+        for label in ["crash &amp; recovery", "seconds", "per 100 ms", "ping replies", "HTTP 200s", "crash netstack", "#1F77B4", "#2CA02C"] {
+            assert!(svg.to_uppercase().contains(&label.to_uppercase()), "{label:?} missing");
+        }
+        assert!(svg.contains("<polyline"), "no line drawn");
+        sane(&svg);
+        check_well_formed(&time_series("empty", "x", "y", &[], &[]));
+    }
+
+    #[test]
+    fn range_bars_are_well_formed() {
+        let r = |min, median, max| Some(Range { min, median, max });
+        let svg = range_bars(
+            "forwarding",
+            "batch size",
+            "packets/s",
+            &["batch 1".into(), "batch 8".into(), "batch 32".into()],
+            &[
+                ("Frond".into(), "#1f77b4", vec![r(25_000.0, 30_000.0, 38_000.0), None, r(76_000.0, 80_000.0, 89_000.0)]),
+                ("Linux".into(), "#ff7f0e", vec![r(29_000.0, 33_000.0, 37_000.0); 3]),
+            ],
+        );
+        check_well_formed(&svg);
+        for label in ["batch 1", "batch 8", "batch 32", "Frond", "Linux", "packets/s", "80000", "33000"] {
+            assert!(svg.contains(label), "{label:?} missing");
+        }
+        // 2 + 3 bars and the 2 legend boxes (plus the background and legend frame).
+        assert!(svg.matches("<rect").count() >= 7, "{svg}");
+        sane(&svg);
+        check_well_formed(&range_bars("empty", "x", "y", &[], &[]));
+    }
+
+    #[test]
     fn axes_are_nice() {
-        for (max, want) in [
-            (1450.0, (500.0, 1500.0)),
-            (320.0, (100.0, 400.0)),
-            (0.0, (0.2, 1.0)),
-            (9.0, (2.0, 10.0)),
-        ] {
+        for (max, want) in [(1450.0, (500.0, 1500.0)), (320.0, (100.0, 400.0)), (0.0, (0.2, 1.0)), (9.0, (2.0, 10.0))] {
             let got = nice_axis(max);
             let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.max(1.0);
-            assert!(
-                close(got.0, want.0) && close(got.1, want.1),
-                "{max}: {got:?}"
-            );
+            assert!(close(got.0, want.0) && close(got.1, want.1), "{max}: {got:?}");
         }
+        assert_eq!(ticks(500.0, 1500.0), 4);
+        assert_eq!(hex("#1f77b4"), RGBColor(0x1f, 0x77, 0xb4));
     }
-}
-
-/// A time series: one polyline per series over a shared x axis (seconds), with vertical
-/// marker lines (e.g. "crash") labelled at the top. Axes start at 0.
-pub fn time_series(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(String, &str, Vec<(f64, f64)>)],
-    marks: &[(f64, String)],
-) -> String {
-    let h = 380.0;
-    let (left, right, top, bottom) = (70.0, W - 20.0, 50.0, h - 70.0);
-    let x_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(0.0f64, f64::max);
-    let y_max = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(0.0f64, f64::max);
-    let (xs, xt) = nice_axis(x_max);
-    let (ys, yt) = nice_axis(y_max);
-    let px = |x: f64| left + (right - left) * x / xt;
-    let py = |y: f64| bottom - (bottom - top) * y / yt;
-    let mut svg = String::new();
-    header(&mut svg, h, title);
-    let mut y = 0.0;
-    while y <= yt + ys / 2.0 {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{right}\" y2=\"{0:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3}</text>",
-            py(y),
-            left - 6.0,
-            py(y) + 4.0,
-            num(y)
-        );
-        y += ys;
-    }
-    let mut x = 0.0;
-    while x <= xt + xs / 2.0 {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            px(x),
-            bottom + 18.0,
-            num(x)
-        );
-        x += xs;
-    }
-    let _ = writeln!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>\
-         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"black\"/>\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\
-         <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{}</text>",
-        (left + right) / 2.0,
-        bottom + 38.0,
-        esc(x_label),
-        (top + bottom) / 2.0,
-        (top + bottom) / 2.0,
-        esc(y_label)
-    );
-    for (at, label) in marks {
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
-             <text x=\"{1:.1}\" y=\"{2}\" fill=\"#c00\">{3}</text>",
-            px(*at),
-            px(*at) + 4.0,
-            top + 12.0,
-            esc(label)
-        );
-    }
-    for (i, (name, color, pts)) in series.iter().enumerate() {
-        let mut d = String::new();
-        for (x, y) in pts {
-            let _ = write!(d, "{:.1},{:.1} ", px(*x), py(*y));
-        }
-        let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{d}\"/>\
-             <text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>",
-            left + 10.0 + 260.0 * i as f64,
-            h - 12.0,
-            esc(name)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
