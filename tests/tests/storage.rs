@@ -84,7 +84,7 @@ fn ram_disk_console_round_trip() {
 /// the fs domain runs.
 fn image_with(path: &Path, blocks: u32, variant: Variant, files: &[(&str, Vec<u8>)]) {
     let mut disk = MemDisk::new(blocks as u64);
-    mkfs::format(&mut disk, &Params { size: blocks, ninodes: 200, variant }).unwrap();
+    mkfs::format(&mut disk, &Params::new(blocks, 200, variant)).unwrap();
     let mut fs = FileSystem::mount(disk).map_err(|(_, e)| e.to_string()).unwrap();
     for (name, data) in files {
         mkfs::add_file(&mut fs, 1, name.as_bytes(), data).unwrap();

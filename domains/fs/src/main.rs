@@ -10,13 +10,19 @@
 //! **Commits.** Operations share a transaction (group commit, see `frond-fslib`). A call
 //! that changed something commits before it returns unless another caller is already
 //! queued for the file system, which then continues the transaction (the last of a
-//! queue commits); a thread commits whatever is still open every [`TICK_NS`]. So with one
-//! caller every returned call is in the log on the device, and a restart of this domain
-//! loses nothing a caller saw complete; with several, an operation returned while
-//! others were queued is committed within one tick.
+//! queue commits); a thread calls `tick` every [`TICK_NS`], which commits whatever is
+//! still open, flushes, and installs the log when nothing was committed since the last
+//! tick. So with one caller every returned call is in the log on the device (its commit
+//! record written), and a restart of this domain loses nothing a caller saw complete;
+//! with several, an operation returned while others were queued is committed within one
+//! tick. A commit does not flush after its record: the next commit's flush, or the
+//! tick's, makes it durable, so a power cut loses at most the last tick's worth of
+//! returned calls (`sync` is the durability point, as before).
 //!
 //! Buffers: `read`/`write` copy between the caller's lent buffer and the file system's
-//! 64 KiB I/O buffer, which is itself lent to the block driver (the device DMAs into it).
+//! 64 KiB I/O buffer (reads) or 64 KiB staging buffer (whole blocks written to freshly
+//! allocated blocks), which are themselves lent to the block driver (the device DMAs
+//! into and out of them).
 //!
 //! May depend on: `frond-interface`, `frond-domrt`, `frond-fslib`, `rref`.
 //! `#![forbid(unsafe_code)]`.
@@ -89,7 +95,7 @@ fn mount(mut dev: Dev, args: FsArgs) -> Result<FileSystem<Dev>, alloc::string::S
         // One inode per 16 blocks (xv6's mkfs: 200 for 2000), within the format's limits.
         let ninodes = (size / 16).clamp(200, 65535);
         let variant = if args.large { Variant::Large } else { Variant::Stock };
-        mkfs::format(&mut dev, &Params { size, ninodes, variant }).map_err(|e| format!("formatting: {e}"))?;
+        mkfs::format(&mut dev, &Params::new(size, ninodes, variant)).map_err(|e| format!("formatting: {e}"))?;
         true
     } else {
         false
@@ -162,7 +168,7 @@ impl FsDomain {
         self.s.waiting.fetch_sub(1, SeqCst);
         let r = f(&mut fs);
         if changes && self.s.waiting.load(SeqCst) == 0 {
-            if let Err(e) = fs.tick() {
+            if let Err(e) = fs.commit() {
                 // The operation completed but is not durable: say so.
                 return Ok(Err(r.err().unwrap_or(e)));
             }

@@ -121,7 +121,7 @@ impl<D: BlockDev> FileSystem<D> {
         if off / bs != (end - 1) / bs {
             return Err(FsError::Invalid);
         }
-        let a = self.bmap_alloc(&mut d, off / bs)?;
+        let (a, _) = self.bmap_alloc(&mut d, off / bs, false)?;
         let slot = self.modify(a, false)?;
         let o = (off % bs) as usize;
         self.cache

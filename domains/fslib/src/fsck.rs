@@ -20,13 +20,15 @@
 //!   regions out of order or overlapping (boot and superblock, log, inodes, bitmap,
 //!   data, where the data area is the last `nblocks` blocks), fewer inode blocks than
 //!   `ninodes` needs, a bitmap too small to cover `size` blocks, no log header, or a
-//!   log area smaller than the header plus [`LOGBLOCKS`] (xv6 logs up to that many
-//!   blocks whatever `nlog` says). The structural ones end the check: nothing past
-//!   them can be located.
-//! * Log header: a count above what the log holds, or a home block inside the boot
-//!   block, the superblock or the log area, or past `size`. A *valid* non-empty header
-//!   is not a problem: the image holds a committed transaction that mount will
-//!   install. The check then judges the image as it will be after that replay, and
+//!   log area smaller than the header plus [`LOGBLOCKS`] on a stock image (xv6 logs up
+//!   to that many blocks whatever `nlog` says) or plus [`MAXOPBLOCKS`] on the large
+//!   variant (Frond's minimum). The structural ones end the check: nothing past them
+//!   can be located.
+//! * Log header: a count above what the log holds (`nlog - 1`, and at most
+//!   [`LOGBLOCKS`] on a stock image, [`LOG_MAX`](crate::layout::LOG_MAX) on the large variant), or a home block
+//!   inside the boot block, the superblock or the log area, or past `size`. A *valid*
+//!   non-empty header is not a problem: the image holds committed transactions that
+//!   mount will install (in log order: a block logged twice gets its later copy). The check then judges the image as it will be after that replay, and
 //!   says so in [`Report::notes`] and [`Report::log_pending`].
 //! * Inodes: a type other than 0, `T_DIR`, `T_FILE`, `T_DEVICE`; a free inode (type 0)
 //!   with a non-zero link count; a block address (direct, indirect, or in an indirect
@@ -62,7 +64,7 @@ use alloc::vec::Vec;
 
 use crate::layout::{
     u32_at, DInode, Dirent, LogHeader, SuperBlock, Variant, BPB, BSIZE, DINODE_SIZE,
-    DIRENT_SIZE, DIRSIZ, FSMAGIC, FSMAGIC_LARGE, IPB, LOGBLOCKS, NINDIRECT, ROOTINO, T_DEVICE,
+    DIRENT_SIZE, DIRSIZ, FSMAGIC, FSMAGIC_LARGE, IPB, LOGBLOCKS, MAXOPBLOCKS, NINDIRECT, ROOTINO, T_DEVICE,
     T_DIR, T_FILE,
 };
 
@@ -290,9 +292,13 @@ impl Geo {
         if nlog == 0 {
             p.push("log area is empty (nlog 0): no room for the log header".to_string());
             ok = false;
-        } else if nlog < LOGBLOCKS as u64 + 1 {
+        } else if variant == Variant::Stock && nlog < LOGBLOCKS as u64 + 1 {
             p.push(format!(
                 "log area of {nlog} blocks is smaller than its header plus the {LOGBLOCKS} blocks one transaction may log"
+            ));
+        } else if nlog < MAXOPBLOCKS as u64 + 1 {
+            p.push(format!(
+                "log area of {nlog} blocks is smaller than its header plus the {MAXOPBLOCKS} blocks one operation may log"
             ));
         }
         if logstart + nlog > inodestart {
@@ -394,7 +400,7 @@ fn replay(img: &[u8], g: &Geo) -> Result<Option<(u32, Vec<u8>)>, Vec<String>> {
         return Err(vec![format!("log header block {} is outside the image", g.logstart)]);
     };
     let h = LogHeader::decode(hb);
-    let room = core::cmp::min(LOGBLOCKS as u32, g.nlog - 1);
+    let room = core::cmp::min(g.variant.max_log(), g.nlog - 1);
     if h.n > room {
         return Err(vec![format!(
             "log header counts {} blocks, but the log has room for {room}",

@@ -1007,3 +1007,47 @@ fn random_corruptions_of_xv6_fixtures_never_panic() {
     fuzz(&xv6_small(), 7, 400);
     fuzz(&xv6_big(), 11, 400);
 }
+
+// ---------------------------------------------------------------------------------
+// The large variant's longer log
+
+/// An image with many commits appended to a 255-block log and not installed: clean, the
+/// tree is the one after the replay (later copies of a block win), and a count past the
+/// log, or past 30 on a stock image whatever `nlog` says, is a problem.
+#[test]
+fn long_pending_log_of_the_large_variant() {
+    use crate::dev::{MemDisk, RecordingDisk};
+    use crate::mkfs::{format, Params};
+    use frond_interface::fs::FileType;
+    let mut disk = MemDisk::new(3000);
+    format(&mut disk, &Params { size: 3000, ninodes: 200, variant: Variant::Large, log: 255 }).unwrap();
+    let mut fs = crate::FileSystem::mount(RecordingDisk::new(disk)).map_err(|(_, e)| e).unwrap();
+    for i in 0..20u32 {
+        let st = fs.create(ROOTINO, format!("/f{i}").as_bytes(), FileType::File, 0, 0, true).unwrap();
+        fs.write(st.inum, 0, &pattern(3000 + i as usize, 7, i as usize, 251)).unwrap();
+        fs.commit().unwrap();
+        fs.write(st.inum, 100, b"overwritten after the commit").unwrap();
+        fs.commit().unwrap();
+    }
+    let rec = fs.into_device();
+    let n = u32_at(rec.inner.block(2), 0);
+    assert!(n > LOGBLOCKS as u32 && n <= 255, "{n} entries");
+    let img = rec.inner.into_image();
+    let r = check_report(&img);
+    assert!(r.is_clean(), "{:#?}", r.problems);
+    assert_eq!(r.log_pending, n);
+    let mounted = {
+        let mut fs = crate::FileSystem::mount(MemDisk::from_image(img.clone())).map_err(|(_, e)| e).unwrap();
+        fs.sync().unwrap();
+        fs.into_device().into_image()
+    };
+    assert_clean(&mounted);
+    assert_eq!(tree(&img).unwrap(), tree(&mounted).unwrap());
+    // Past the log's 255 entries; past 30 on the same image relabelled stock.
+    let mut bad = img.clone();
+    put_u32(&mut bad, 2 * BSIZE, 256);
+    assert_has(&check(&bad), "log header counts 256 blocks, but the log has room for 255");
+    let mut stock = img.clone();
+    put_u32(&mut stock, BSIZE, FSMAGIC);
+    assert_has(&check(&stock), &format!("log header counts {n} blocks, but the log has room for 30"));
+}

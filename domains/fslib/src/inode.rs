@@ -155,89 +155,105 @@ impl<D: BlockDev> FileSystem<D> {
         }
     }
 
-    /// An entry of indirect block `blk`, allocating its block if it is 0.
-    fn ensure_entry(&mut self, blk: u32, i: usize) -> FsResult<u32> {
+    /// An entry of indirect block `blk`, allocating its block if it is 0 (a file data
+    /// block if `data`, else an indirect block). Also says whether it was allocated now.
+    fn ensure_entry(&mut self, blk: u32, i: usize, data: bool) -> FsResult<(u32, bool)> {
         match self.ind_get(blk, i)? {
             0 => {
-                let n = self.balloc()?;
+                let n = self.balloc_for(data)?;
                 self.ind_set(blk, i, n)?;
-                Ok(n)
+                Ok((n, true))
             }
-            a => Ok(a),
+            a => Ok((a, false)),
         }
     }
 
-    fn ensure_slot(&mut self, d: &mut DInode, i: usize) -> FsResult<u32> {
+    fn ensure_slot(&mut self, d: &mut DInode, i: usize, data: bool) -> FsResult<(u32, bool)> {
         match self.slot_addr(d, i)? {
             0 => {
-                let n = self.balloc()?;
+                let n = self.balloc_for(data)?;
                 Self::set_slot(d, i, n)?;
-                Ok(n)
+                Ok((n, true))
             }
-            a => Ok(a),
+            a => Ok((a, false)),
+        }
+    }
+
+    fn balloc_for(&mut self, data: bool) -> FsResult<u32> {
+        if data {
+            self.balloc_data()
+        } else {
+            self.balloc()
         }
     }
 
     /// The disk block of file block `fbn`, allocating it and the indirect blocks on its
-    /// way (within the current operation; the caller writes `d` back).
-    pub(crate) fn bmap_alloc(&mut self, d: &mut DInode, fbn: u64) -> FsResult<u32> {
+    /// way (within the current operation; the caller writes `d` back), and whether the
+    /// block was allocated now. `data`: the block holds a regular file's data, allocated
+    /// by [`balloc_data`](Self::balloc_data) (the caller zeroes or fills it); else
+    /// directory contents, allocated zeroed and logged.
+    pub(crate) fn bmap_alloc(&mut self, d: &mut DInode, fbn: u64, data: bool) -> FsResult<(u32, bool)> {
         let nd = self.ndirect();
         match self.locate(fbn)? {
-            Loc::Direct(i) => self.ensure_slot(d, i),
+            Loc::Direct(i) => self.ensure_slot(d, i, data),
             Loc::Single(i) => {
-                let ind = self.ensure_slot(d, nd)?;
-                self.ensure_entry(ind, i)
+                let (ind, _) = self.ensure_slot(d, nd, false)?;
+                self.ensure_entry(ind, i, data)
             }
             Loc::Double(i, j) => {
-                let top = self.ensure_slot(d, nd + 1)?;
-                let l1 = self.ensure_entry(top, i)?;
-                self.ensure_entry(l1, j)
+                let (top, _) = self.ensure_slot(d, nd + 1, false)?;
+                let (l1, _) = self.ensure_entry(top, i, false)?;
+                self.ensure_entry(l1, j, data)
             }
         }
     }
 
-    /// Log blocks writing file block `fbn` may add to the transaction: the inode block,
-    /// the data block and the indirect blocks that change, and for each block to allocate
-    /// the block and (at worst) another bitmap block.
-    pub(crate) fn write_cost(&mut self, inum: u32, d: &DInode, fbn: u64) -> FsResult<usize> {
+    /// What writing file data block `fbn` may add to the current operation: log blocks
+    /// (the inode block, the indirect blocks that change, the data block unless it goes
+    /// home directly, and for each block to allocate the block and its bitmap block) and
+    /// whether the data block may go home directly (then it counts against the
+    /// operation's `ORDERED_OP`). An allocation of the data block alone is sized
+    /// exactly, by looking at the block the allocator will hand out; more allocations
+    /// (the first block under a new indirect block) count two log blocks each.
+    pub(crate) fn write_cost(&mut self, inum: u32, d: &DInode, fbn: u64) -> FsResult<(usize, bool)> {
         let nd = self.ndirect();
-        let mut touch = [self.inode_block(inum), 0];
-        let mut allocs = 0;
-        let mut other = |b: u32| touch[1] = b;
-        match self.locate(fbn)? {
+        let iblk = self.inode_block(inum);
+        // (the indirect block that gains an entry, the mapped data block, allocations)
+        let (path, leaf, allocs) = match self.locate(fbn)? {
             Loc::Direct(i) => match self.slot_addr(d, i)? {
-                0 => allocs = 1,
-                a => other(a),
+                0 => (0, 0, 1),
+                a => (0, a, 0),
             },
             Loc::Single(i) => match self.slot_addr(d, nd)? {
-                0 => allocs = 2,
+                0 => (0, 0, 2),
                 ind => match self.ind_get(ind, i)? {
-                    0 => {
-                        allocs = 1;
-                        other(ind)
-                    }
-                    a => other(a),
+                    0 => (ind, 0, 1),
+                    a => (0, a, 0),
                 },
             },
             Loc::Double(i, j) => match self.slot_addr(d, nd + 1)? {
-                0 => allocs = 3,
+                0 => (0, 0, 3),
                 top => match self.ind_get(top, i)? {
-                    0 => {
-                        allocs = 2;
-                        other(top)
-                    }
+                    0 => (top, 0, 2),
                     l1 => match self.ind_get(l1, j)? {
-                        0 => {
-                            allocs = 1;
-                            other(l1)
-                        }
-                        a => other(a),
+                        0 => (l1, 0, 1),
+                        a => (0, a, 0),
                     },
                 },
             },
+        };
+        if leaf != 0 {
+            return Ok(if self.ordered_ok(leaf) { (self.cost(&[iblk]), true) } else { (self.cost(&[iblk, leaf]), false) });
         }
-        let known = if touch[1] == 0 { &touch[..1] } else { &touch[..] };
-        Ok(self.cost(known) + 2 * allocs)
+        let known = if path == 0 { [iblk, iblk] } else { [iblk, path] };
+        if allocs == 1 {
+            return Ok(match self.pick_free()? {
+                Some((b, true)) => (self.cost(&[known[0], known[1], self.bmap_block(b)]), true),
+                Some((b, false)) => (self.cost(&[known[0], known[1], self.bmap_block(b)]) + 1, false),
+                None => (self.cost(&known) + 2, false),
+            });
+        }
+        Ok((self.cost(&known) + 2 * allocs, true))
     }
 
     /// Checks every block number of `d` (direct, indirect and what they point to).
@@ -270,29 +286,69 @@ impl<D: BlockDev> FileSystem<D> {
 
     // ----- allocation -----------------------------------------------------------------
 
-    /// Allocates a data block (searching the bitmap from where the last search ended)
-    /// and zeroes it, both within the current operation. Only data-area blocks are
-    /// handed out whatever the bitmap says about the metadata.
+    /// Allocates a block for metadata (an indirect or directory block) and zeroes it,
+    /// both within the current operation (logged).
     pub(crate) fn balloc(&mut self) -> FsResult<u32> {
-        let (lo, hi) = (self.g.datastart, self.g.size);
-        let start = if self.balloc_hint >= lo && self.balloc_hint < hi { self.balloc_hint } else { lo };
-        for (from, to) in [(start, hi), (lo, start)] {
-            if let Some(b) = self.find_free(from, to)? {
-                let bblk = self.g.bmapstart + b / BPB as u32;
-                let slot = self.modify(bblk, false)?;
-                let bi = b as usize % BPB;
-                if let Some(byte) = self.cache.data_mut(slot).get_mut(bi / 8) {
-                    *byte |= 1 << (bi % 8);
-                }
-                self.modify(b, true)?;
-                self.balloc_hint = b + 1;
-                return Ok(b);
-            }
-        }
-        Err(FsError::NoSpace)
+        let b = self.balloc_bit()?;
+        self.modify(b, true)?;
+        Ok(b)
     }
 
-    fn find_free(&mut self, from: u32, to: u32) -> FsResult<Option<u32>> {
+    /// Allocates a block for a regular file's data, within the current operation; the
+    /// caller fills it whole or zeroes it (through [`modify_data`](Self::modify_data) or
+    /// [`stage`](Self::stage)). If the block is clean (see
+    /// [`pick_free`](Self::pick_free)) it is `fresh`, and its data goes home before the
+    /// commit record without being logged; else it is logged like any block.
+    pub(crate) fn balloc_data(&mut self) -> FsResult<u32> {
+        self.balloc_bit()
+    }
+
+    /// Marks the block [`pick_free`](Self::pick_free) chooses allocated, within the
+    /// current operation.
+    fn balloc_bit(&mut self) -> FsResult<u32> {
+        let (b, clean) = self.pick_free()?.ok_or(FsError::NoSpace)?;
+        let bblk = self.g.bmapstart + b / BPB as u32;
+        let slot = self.modify(bblk, false)?;
+        let bi = b as usize % BPB;
+        if let Some(byte) = self.cache.data_mut(slot).get_mut(bi / 8) {
+            *byte |= 1 << (bi % 8);
+        }
+        if clean {
+            self.fresh.insert(b);
+        } else {
+            self.fresh.remove(&b);
+        }
+        self.balloc_hint = b + 1;
+        Ok(b)
+    }
+
+    /// The block the next allocation takes, and whether it is clean: free in the bitmap
+    /// and in every state a crash can recover, and named by no log entry — i.e. not freed
+    /// by the open transaction, nor by the last commit while its record may not be durable,
+    /// and not in the log. Clean blocks are searched first, from where the last search
+    /// ended; only when none is left is any free block taken. Only data-area blocks are
+    /// handed out whatever the bitmap says about the metadata.
+    pub(crate) fn pick_free(&mut self) -> FsResult<Option<(u32, bool)>> {
+        let (lo, hi) = (self.g.datastart, self.g.size);
+        let start = if self.balloc_hint >= lo && self.balloc_hint < hi { self.balloc_hint } else { lo };
+        for clean in [true, false] {
+            if !clean && self.freed.is_empty() && self.freed_prev.is_empty() && self.log_homes.is_empty() {
+                break;
+            }
+            for (from, to) in [(start, hi), (lo, start)] {
+                if let Some(b) = self.find_free(from, to, clean)? {
+                    return Ok(Some((b, clean)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn unclean(&self, b: u32) -> bool {
+        self.freed.contains(&b) || self.freed_prev.contains(&b) || self.log_homes.contains(&b)
+    }
+
+    fn find_free(&mut self, from: u32, to: u32, clean: bool) -> FsResult<Option<u32>> {
         let mut b = from;
         while b < to {
             let bblk = self.g.bmapstart + b / BPB as u32;
@@ -306,7 +362,7 @@ impl<D: BlockDev> FileSystem<D> {
                     b += 8;
                     continue;
                 }
-                if byte & (1 << (bi % 8)) == 0 {
+                if byte & (1 << (bi % 8)) == 0 && !(clean && self.unclean(b)) {
                     return Ok(Some(b));
                 }
                 b += 1;
@@ -315,7 +371,9 @@ impl<D: BlockDev> FileSystem<D> {
         Ok(None)
     }
 
-    /// Frees data block `b`; freeing a block the bitmap shows free is `Corrupt`.
+    /// Frees data block `b`; freeing a block the bitmap shows free is `Corrupt`. A block
+    /// a recoverable state still uses is remembered (`freed`): it is not clean until the
+    /// commit that frees it is durable.
     pub(crate) fn bfree(&mut self, b: u32) -> FsResult<()> {
         if b < self.g.datastart || b >= self.g.size {
             return Err(FsError::Corrupt);
@@ -330,6 +388,9 @@ impl<D: BlockDev> FileSystem<D> {
         let slot = self.modify(bblk, false)?;
         if let Some(byte) = self.cache.data_mut(slot).get_mut(bi / 8) {
             *byte &= !(1 << (bi % 8));
+        }
+        if !self.fresh.remove(&b) {
+            self.freed.insert(b);
         }
         Ok(())
     }

@@ -20,8 +20,12 @@ pub const FSMAGIC_LARGE: u32 = 0x1020_3050;
 pub const ROOTINO: u32 = 1;
 /// Blocks one file-system operation writes at most (xv6's MAXOPBLOCKS).
 pub const MAXOPBLOCKS: usize = 10;
-/// Log capacity in blocks, without the header (xv6-riscv's LOGBLOCKS = MAXOPBLOCKS * 3).
+/// Log capacity in blocks, without the header (xv6-riscv's LOGBLOCKS = MAXOPBLOCKS * 3):
+/// the most a stock image's log is used for, so that xv6 itself can recover it.
 pub const LOGBLOCKS: usize = MAXOPBLOCKS * 3;
+/// Most blocks one log header can name (`n` and 255 block numbers fill the 1024-byte
+/// header block): the largest log of the large-file variant.
+pub const LOG_MAX: usize = (BSIZE - 4) / 4;
 /// Bytes of one on-disk inode.
 pub const DINODE_SIZE: usize = 64;
 /// Inodes per block.
@@ -69,6 +73,14 @@ impl Variant {
         match self {
             Variant::Stock => 12,
             Variant::Large => 11,
+        }
+    }
+    /// Most log blocks (without the header) a transaction may use on this variant:
+    /// [`LOGBLOCKS`] on a stock image (what xv6 recovers), [`LOG_MAX`] on the large one.
+    pub fn max_log(self) -> u32 {
+        match self {
+            Variant::Stock => LOGBLOCKS as u32,
+            Variant::Large => LOG_MAX as u32,
         }
     }
     /// Largest file in blocks.
@@ -185,23 +197,26 @@ impl Dirent {
     }
 }
 
-/// The log header (block `logstart`): `n`, then `n` home block numbers (`i32`s in xv6).
+/// The log header (block `logstart`): `n`, then `n` home block numbers (`i32`s in xv6);
+/// log block `i` (at `logstart + 1 + i`) belongs at home `block[i]`, and a home named
+/// twice gets its later copy. xv6 declares `LOGBLOCKS` entries; the rest of the block
+/// holds the entries of a larger log (up to [`LOG_MAX`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogHeader {
     pub n: u32,
-    pub block: [u32; LOGBLOCKS],
+    pub block: [u32; LOG_MAX],
 }
 
 impl Default for LogHeader {
     fn default() -> Self {
-        Self { n: 0, block: [0; LOGBLOCKS] }
+        Self { n: 0, block: [0; LOG_MAX] }
     }
 }
 
 impl LogHeader {
-    /// Decodes without judging: `n` may exceed [`LOGBLOCKS`] (mount refuses that).
+    /// Decodes without judging: `n` may exceed the log (mount refuses that).
     pub fn decode(b: &[u8]) -> Self {
-        let mut block = [0; LOGBLOCKS];
+        let mut block = [0; LOG_MAX];
         for (i, x) in block.iter_mut().enumerate() {
             *x = u32_at(b, 4 + i * 4);
         }

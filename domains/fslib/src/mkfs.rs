@@ -5,7 +5,7 @@
 //! ```text
 //! block 0        boot block, zero
 //! block 1        superblock
-//! 2 ..           log: header + LOGBLOCKS blocks (nlog = LOGBLOCKS + 1)
+//! 2 ..           log: header + `log` blocks (nlog = log + 1; xv6: LOGBLOCKS = 30)
 //! inodestart ..  ninodes / IPB + 1 inode blocks
 //! bmapstart ..   size / BPB + 1 bitmap blocks
 //! nmeta ..       data blocks (nblocks = size - nmeta); the first is the root's
@@ -14,6 +14,11 @@
 //! one block (xv6 mkfs rounds the root's size up to the next block boundary). The bitmap
 //! marks blocks `0 ..= nmeta` (the metadata and the root's block) used. Nothing else is
 //! written: every other block is zero.
+//!
+//! The log: a stock image gets xv6's 30 blocks (xv6 recovers at most that many, and its
+//! admission rule assumes them). The large-file variant, which only Frond mounts, may
+//! have up to [`LOG_MAX`] (255: as many as one header block names); by default it gets a
+//! 64th of the image within `[30, 255]`, so a big image has the largest log.
 
 use core::fmt;
 
@@ -31,11 +36,29 @@ pub struct Params {
     /// Inodes (numbers `1 .. ninodes` are usable, as in xv6).
     pub ninodes: u32,
     pub variant: Variant,
+    /// Log blocks, without the header: exactly [`LOGBLOCKS`] on a stock image,
+    /// `MAXOPBLOCKS ..= LOG_MAX` on the large variant.
+    pub log: u32,
 }
 
 impl Params {
-    /// xv6-riscv's defaults: FSSIZE 2000 blocks, NINODES 200.
-    pub const XV6: Params = Params { size: 2000, ninodes: 200, variant: Variant::Stock };
+    /// xv6-riscv's defaults: FSSIZE 2000 blocks, NINODES 200, LOGBLOCKS 30.
+    pub const XV6: Params = Params { size: 2000, ninodes: 200, variant: Variant::Stock, log: LOGBLOCKS as u32 };
+
+    /// `size` blocks and `ninodes` inodes of `variant`, with the variant's default log
+    /// ([`default_log`]).
+    pub fn new(size: u32, ninodes: u32, variant: Variant) -> Self {
+        Params { size, ninodes, variant, log: default_log(variant, size) }
+    }
+}
+
+/// The default log size (without the header): xv6's 30 blocks on a stock image; on the
+/// large variant a 64th of the image, at least 30 and at most [`LOG_MAX`].
+pub fn default_log(variant: Variant, size: u32) -> u32 {
+    match variant {
+        Variant::Stock => LOGBLOCKS as u32,
+        Variant::Large => (size / 64).clamp(LOGBLOCKS as u32, LOG_MAX as u32),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +69,8 @@ pub enum FormatError {
     BeyondDevice { size: u32, blocks: u64 },
     /// Fewer than 2 or more than 65536 inodes.
     BadInodeCount(u32),
+    /// A log size the variant does not allow (see [`Params::log`]).
+    BadLogSize { log: u32, variant: Variant },
     ReadOnly,
     NoMemory,
     Io(BlkError),
@@ -59,6 +84,12 @@ impl fmt::Display for FormatError {
             }
             FormatError::BeyondDevice { size, blocks } => write!(f, "{size} blocks do not fit the device's {blocks}"),
             FormatError::BadInodeCount(n) => write!(f, "{n} inodes: need 2 to 65536"),
+            FormatError::BadLogSize { log, variant: Variant::Stock } => {
+                write!(f, "a log of {log} blocks: a stock image has xv6's {LOGBLOCKS}")
+            }
+            FormatError::BadLogSize { log, variant: Variant::Large } => {
+                write!(f, "a log of {log} blocks: the large variant takes {MAXOPBLOCKS} to {LOG_MAX}")
+            }
             FormatError::ReadOnly => write!(f, "the device is read-only"),
             FormatError::NoMemory => write!(f, "no memory for the I/O buffer"),
             FormatError::Io(e) => write!(f, "device error: {}", e.as_str()),
@@ -71,7 +102,14 @@ pub fn layout(p: &Params) -> Result<SuperBlock, FormatError> {
     if p.ninodes < 2 || p.ninodes > 1 << 16 {
         return Err(FormatError::BadInodeCount(p.ninodes));
     }
-    let nlog = LOGBLOCKS as u64 + 1;
+    let log_ok = match p.variant {
+        Variant::Stock => p.log == LOGBLOCKS as u32,
+        Variant::Large => (MAXOPBLOCKS as u32..=LOG_MAX as u32).contains(&p.log),
+    };
+    if !log_ok {
+        return Err(FormatError::BadLogSize { log: p.log, variant: p.variant });
+    }
+    let nlog = p.log as u64 + 1;
     let ninodeblocks = p.ninodes as u64 / IPB as u64 + 1;
     let nbitmap = p.size as u64 / BPB as u64 + 1;
     let nmeta = 2 + nlog + ninodeblocks + nbitmap;

@@ -72,7 +72,7 @@ impl<D: BlockDev> FileSystem<D> {
             free_inodes,
             log_blocks: g.logcap,
             max_file: g.max_file_bytes(),
-            commits: self.commits,
+            commits: self.stats.commits,
             replayed: self.replayed,
         })
     }
@@ -236,8 +236,8 @@ impl<D: BlockDev> FileSystem<D> {
                 while p < end {
                     let fbn = p / bs;
                     if p > pos {
-                        let c = fs.write_cost(inum, &d, fbn)?;
-                        if !fs.fits(c) {
+                        let (c, ordered) = fs.write_cost(inum, &d, fbn)?;
+                        if !fs.fits(c) || (ordered && !fs.fits_ordered()) {
                             break;
                         }
                     }
@@ -274,11 +274,18 @@ impl<D: BlockDev> FileSystem<D> {
     /// Returns the bytes written.
     fn fill_block(&mut self, d: &mut DInode, p: u64, off: u64, end: u64, src: &[u8]) -> FsResult<usize> {
         let bs = BSIZE as u64;
-        let a = self.bmap_alloc(d, p / bs)?;
+        let (a, new) = self.bmap_alloc(d, p / bs, true)?;
         let boff = (p % bs) as usize;
         let n = (bs - boff as u64).min(end - p) as usize;
-        let slot = self.modify(a, boff == 0 && n == BSIZE)?;
-        let dst = self.cache.data_mut(slot).get_mut(boff..boff + n).ok_or(FsError::Corrupt)?;
+        let whole = boff == 0 && n == BSIZE;
+        let dst = if whole && self.stageable(a) {
+            let k = self.stage(a)?;
+            self.dbuf.get_mut(k * BSIZE..(k + 1) * BSIZE).ok_or(FsError::Corrupt)?
+        } else {
+            // A block allocated just now is zeroed, never read.
+            let slot = self.modify_data(a, whole || new)?;
+            self.cache.data_mut(slot).get_mut(boff..boff + n).ok_or(FsError::Corrupt)?
+        };
         if p >= off {
             let s = (p - off) as usize;
             dst.copy_from_slice(&src[s..s + n]);

@@ -50,7 +50,7 @@ fn format_is_xv6_mkfs_layout() {
     let l = layout(&Params { variant: Variant::Large, ..Params::XV6 }).unwrap();
     assert_eq!(l, SuperBlock { magic: FSMAGIC_LARGE, ..sb });
     // Sizes that need more bitmap blocks, and a size too small for the root.
-    let big = layout(&Params { size: 81920, ninodes: 1000, variant: Variant::Large }).unwrap();
+    let big = layout(&Params { size: 81920, ninodes: 1000, variant: Variant::Large, log: LOGBLOCKS as u32 }).unwrap();
     assert_eq!(big.bmapstart - big.inodestart, 1000 / 16 + 1);
     assert_eq!(big.size - big.nblocks - big.bmapstart, 81920 / 8192 + 1);
     assert!(layout(&Params { size: 47, ..Params::XV6 }).is_err());
@@ -436,12 +436,20 @@ fn group_commit() {
     let (writes, wc, fc) = (d.writes.len(), d.write_calls, d.flush_calls);
     assert_eq!(writes, 0, "nothing written before the commit");
     assert!(fs.tick().unwrap());
+    assert_eq!(fs.info().unwrap().commits, c0 + 1);
+    // One commit: the data block home and the metadata to the log in one call, a flush,
+    // the commit record; the tick then flushes so that the record is durable.
+    let d = fs.device();
+    assert_eq!((d.write_calls - wc, d.flush_calls - fc), (2, 2));
+    assert_eq!(fs.log_entries(), fs.stats().log_blocks as usize, "the log holds the transaction, not installed");
+    // A tick with nothing committed since the last one installs the log: the blocks to
+    // their homes, a flush, the header cleared, a flush.
     assert!(!fs.tick().unwrap(), "nothing left to commit");
     assert_eq!(fs.info().unwrap().commits, c0 + 1);
-    // One commit: log (one request), header, install, header clear; four flushes.
     let d = fs.device();
-    assert_eq!(d.write_calls - wc, 4);
-    assert_eq!(d.flush_calls - fc, 4);
+    assert_eq!((d.write_calls - wc, d.flush_calls - fc), (4, 4));
+    assert_eq!(fs.log_entries(), 0);
+    assert_eq!(fs.stats().checkpoints, 1);
     // Operations touching many blocks commit when the log has no room for another.
     for i in 0..20 {
         fs.create(R, format!("/d{i}").as_bytes(), FileType::Dir, 0, 0, true).unwrap();
@@ -474,12 +482,14 @@ fn batched_io() {
     // The data: one call (two runs around the indirect block); the metadata: the inode
     // block and the indirect block.
     assert!(calls <= 3, "{calls} read calls for 60 blocks");
-    // A commit writes the log in one request and installs in one call.
+    // Overwriting committed data goes through the log: a commit writes the log in one
+    // request and the record; sync installs in one call and clears the header.
     fs.device_mut().writes.clear();
     let w0 = fs.device().write_calls;
     fs.write(f, 0, &pattern(9, 8 * 1024)).unwrap();
     fs.sync().unwrap();
     assert_eq!(fs.device().write_calls - w0, 4);
+    assert_eq!(fs.stats().data_blocks, 0, "no data written home unlogged");
     // Every header the log ever held counts at most LOGBLOCKS blocks.
     assert!(fs.device().writes.iter().filter(|w| w.block == 2).all(|w| u32_at(&w.data, 0) as usize <= LOGBLOCKS));
 }
@@ -627,4 +637,90 @@ fn orphan_freed_at_mount() {
     assert_eq!(fs.orphans_freed(), 1);
     let i = fs.info().unwrap();
     assert_eq!((i.free_blocks, i.free_inodes), (free0.free_blocks, free0.free_inodes));
+}
+
+#[test]
+fn log_size_is_a_format_parameter_validated_at_mount() {
+    // Formatting: a stock image has xv6's 30 blocks; the large variant 10 to 255.
+    assert_eq!(Params::new(2000, 200, Variant::Stock).log, 30);
+    assert_eq!(Params::new(2000, 200, Variant::Large).log, 31);
+    assert_eq!(Params::new(65536, 200, Variant::Large).log, 255);
+    for (variant, log, ok) in [
+        (Variant::Stock, 30, true),
+        (Variant::Stock, 31, false),
+        (Variant::Stock, 12, false),
+        (Variant::Large, 10, true),
+        (Variant::Large, 9, false),
+        (Variant::Large, 255, true),
+        (Variant::Large, 256, false),
+    ] {
+        let r = layout(&Params { size: 4000, ninodes: 200, variant, log });
+        assert_eq!(r.is_ok(), ok, "{variant:?} log {log}: {r:?}");
+        if let Ok(sb) = r {
+            assert_eq!((sb.nlog, sb.inodestart), (log + 1, 2 + log + 1));
+        } else {
+            assert!(r.unwrap_err().to_string().contains("log"));
+        }
+    }
+    // Mounting: the capacity is the superblock's, at most 255 on the large variant.
+    let mut d = MemDisk::new(4000);
+    format(&mut d, &Params { size: 4000, ninodes: 200, variant: Variant::Large, log: 100 }).unwrap();
+    let img = d.into_image();
+    let mut fs = mount(MemDisk::from_image(img.clone()));
+    assert_eq!((fs.geometry().logcap, fs.info().unwrap().log_blocks), (100, 100));
+    drop(fs);
+    let header = |img: &[u8], n: u32| {
+        let mut img = img.to_vec();
+        put_u32(&mut img, 2 * BSIZE, n);
+        for i in 0..n as usize {
+            put_u32(&mut img, 2 * BSIZE + 4 + 4 * i, 200 + (i as u32 % 7));
+        }
+        FileSystem::mount(MemDisk::from_image(img)).err().map(|(_, e)| e)
+    };
+    assert_eq!(header(&img, 100), None, "a full log replays");
+    assert!(matches!(header(&img, 101), Some(MountError::BadLog(_))));
+    // The same image relabelled stock: xv6 uses at most 30 log blocks whatever nlog says,
+    // and so does the file system: headers never name more.
+    let mut stock = img.clone();
+    put_u32(&mut stock, BSIZE, FSMAGIC);
+    assert!(matches!(header(&stock, 31), Some(MountError::BadLog(_))));
+    assert_eq!(header(&stock, 30), None);
+    let mut fs = mount(RecordingDisk::new(MemDisk::from_image(stock)));
+    assert_eq!(fs.geometry().logcap, LOGBLOCKS as u32);
+    for i in 0..30 {
+        fs.create(R, format!("/d{i}").as_bytes(), FileType::Dir, 0, 0, true).unwrap();
+        fs.commit().unwrap();
+    }
+    fs.sync().unwrap();
+    let headers: Vec<u32> = fs.device().writes.iter().filter(|w| w.block == 2).map(|w| u32_at(&w.data, 0)).collect();
+    assert!(headers.iter().all(|&n| n as usize <= LOGBLOCKS), "{headers:?}");
+    assert!(headers.iter().filter(|&&n| n > 0).count() >= 30, "appended commits");
+    assert!(fs.stats().checkpoints >= 2, "the 30-block log filled and was installed");
+}
+
+/// The write path in counts: file data goes home once, unlogged; the log carries the
+/// metadata; every commit costs one flush. Compare `tests_perf` for 8 MiB.
+#[test]
+fn fresh_data_is_written_once_and_not_logged() {
+    let mut fs = mount(RecordingDisk::new(fresh(2000, 200, Variant::Stock)));
+    let f = fs.create(R, b("/f"), FileType::File, 0, 0, true).unwrap().inum;
+    fs.sync().unwrap();
+    let (w0, c0, f0) = (fs.device().writes.len(), fs.device().write_calls, fs.device().flush_calls);
+    let data = pattern(12, 200 * 1024);
+    for (i, c) in data.chunks(64 * 1024).enumerate() {
+        fs.write(f, (i * 64 * 1024) as u64, c).unwrap();
+        fs.commit().unwrap();
+    }
+    fs.sync().unwrap();
+    let d = fs.device();
+    let st = fs.stats();
+    assert_eq!(st.data_blocks, 200, "every data block home once");
+    let written = d.writes.len() - w0;
+    assert!(written < 200 + 40, "{written} blocks written for 200 data blocks");
+    // Four commits (one per call), one flush each; the sync installs: three more.
+    assert_eq!(st.commits, 4 + 1);
+    assert!(d.flush_calls - f0 <= 4 + 3, "{} flushes", d.flush_calls - f0);
+    assert!(d.write_calls - c0 <= 4 * 3 + 2 + 2, "{} write calls", d.write_calls - c0);
+    let mut fs = mount(fs.into_device().inner);
+    assert_eq!(file(&mut fs, "/f"), data);
 }

@@ -26,8 +26,13 @@ struct Meta {
     inode_blocks: Vec<u32>,
 }
 
-fn base_image(variant: Variant, pending_log: bool) -> Vec<u8> {
-    let mut fs = mount(RecordingDisk::new(fresh(SIZE, 64, variant)));
+/// A base image of `variant` with a log of `log` blocks; with `pending_log`, cut right
+/// after a commit record so that mount must replay: one transaction in a 30-block log,
+/// or (a larger log) a few dozen commits appended to the log, not installed.
+fn base_image(variant: Variant, pending_log: bool, log: u32) -> Vec<u8> {
+    let mut disk = MemDisk::new(SIZE as u64);
+    crate::mkfs::format(&mut disk, &crate::mkfs::Params { size: SIZE, ninodes: 64, variant, log }).unwrap();
+    let mut fs = mount(RecordingDisk::new(disk));
     let mut rng = Rng::new(77);
     for d in ["/a", "/a/b", "/a/b/c", "/e"] {
         fs.create(R, d.as_bytes(), FileType::Dir, 0, 0, true).unwrap();
@@ -47,14 +52,27 @@ fn base_image(variant: Variant, pending_log: bool) -> Vec<u8> {
     if !pending_log {
         return fs.into_device().inner.into_image();
     }
-    // One more transaction, cut right after its commit record: mount must replay it.
+    // More transactions, cut right after the last commit record: mount must replay them.
     fs.device_mut().writes.clear();
     let mut base = fs.device().inner.image().to_vec();
     fs.create(R, b"/late", FileType::Dir, 0, 0, true).unwrap();
     mkfile(&mut fs, "/late/x", &pattern(52, 3000));
-    fs.sync().unwrap();
+    if log > LOGBLOCKS as u32 {
+        for i in 0..12 {
+            fs.commit().unwrap();
+            fs.create(R, format!("/late/d{i}").as_bytes(), FileType::Dir, 0, 0, true).unwrap();
+            fs.commit().unwrap();
+            mkfile(&mut fs, &format!("/late/d{i}/f"), &pattern(53 + i, 1500));
+            let ind = fs.lookup(R, b"/a/ind").unwrap().inum;
+            fs.write(ind, i * 1000, b"overwritten").unwrap();
+        }
+    }
+    fs.commit().unwrap();
     let w = fs.into_device().writes;
-    let h = w.iter().position(|x| x.block == 2 && u32_at(&x.data, 0) > 0).unwrap();
+    let h = w.iter().rposition(|x| x.block == 2 && u32_at(&x.data, 0) > 0).unwrap();
+    if log > LOGBLOCKS as u32 {
+        assert!(u32_at(&w[h].data, 0) > 64, "the pending log holds {} entries", u32_at(&w[h].data, 0));
+    }
     for x in &w[..=h] {
         let at = x.block as usize * BSIZE;
         base[at..at + BSIZE].copy_from_slice(&x.data);
@@ -160,11 +178,12 @@ fn mutate(img: &mut Vec<u8>, m: &Meta, kind: u64, rng: &mut Rng) -> String {
         }
         1 => {
             let at = sb.logstart as usize * BSIZE;
+            let slots = (sb.nlog.max(2) - 1) as u64;
             for _ in 0..rounds {
                 match rng.below(3) {
-                    0 => put_u32(img, at, rng.below(40) as u32),
-                    1 => put_interesting(img, at + 4 + 4 * rng.below(LOGBLOCKS as u64) as usize, rng, sb),
-                    _ => flip_bytes(img, sb.logstart + 1 + rng.below(LOGBLOCKS as u64) as u32, rng, 8),
+                    0 => put_u32(img, at, rng.below(slots + 10) as u32),
+                    1 => put_interesting(img, at + 4 + 4 * rng.below(slots.min(LOG_MAX as u64)) as usize, rng, sb),
+                    _ => flip_bytes(img, sb.logstart + 1 + rng.below(slots) as u32, rng, 8),
                 }
             }
             "log".into()
@@ -419,8 +438,8 @@ fn trial(img: Vec<u8>, rng: &mut Rng, c: &mut Counts) {
     }
 }
 
-fn campaign(name: &str, variant: Variant, pending_log: bool, per_kind: u32, seed: u64) {
-    let base = base_image(variant, pending_log);
+fn campaign(name: &str, variant: Variant, pending_log: bool, log: u32, per_kind: u32, seed: u64) {
+    let base = base_image(variant, pending_log, log);
     // The undamaged image is fine.
     let mut c0 = Counts::default();
     trial(base.clone(), &mut Rng::new(1), &mut c0);
@@ -461,15 +480,22 @@ fn campaign(name: &str, variant: Variant, pending_log: bool, per_kind: u32, seed
 
 #[test]
 fn corrupt_stock_images() {
-    campaign("stock", Variant::Stock, false, 150, 0x5eed_0001);
+    campaign("stock", Variant::Stock, false, LOGBLOCKS as u32, 150, 0x5eed_0001);
 }
 
 #[test]
 fn corrupt_large_images() {
-    campaign("large", Variant::Large, false, 150, 0x5eed_0002);
+    campaign("large", Variant::Large, false, LOGBLOCKS as u32, 150, 0x5eed_0002);
 }
 
 #[test]
 fn corrupt_images_with_pending_log() {
-    campaign("pending-log", Variant::Stock, true, 150, 0x5eed_0003);
+    campaign("pending-log", Variant::Stock, true, LOGBLOCKS as u32, 150, 0x5eed_0003);
+}
+
+/// The large variant's 255-block log, holding a few dozen appended commits (more than
+/// one replay call's worth of entries, homes repeated) when the damage is done.
+#[test]
+fn corrupt_large_images_with_a_long_pending_log() {
+    campaign("long-log", Variant::Large, true, LOG_MAX as u32, 100, 0x5eed_0004);
 }

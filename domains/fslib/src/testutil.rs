@@ -8,14 +8,14 @@ use std::vec::Vec;
 use frond_interface::fs::{FileType, FsError, FsResult};
 
 use crate::dev::{BlockDev, MemDisk};
-use crate::layout::{Variant, ROOTINO};
+use crate::layout::{Variant, LOGBLOCKS, ROOTINO};
 use crate::mkfs::{format, Params};
 use crate::FileSystem;
 
 /// A formatted memory disk of exactly `size` blocks.
 pub fn fresh(size: u32, ninodes: u32, variant: Variant) -> MemDisk {
     let mut d = MemDisk::new(size as u64);
-    format(&mut d, &Params { size, ninodes, variant }).expect("format");
+    format(&mut d, &Params { size, ninodes, variant, log: LOGBLOCKS as u32 }).expect("format");
     d
 }
 

@@ -1,7 +1,7 @@
 //! `frond-mkfs`: builds xv6-format file-system images from host files, and checks them.
 //!
 //! ```text
-//! frond-mkfs build [--large] [--size BLOCKS] [--inodes N] OUT.img [HOST_PATH...]
+//! frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [HOST_PATH...]
 //! frond-mkfs fsck IMAGE
 //! ```
 //!
@@ -17,8 +17,10 @@
 //!
 //! Defaults: `--size` is 2000 blocks (xv6's FSSIZE) or, if the files need more, their
 //! blocks plus the metadata plus an eighth; `--inodes` is 200 (xv6's NINODES) or the
-//! number of files and directories plus 16 if larger. The image is written to a
-//! temporary file and renamed into place.
+//! number of files and directories plus 16 if larger; `--log` (log blocks without the
+//! header) is xv6's 30, the only size a stock image takes, and on a `--large` image a
+//! 64th of the image between 30 and 255 (`frond_fslib::mkfs::default_log`). The image
+//! is written to a temporary file and renamed into place.
 //!
 //! `fsck` runs `frond_fslib::fsck::check` on an image, prints one line per problem, and
 //! exits with status 1 if there is any.
@@ -34,11 +36,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use frond_fslib::dev::MemDisk;
-use frond_fslib::layout::{Variant, BPB, BSIZE, DIRENT_SIZE, DIRSIZ, IPB, LOGBLOCKS, NINDIRECT, ROOTINO};
+use frond_fslib::layout::{Variant, BPB, BSIZE, DIRENT_SIZE, DIRSIZ, IPB, NINDIRECT, ROOTINO};
 use frond_fslib::mkfs::{self, Params};
 use frond_fslib::FileSystem;
 
-const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] OUT.img [HOST_PATH...]\n       frond-mkfs fsck IMAGE";
+const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [HOST_PATH...]\n       frond-mkfs fsck IMAGE";
 
 /// What `build` makes.
 #[derive(Debug)]
@@ -46,6 +48,7 @@ struct Build {
     variant: Variant,
     size: Option<u32>,
     inodes: Option<u32>,
+    log: Option<u32>,
     out: PathBuf,
     inputs: Vec<PathBuf>,
 }
@@ -65,7 +68,7 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
             _ => Err(USAGE.into()),
         },
         "build" => {
-            let mut b = Build { variant: Variant::Stock, size: None, inodes: None, out: PathBuf::new(), inputs: vec![] };
+            let mut b = Build { variant: Variant::Stock, size: None, inodes: None, log: None, out: PathBuf::new(), inputs: vec![] };
             let mut positional = vec![];
             let mut it = rest.iter();
             while let Some(a) = it.next() {
@@ -77,6 +80,7 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
                     "--large" => b.variant = Variant::Large,
                     "--size" => b.size = Some(number("--size")?),
                     "--inodes" => b.inodes = Some(number("--inodes")?),
+                    "--log" => b.log = Some(number("--log")?),
                     s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
                     _ => positional.push(PathBuf::from(a)),
                 }
@@ -207,13 +211,15 @@ fn build(b: &Build) -> Result<(), String> {
         Some(s) => s,
         None => {
             let data = blocks + root_blocks;
-            let meta = |size: u64| 2 + LOGBLOCKS as u64 + 1 + ninodes as u64 / IPB as u64 + 1 + size / BPB as u64 + 1;
+            let log = |size: u64| b.log.unwrap_or_else(|| mkfs::default_log(b.variant, size.min(u32::MAX as u64) as u32)) as u64;
+            let meta = |size: u64| 2 + log(size) + 1 + ninodes as u64 / IPB as u64 + 1 + size / BPB as u64 + 1;
             let mut size = data + data / 8 + 64;
             size += meta(size + meta(size));
             u32::try_from(size.max(2000)).map_err(|_| "the files need more than 2^32 blocks".to_string())?
         }
     };
-    let params = Params { size, ninodes, variant: b.variant };
+    let log = b.log.unwrap_or_else(|| mkfs::default_log(b.variant, size));
+    let params = Params { size, ninodes, variant: b.variant, log };
     let mut disk = MemDisk::new(size as u64);
     mkfs::format(&mut disk, &params).map_err(|e| e.to_string())?;
     let mut fs = FileSystem::mount(disk).map_err(|(_, e)| e.to_string())?;
@@ -226,7 +232,7 @@ fn build(b: &Build) -> Result<(), String> {
     fs::write(&tmp, disk.image()).map_err(|e| format!("{}: {e}", tmp.display()))?;
     fs::rename(&tmp, &b.out).map_err(|e| format!("{}: {e}", b.out.display()))?;
     println!(
-        "{}: {} variant, {size} blocks, {ninodes} inodes; {} files, {} directories; {} blocks and {} inodes free",
+        "{}: {} variant, {size} blocks, {ninodes} inodes, {log}-block log; {} files, {} directories; {} blocks and {} inodes free",
         b.out.display(),
         if b.variant == Variant::Large { "large" } else { "stock" },
         count.0,

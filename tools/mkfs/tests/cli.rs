@@ -74,3 +74,33 @@ fn bad_arguments_fail_with_one_line() {
     let out = mkfs().arg("build").arg(d.join("x.img")).arg(&long).output().unwrap();
     assert!(!out.status.success(), "a 25-byte name cannot enter an xv6 directory");
 }
+
+#[test]
+fn log_size_option() {
+    let d = scratch("log");
+    let src = d.join("f.bin");
+    std::fs::write(&src, vec![7u8; 100_000]).unwrap();
+    let sb = |img: &PathBuf| frond_fslib::layout::SuperBlock::decode(&std::fs::read(img).unwrap()[1024..2048]);
+    // Defaults: xv6's 30 blocks on a stock image; a 64th of a large one, within [30, 255].
+    let stock = d.join("stock.img");
+    assert!(mkfs().arg("build").arg(&stock).arg(&src).status().unwrap().success());
+    assert_eq!(sb(&stock).nlog, 31);
+    let large = d.join("large.img");
+    assert!(mkfs().args(["build", "--large", "--size", "65536"]).arg(&large).arg(&src).status().unwrap().success());
+    assert_eq!(sb(&large).nlog, 256);
+    // An explicit size on the large variant; the image checks clean.
+    let l100 = d.join("l100.img");
+    let out = mkfs().args(["build", "--large", "--log", "100"]).arg(&l100).arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("100-block log"));
+    assert_eq!(sb(&l100).nlog, 101);
+    assert!(mkfs().arg("fsck").arg(&l100).status().unwrap().success());
+    // Refused: a stock image other than 30, a large one past 255 or under one operation.
+    for args in [vec!["--log", "100"], vec!["--large", "--log", "256"], vec!["--large", "--log", "5"], vec!["--log", "x"]] {
+        let out = mkfs().arg("build").args(&args).arg(d.join("bad.img")).arg(&src).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("log"), "{args:?}: {err}");
+    }
+}
