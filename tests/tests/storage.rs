@@ -210,7 +210,7 @@ fn fsload_under_crashes(test: &str, crashes: &str, large: bool) -> (String, Path
     let img = dir.join("disk.img");
     std::fs::File::create(&img).unwrap().set_len(32 << 20).unwrap();
     let cmd = format!(
-        "net=off fs.large={} fsload=verify fsload.rounds=30 fsload.files=6 fsload.bytes=98304 fsload.req=16384 fsload.sync=2 fs.crash={crashes}",
+        "net=off fs.large={} fsload=verify fsload.rounds=80 fsload.files=6 fsload.bytes=98304 fsload.req=16384 fsload.sync=2 fs.crash={crashes}",
         if large { "on" } else { "off" }
     );
     let mut s = boot_console(&cmd, disk_args(&img, false));
@@ -230,14 +230,14 @@ fn assert_workload_clean(serial: &str, img: &Path, crashed: &str) {
     let last_crash = serial.rfind(&format!("crash: killed `{crashed}`")).expect("a crash");
     assert!(last_crash < done_at, "every crash hit the running workload\n{serial}");
     let line = serial.lines().find(|l| l.contains("fsload: done:")).expect("a done line");
-    assert!(line.contains("30 rounds, 180 files written, 180 verified, 0 mismatches"), "{line}\n{serial}");
+    assert!(line.contains("80 rounds, 480 files written, 480 verified, 0 mismatches"), "{line}\n{serial}");
     assert!(!serial.contains("MISMATCH") && !serial.contains("fsload: FAILED"), "{serial}");
     assert_eq!(fsck(img), Vec::<String>::new(), "fsck after the run");
 }
 
 #[test]
 fn block_driver_crashes_are_invisible_to_the_file_system() {
-    let (serial, img) = fsload_under_crashes("blk_crash", "virtio-blk0@300,virtio-blk0@1200,virtio-blk0@2500", false);
+    let (serial, img) = fsload_under_crashes("blk_crash", "virtio-blk0@300,virtio-blk0@900,virtio-blk0@1600", false);
     assert_eq!(serial.matches("crash: killed `virtio-blk0`").count(), 3, "{serial}");
     assert_workload_clean(&serial, &img, "virtio-blk0");
     // The recovery proxy restarted the driver and resubmitted: the fs never saw an error.
@@ -248,7 +248,7 @@ fn block_driver_crashes_are_invisible_to_the_file_system() {
 
 #[test]
 fn file_system_crashes_lose_nothing_committed() {
-    let (serial, img) = fsload_under_crashes("fs_crash", "fs@400,fs@1800", true);
+    let (serial, img) = fsload_under_crashes("fs_crash", "fs@400,fs@1300", true);
     assert_eq!(serial.matches("crash: killed `fs`").count(), 2, "{serial}");
     assert!(serial.matches("fs: mounted large-file file system").count() >= 3, "the fs mounted again\n{serial}");
     assert_workload_clean(&serial, &img, "fs");
