@@ -237,7 +237,7 @@ fn assert_workload_clean(serial: &str, img: &Path, crashed: &str) {
 
 #[test]
 fn block_driver_crashes_are_invisible_to_the_file_system() {
-    let (serial, img) = fsload_under_crashes("blk_crash", "virtio-blk0@300,virtio-blk0@1200,virtio-blk0@2500", false);
+    let (serial, img) = fsload_under_crashes("blk_crash", "virtio-blk0@300,virtio-blk0@900,virtio-blk0@1500", false);
     assert_eq!(serial.matches("crash: killed `virtio-blk0`").count(), 3, "{serial}");
     assert_workload_clean(&serial, &img, "virtio-blk0");
     // The recovery proxy restarted the driver and resubmitted: the fs never saw an error.
@@ -248,7 +248,7 @@ fn block_driver_crashes_are_invisible_to_the_file_system() {
 
 #[test]
 fn file_system_crashes_lose_nothing_committed() {
-    let (serial, img) = fsload_under_crashes("fs_crash", "fs@400,fs@1800", true);
+    let (serial, img) = fsload_under_crashes("fs_crash", "fs@400,fs@1200", true);
     assert_eq!(serial.matches("crash: killed `fs`").count(), 2, "{serial}");
     assert!(serial.matches("fs: mounted large-file file system").count() >= 3, "the fs mounted again\n{serial}");
     assert_workload_clean(&serial, &img, "fs");
