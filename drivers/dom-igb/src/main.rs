@@ -15,6 +15,8 @@
 
 extern crate alloc;
 
+#[path = "../../nic_export.rs"]
+mod nic_export;
 #[path = "../../intel-nic/domain/nic.rs"]
 mod nic;
 

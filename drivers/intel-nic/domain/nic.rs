@@ -2,20 +2,17 @@
 //! (each includes this file with `#[path]`; it is not part of the `frond-intel-nic`
 //! library, which stays free of the domain runtime so it can be host-tested).
 //!
-//! The driver sits behind one `frond_domrt::sync::Mutex`, never held while the domain
-//! blocks (`wait` releases it around `irq_wait`/`sleep_ns`). Interrupts stay masked except
-//! inside `wait`. A failed init prints the error and panics with it; the kernel contains
-//! the panic, reports it and turns the device's bus mastering off.
+//! The export itself is `drivers/nic_export.rs`, common to every NIC driver domain. A
+//! failed init prints the error and panics with it; the kernel contains the panic,
+//! reports it and turns the device's bus mastering off.
 
-use alloc::boxed::Box;
-use core::sync::atomic::{AtomicBool, Ordering};
-use frond_domrt::{sys, Syscalls};
+use crate::nic_export::{export, nic_device, Line};
+use frond_domrt::Syscalls;
 use frond_intel_nic::{Chip, Error, IntelNic, Mmio};
-use frond_interface::net::{Batch, Nic, NicArgs, NicInfo, NicStats};
-use frond_interface::{Remote, RpcResult};
+use frond_interface::net::{Nic, NicArgs, NicInfo};
+use frond_interface::Remote;
 
-/// Longest a `wait` sleeps per call when the device has no MSI-X vector (polling).
-const POLL_SLEEP_NS: u64 = 1_000_000;
+nic_device!(IntelNic<Mmio>);
 
 /// Brings the device up on `regs` (BAR 0 of `args.dev`) and exports it, or prints why
 /// not and panics.
@@ -53,97 +50,5 @@ pub fn start(sys: &'static dyn Syscalls, args: NicArgs, chip: Chip, regs: Result
         ),
     );
     sys.print(line.as_str());
-    Remote::local(Box::new(IntelNicDomain {
-        drv: frond_domrt::sync::Mutex::new(driver),
-        info,
-        vector: dev.msix_vector,
-        polling: AtomicBool::new(false),
-    }))
-}
-
-struct IntelNicDomain {
-    drv: frond_domrt::sync::Mutex<IntelNic<Mmio>>,
-    info: NicInfo,
-    /// MSI-X vector of the device's queues (0: none).
-    vector: u8,
-    polling: AtomicBool,
-}
-
-impl Nic for IntelNicDomain {
-    fn info(&self) -> RpcResult<NicInfo> {
-        Ok(self.info)
-    }
-
-    fn stats(&self) -> RpcResult<NicStats> {
-        Ok(self.drv.lock().stats())
-    }
-
-    fn tx(&self, b: Batch) -> RpcResult<Batch> {
-        Ok(self.drv.lock().tx(b))
-    }
-
-    fn rx(&self, b: Batch) -> RpcResult<Batch> {
-        Ok(self.drv.lock().rx(b))
-    }
-
-    fn wait(&self, timeout_ns: u64) -> RpcResult<()> {
-        if self.polling.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        {
-            let mut d = self.drv.lock();
-            d.set_interrupts(true);
-            // Work that completed before the unmask raised nothing: don't sleep on it.
-            if d.has_work() {
-                d.set_interrupts(false);
-                return Ok(());
-            }
-            d.count_sleep();
-        }
-        let fired = if self.vector == 0 {
-            sys().sleep_ns(timeout_ns.min(POLL_SLEEP_NS));
-            false
-        } else {
-            sys().irq_wait(self.vector, timeout_ns)
-        };
-        let mut d = self.drv.lock();
-        d.set_interrupts(false);
-        if fired {
-            d.count_irq();
-        }
-        Ok(())
-    }
-
-    fn set_polling(&self, on: bool) -> RpcResult<()> {
-        self.polling.store(on, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// A console line formatted without allocating.
-struct Line {
-    buf: [u8; 200],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Self {
-        Self { buf: [0; 200], len: 0 }
-    }
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("intel-nic: (unprintable)")
-    }
-}
-
-impl core::fmt::Write for Line {
-    /// Appends what fits, cut at a character boundary.
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let mut n = s.len().min(self.buf.len() - self.len);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
+    export(driver, info, dev.msix_vector)
 }
