@@ -196,6 +196,10 @@ pub trait Fs: Send + Sync {
     /// prefix of it written, never a torn block.
     #[idempotent]
     fn write(&self, inum: u32, off: u64, buf: &RRefVec<u8>, len: u32) -> RpcResult<FsResult<u32>>;
+    /// Reads from `off` into `buf[..n]` with `n` the least of `len`, `buf.len()` and
+    /// [`IO_MAX`]; returns the bytes read (0 at or past the end).
+    #[idempotent]
+    fn pread(&self, inum: u32, off: u64, buf: &mut RRefVec<u8>, len: u32) -> RpcResult<FsResult<u32>>;
     /// Sets a file's size (shrinks it, freeing blocks, or grows it with zeros).
     #[idempotent]
     fn truncate(&self, inum: u32, size: u64) -> RpcResult<FsResult<()>>;
@@ -206,6 +210,14 @@ pub trait Fs: Send + Sync {
     fn link(&self, cwd: u32, old: Path, new: Path) -> RpcResult<FsResult<()>>;
     /// Removes `path` (a directory only if empty); the inode is freed with its last link.
     fn unlink(&self, cwd: u32, path: Path) -> RpcResult<FsResult<()>>;
+    /// As `unlink`, but a file whose last link this removes stays allocated (an *orphan*:
+    /// readable and writable by inode number) until [`Fs::release`] or the next mount
+    /// that frees orphans: the caller still has it open.
+    fn unlink_keep(&self, cwd: u32, path: Path) -> RpcResult<FsResult<()>>;
+    /// Frees `inum` if it is an orphan (allocated, no links); does nothing to a linked
+    /// inode (`Ok`), `Stale` for a free one.
+    #[idempotent]
+    fn release(&self, inum: u32) -> RpcResult<FsResult<()>>;
     /// Makes every completed operation durable (commits and flushes the device).
     #[idempotent]
     fn sync(&self) -> RpcResult<FsResult<()>>;
@@ -218,6 +230,10 @@ pub struct FsArgs {
     pub format_if_empty: bool,
     /// Format with the large-file variant (when formatting).
     pub large: bool,
+    /// Leave orphaned inodes (allocated, no links) alone at mount instead of freeing
+    /// them: a restart of the domain, whose clients may still hold unlinked files open.
+    /// The first mount after boot frees them.
+    pub keep_orphans: bool,
 }
 
 domain_kind!(pub FsKind: (Remote<dyn crate::blk::Block>, FsArgs) => dyn Fs);

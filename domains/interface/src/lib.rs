@@ -14,6 +14,7 @@ pub mod blk;
 pub mod fs;
 pub mod hostile;
 pub mod net;
+pub mod rv6;
 pub mod test;
 
 pub use frond_domrt::{domain_kind, DomainKind};

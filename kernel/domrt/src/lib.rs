@@ -49,6 +49,11 @@ pub trait Syscalls: Send + Sync {
     fn print(&self, line: &str);
     /// The running domain and its generation.
     fn current(&self) -> (DomainId, u64);
+    /// Who made the innermost proxied call into the running domain: the calling domain
+    /// and its generation (the kernel, `DomainId(0)`, for a domain's own threads and for
+    /// calls the kernel makes). Recorded by the kernel's half of the proxy, so a domain
+    /// cannot forge it; a server uses it to tell its clients apart.
+    fn caller(&self) -> (DomainId, u64);
     /// Allocates from the current domain's private heap (null on exhaustion).
     fn alloc(&self, layout: Layout) -> *mut u8;
     /// Returns memory to the heap it came from.

@@ -58,3 +58,44 @@ unsafe impl lock_api::RawMutex for RawMutex {
 /// The mutex domains use.
 pub type Mutex<T> = lock_api::Mutex<RawMutex, T>;
 pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, RawMutex, T>;
+
+/// A condition variable for [`Mutex`]: a sequence word on a kernel futex.
+///
+/// `wait` reads the sequence, unlocks, sleeps while the sequence is unchanged (at most
+/// `timeout_ns`, capped by the kernel), and locks again; `notify_all` bumps the sequence
+/// and wakes every waiter. Waiters re-check their condition after every return (wakeups
+/// may be spurious or cut short by the kernel's cap).
+pub struct Condvar {
+    seq: AtomicU32,
+}
+
+impl Condvar {
+    pub const fn new() -> Self {
+        Self { seq: AtomicU32::new(0) }
+    }
+
+    /// Releases `guard`'s lock, waits for a notify (or `timeout_ns`), and locks again.
+    /// True if woken by a notify.
+    pub fn wait_timeout<T>(&self, guard: &mut MutexGuard<'_, T>, timeout_ns: u64) -> bool {
+        let seen = self.seq.load(Acquire);
+        MutexGuard::unlocked(guard, || {
+            if self.seq.load(Acquire) != seen {
+                return true;
+            }
+            crate::sys().futex_wait(&self.seq, seen, timeout_ns);
+            self.seq.load(Acquire) != seen
+        })
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Release);
+        crate::sys().futex_wake(&self.seq, u32::MAX);
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}

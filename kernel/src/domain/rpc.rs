@@ -46,6 +46,9 @@ pub struct Cont {
     /// TSC ticks of CPU time charged to this call so far (time in the callee itself, not
     /// in calls it made), or [`EXEMPT`]. Written by the timer interrupt ([`charge`]).
     cpu: u64,
+    /// The domain (and generation) that made this call: [`caller`].
+    caller: u32,
+    caller_gen: u64,
 }
 
 /// `Cont::cpu` of calls the watchdog never ends: the base call of a domain's own thread.
@@ -180,6 +183,18 @@ pub fn current() -> (DomainId, u64) {
     (DomainId(CPU.0.domain.get()), CPU.0.generation.get())
 }
 
+/// The domain that made the innermost protected call of the running thread (the kernel
+/// if there is none): who is calling the running domain.
+pub fn caller() -> (DomainId, u64) {
+    let c = CPU.0.cont.get();
+    if c.is_null() {
+        return (DomainId::KERNEL, super::KERNEL_GEN);
+    }
+    // SAFETY: `c` is the running thread's innermost continuation, on its stack, linked
+    // for the duration of the call; `caller`/`caller_gen` were written before linking.
+    unsafe { (DomainId((*c).caller), (*c).caller_gen) }
+}
+
 /// `slot` comes from a `Target` (built only by the kernel, with a valid slot) or from the
 /// running context, so masking instead of a bounds check is exact.
 #[inline(always)]
@@ -277,6 +292,8 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     unsafe {
         (*c).prev = CPU.0.cont.get();
         (*c).cpu = if BUDGET { 0 } else { EXEMPT };
+        (*c).caller = caller;
+        (*c).caller_gen = caller_gen;
     }
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");

@@ -35,6 +35,10 @@ impl Syscalls for KernelSys {
         rpc::current()
     }
 
+    fn caller(&self) -> (DomainId, u64) {
+        rpc::caller()
+    }
+
     fn alloc(&self, layout: Layout) -> *mut u8 {
         super::guard_stack();
         let (d, _) = rpc::current();
