@@ -24,16 +24,21 @@ BOOTMOD   := target/frond/boot.cpio
 DOMAIN_DIR := target/domains/$(TARGET)/release
 # Domain binaries (crates under domains/ and drivers/, and the test fixture under
 # tests/fixtures/), bundled as domains/<name>.
-DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-ixgbe dom-igb dom-virtio-blk dom-membdev dom-fs dom-fsload
+DOMAINS   := dom-echo dom-relay dom-client dom-hostile dom-faulty dom-virtio-net dom-null-net dom-netstack dom-services dom-forward dom-ixgbe dom-igb dom-virtio-blk dom-membdev dom-fs dom-fsload dom-rv6
+# rv6's user programs (crate rv6/user): built with the `user` profile (no debug info: they
+# live on the disk, not in the boot module) and copied into /bin of the disk images.
+USER_DIR  := target/domains/$(TARGET)/user
+USER_PROGS = $(sort $(shell find $(USER_DIR) -maxdepth 1 -type f -perm -u+x ! -name '*.d' 2>/dev/null))
 KERNEL_FLAGS := --config 'target.$(TARGET).rustflags=["-C","relocation-model=static"]'
 
 export FROND_KERNEL      := $(abspath $(KERNEL))
 export FROND_BOOT_MODULE := $(abspath $(BOOTMOD))
 export FROND_DOMAIN_ELF  := $(abspath $(DOMAIN_DIR))/dom-echo
+export FROND_USER_DIR    := $(abspath $(USER_DIR))
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build run test bench profile gdb clean
+.PHONY: all setup build disk run test bench profile gdb clean
 
 all: build
 
@@ -44,24 +49,30 @@ setup:
 # crates are the workspace's default-members and build with plain `cargo build`/`cargo test`.
 build: setup
 	$(CARGO) build --release --target $(TARGET) --target-dir target/domains $(addprefix -p ,$(DOMAINS))
+	$(CARGO) build --profile user --target $(TARGET) --target-dir target/domains -p rv6-user
 	$(CARGO) build --release -p frond-kernel --target $(TARGET) $(KERNEL_FLAGS)
 	@mkdir -p $(dir $(BOOTMOD))
 	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD) \
 		$(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
 
 # The disk `make run` attaches: DISK=path.img attaches any raw image instead (e.g. one made
-# by xv6-riscv's own mkfs). The default image is made once by frond-mkfs (16 MiB, xv6
-# format, holding README.md and docs/) and then kept, with whatever was written to it.
+# by xv6-riscv's own mkfs; rv6 then finds no /bin/init and the monitor keeps the console).
+# The default image is made by frond-mkfs (32 MiB, the large-file variant, holding
+# README.md, docs/ and rv6's programs in /bin) and kept, with whatever was written to
+# it, until a program is rebuilt: then it is made again.
 DISK_IMG := target/frond/disk.img
 DISK     ?= $(DISK_IMG)
 
-$(DISK_IMG):
-	@mkdir -p $(dir $@)
-	$(CARGO) run -q -p frond-mkfs -- build --size 16384 $@ README.md docs
+disk: build
+	@$(MAKE) -s --no-print-directory $(DISK_IMG)
 
-run: build $(if $(filter $(DISK_IMG),$(DISK)),$(DISK_IMG))
+$(DISK_IMG): $(USER_PROGS)
+	@mkdir -p $(dir $@)
+	$(CARGO) run -q -p frond-mkfs -- build --large --size 32768 $@ README.md docs --into bin $(USER_PROGS) wrongkind=$(DOMAIN_DIR)/dom-echo
+
+run: build $(if $(filter $(DISK_IMG),$(DISK)),disk)
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
-	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
+	@APPEND="rv6=on $(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
 
 test: build
 	$(CARGO) test

@@ -42,20 +42,62 @@ const COMMANDS: &[Command] = &[
 ];
 
 pub fn run() -> ! {
+    if crate::rv6::console_wanted() {
+        rv6_lines();
+    }
     println!("Frond console ready in {} ms. Type 'help'.", crate::time::uptime_us() / 1000);
     let mut line = String::new();
     loop {
         print!("{PROMPT}");
         line.clear();
         read_line(&mut line);
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
-        match COMMANDS.iter().find(|c| c.name == name) {
-            Some(c) => (c.run)(args.trim()),
-            None => println!("unknown command '{name}'; try 'help'"),
+        run_command(line.trim());
+    }
+}
+
+/// Runs one monitor command line (output to the console).
+pub fn run_command(line: &str) {
+    if line.is_empty() {
+        return;
+    }
+    let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(c) => (c.run)(args.trim()),
+        None => println!("unknown command '{name}'; try 'help'"),
+    }
+}
+
+/// While rv6 has the console: edits lines (echo, backspace, Ctrl-U, Ctrl-D) and hands
+/// each finished line to rv6's input queue. Returns when rv6 gives the console back
+/// (it could not start).
+fn rv6_lines() {
+    let mut line = alloc::vec::Vec::new();
+    while crate::rv6::console_wanted() {
+        let b = crate::serial::read_byte();
+        match b {
+            b'\r' | b'\n' => {
+                println!();
+                line.push(b'\n');
+                crate::rv6::input(&line, false);
+                line.clear();
+            }
+            0x04 => {
+                // Ctrl-D: end of input on an empty line, else hand over what is there.
+                crate::rv6::input(&line, line.is_empty());
+                line.clear();
+            }
+            0x15 => {
+                for _ in 0..line.len() {
+                    print!("\x08 \x08");
+                }
+                line.clear();
+            }
+            0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
+            0x20..=0x7e | b'\t' if line.len() < MAX_LINE => {
+                line.push(b);
+                print!("{}", b as char);
+            }
+            _ => {}
         }
     }
 }

@@ -559,7 +559,7 @@ pub fn fs_requests() {
     with_bystander(|_| {
         let disk = ram_disk("membdev-h", 2048);
         let fs_id = domain::create::<FsKind>("fs-h", "domains/dom-fs", move || {
-            (domain::grant_recover::<dyn Block>(disk).expect("Block"), FsArgs { format_if_empty: true, large: false })
+            (domain::grant_recover::<dyn Block>(disk).expect("Block"), FsArgs { format_if_empty: true, large: false, keep_orphans: false })
         })
         .expect("fs");
         let fs = domain::grant::<dyn Fs>(fs_id).expect("grant");

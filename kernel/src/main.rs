@@ -50,6 +50,7 @@ mod mem {
     pub mod paging;
 }
 mod pvh;
+mod rv6;
 mod sched;
 mod serial;
 mod storage;
@@ -145,6 +146,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         (None, Some(name)) => kbench::run_main(leak_str(name)),
         (None, None) => {
             demo::start();
+            rv6::set_wanted(args.storage.value("rv6") == Some("on"));
             sched::spawn("console", || console::run());
             // In a thread of its own: a domain thread it starts (the forwarding loop) must
             // not keep the boot context, which becomes the idle thread, from finishing.

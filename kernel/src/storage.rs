@@ -48,7 +48,7 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// True if `key` is a storage option (and keeps it).
     pub fn take(&mut self, key: &'a str, value: &'a str) -> bool {
-        let ours = matches!(key, "disk" | "fs") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload");
+        let ours = matches!(key, "disk" | "fs" | "rv6") || key.starts_with("rv6.") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload");
         if ours {
             match self.items.iter_mut().find(|i| i.is_none()) {
                 Some(free) => *free = Some((key, value)),
@@ -60,6 +60,11 @@ impl<'a> Options<'a> {
 
     fn get(&self, key: &str) -> Option<&'a str> {
         self.items.iter().flatten().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The last value given for `key`.
+    pub fn value(&self, key: &str) -> Option<&'a str> {
+        self.get(key)
     }
 
     /// A copy that outlives the command line.
@@ -90,6 +95,9 @@ pub fn get() -> Option<&'static Storage> {
 pub fn start(o: &Options<'_>) {
     if let Err(e) = try_start(o) {
         println!("storage: not started: {e}");
+    }
+    if o.get("rv6") == Some("on") && crate::rv6::console_wanted() && !crate::rv6::started() {
+        crate::rv6::start_failed("no file system (rv6 needs a disk)");
     }
 }
 
@@ -137,7 +145,7 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
     let blk_remote = domain::grant_recover::<dyn Block>(driver)?;
     let mut st = Storage { driver, driver_name, fs: None, fs_remote: None, blk_remote };
     if on(o, "fs", true)? {
-        let args = FsArgs { format_if_empty: true, large: on(o, "fs.large", false)? };
+        let args = FsArgs { format_if_empty: true, large: on(o, "fs.large", false)?, keep_orphans: false };
         // Restarts and log replay on large images take longer than a call's default budget.
         domain::limits::configure_default("fs:budget=10000ms")?;
         let fs = domain::create::<FsKind>("fs", "domains/dom-fs", move || {
@@ -168,6 +176,11 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
                 Err(e) => println!("fsload: stopped: {}", e.as_str()),
             })
             .map_err(|e| format!("spawning the workload thread: {e:?}"))?;
+    }
+    if o.get("rv6") == Some("on") {
+        if let Some(fs) = fs {
+            crate::rv6::start(fs, o);
+        }
     }
     crate::crashsched::start(crashes)
 }

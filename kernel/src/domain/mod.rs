@@ -102,6 +102,10 @@ struct Record {
     restarts: u64,
     /// TSC ticks the last restart took (unload excluded, reload + init included).
     last_restart_tsc: u64,
+    /// A program domain's parent (slot, generation): see [`create_program`].
+    owner: Option<(usize, u64)>,
+    /// The panic message, fault or watchdog report of the last death.
+    last_words: Option<String>,
 }
 
 struct Root<T: ?Sized>(Target<T>);
@@ -204,7 +208,7 @@ where
     K::Export: Sync,
 {
     let _g = lifecycle();
-    let start: Starter = Arc::new(move |slot| start::<K>(slot, bytes, &make_args));
+    let start: Starter = Arc::new(move |slot| start::<K>(slot, bytes, &make_args, None));
     let slot = {
         let mut t = TABLE.lock();
         // A slot whose previous tenant still awaits reclamation (threads inside it) is not
@@ -220,6 +224,8 @@ where
             crashes: 0,
             restarts: 0,
             last_restart_tsc: 0,
+            owner: None,
+            last_words: None,
         });
         slot
     };
@@ -234,11 +240,16 @@ where
 
 /// Loads the image into `slot` with the next generation and runs its init. The slot stays
 /// `Restarting` (recovery proxies wait) until init has returned its export.
-fn start<K: DomainKind>(slot: usize, bytes: &'static [u8], make_args: &(dyn Fn(DomainId) -> K::Args + Send + Sync)) -> Result<(), String>
+fn start<K: DomainKind>(
+    slot: usize,
+    bytes: &[u8],
+    make_args: &(dyn Fn(DomainId) -> K::Args + Send + Sync),
+    limits: Option<limits::Limits>,
+) -> Result<(), String>
 where
     K::Export: Sync,
 {
-    let image = loader::load(slot, bytes, K::ENTRY_HASH)?;
+    let image = loader::load(slot, bytes, K::ENTRY_HASH).map_err(|e| format!("{BAD_IMAGE}{e}"))?;
     // SAFETY: the loader checked that the image's `_start` was built by this compiler for
     // exactly this entry hash (`K::SIG`, the export's interface fingerprint and the layout
     // of `K::Args`), so it has type `EntryFn<K>`.
@@ -256,7 +267,7 @@ where
         r.state = State::Restarting;
         r.name.clone()
     };
-    limits::apply(slot, limits::for_name(&name));
+    limits::apply(slot, limits.unwrap_or_else(|| limits::for_name(&name)));
     DEATH[slot].store(0, Relaxed);
     dheap::create(slot);
     // Init itself is a call into this generation, so it must pass the alive check; no
@@ -320,15 +331,25 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         );
         // The root target stays: recovery grants made while the domain is dead need its
         // slot and type; `start` replaces it with the next generation's.
-        let image = {
+        let (image, children) = {
             let mut t = TABLE.lock();
             let r = t[slot].as_mut()?;
             r.state = State::Dead;
             if reason != RpcError::Refused {
                 r.crashes += 1;
             }
-            r.image.take()
+            let image = r.image.take();
+            // Program domains die with their parent's generation.
+            let children: Vec<(usize, u64)> = (1..MAX)
+                .filter(|&c| t[c].as_ref().is_some_and(|r| r.owner == Some((slot, generation))))
+                .map(|c| (c, ALIVE[c].load(Relaxed)))
+                .filter(|&(_, g)| g != 0)
+                .collect();
+            (image, children)
         };
+        for (c, g) in children {
+            die(c, g, RpcError::Killed);
+        }
         // Devices it drove stop DMA before its memory can be handed out again.
         let devices = crate::pci::quiesce(slot as u32);
         let woken = sched::wake_domain(slot as u32);
@@ -721,6 +742,144 @@ pub fn remove(id: DomainId) -> Result<(), String> {
     Ok(())
 }
 
+/// Prefix of [`create_program`]'s error for an image the loader refused.
+pub const BAD_IMAGE: &str = "bad image: ";
+
+/// Creates a **program domain** of kind `K` from `bytes` (read once: the image is not kept,
+/// so a program is never restarted) with `limits`, as a child of the live generation
+/// `owner` of another domain: the child dies with that generation. Errors start with
+/// [`BAD_IMAGE`] when the loader refused the image.
+///
+/// At least [`SYSTEM_SLOTS`] slots stay free for system domains: a parent cannot take the
+/// slots the system needs to restart or extend itself.
+pub fn create_program<K: DomainKind>(
+    owner: (usize, u64),
+    name: &str,
+    bytes: &[u8],
+    limits: limits::Limits,
+    make_args: impl Fn(DomainId) -> K::Args + Send + Sync + 'static,
+) -> Result<DomainId, String>
+where
+    K::Export: Sync,
+{
+    let _g = lifecycle();
+    let refuse: Starter = Arc::new(|_| Err("a program domain is not restarted".to_string()));
+    let slot = {
+        let mut t = TABLE.lock();
+        if owner.0 == 0 || owner.0 >= MAX || ALIVE[owner.0].load(Relaxed) != owner.1 {
+            return Err("the parent is not alive".into());
+        }
+        let free: Vec<usize> = (1..MAX).filter(|&i| t[i].is_none() && PENDING[i].load(SeqCst) == 0).collect();
+        if free.len() <= SYSTEM_SLOTS {
+            return Err(format!("all domain slots are in use ({SYSTEM_SLOTS} stay for system domains)"));
+        }
+        let slot = free[0];
+        t[slot] = Some(Record {
+            name: name.to_string(),
+            generation: 0,
+            state: State::Restarting,
+            image: None,
+            root: None,
+            start: refuse,
+            crashes: 0,
+            restarts: 0,
+            last_restart_tsc: 0,
+            owner: Some(owner),
+            last_words: None,
+        });
+        slot
+    };
+    match rpc::as_kernel(|| start::<K>(slot, bytes, &make_args, Some(limits))) {
+        Ok(()) => Ok(DomainId(slot as u32)),
+        Err(e) => {
+            // Init may have died (and been reclaimed, or be waiting for threads to leave).
+            let _ = rpc::as_kernel(|| wait_reclaimed(slot, RECLAIM_WAIT_MS));
+            TABLE.lock()[slot] = None;
+            rpc::CALLS[slot].store(0, Relaxed);
+            Err(e)
+        }
+    }
+}
+
+/// Slots [`create_program`] leaves free.
+pub const SYSTEM_SLOTS: usize = 8;
+
+/// The parent of a program domain (`None` for other domains and free slots).
+pub fn owner_of(slot: usize) -> Option<(usize, u64)> {
+    TABLE.lock().get(slot).and_then(|r| r.as_ref()).and_then(|r| r.owner)
+}
+
+/// Program domains whose parent generation is dead: `(slot, generation)`.
+pub fn orphans() -> Vec<(usize, u64)> {
+    let t = TABLE.lock();
+    (1..MAX)
+        .filter_map(|i| {
+            let r = t[i].as_ref()?;
+            let (o, g) = r.owner?;
+            (ALIVE[o].load(Relaxed) != g).then_some((i, r.generation))
+        })
+        .collect()
+}
+
+/// [`remove`] if `slot` still holds generation `generation` (not a later tenant).
+pub fn remove_if(slot: usize, generation: u64) -> Result<(), String> {
+    let _g = lifecycle();
+    let same = TABLE.lock().get(slot).and_then(|r| r.as_ref()).is_some_and(|r| r.generation == generation);
+    if !same {
+        return Err(format!("domain {slot} generation {generation} is gone"));
+    }
+    remove(DomainId(slot as u32))
+}
+
+/// The live root export of `id` as a target (to make proxies from later, [`proxy`]).
+pub fn root_target<T: ?Sized + Proxyable + Sync>(id: DomainId) -> Result<Target<T>, String> {
+    root_of::<T>(id.0 as usize, true)
+}
+
+/// A plain proxy to `target` (calls fail fast once its generation dies).
+pub fn proxy<T: ?Sized + Proxyable + Sync>(target: Target<T>) -> Remote<T> {
+    // SAFETY: the view is the kernel runtime's; a grant owns nothing, so no release.
+    unsafe { Remote::proxied(target, T::proxy_view::<KernelRt>(), None) }
+}
+
+/// Hands a kernel object to domains: a proxy into the kernel (slot 0), so its code and
+/// allocations stay the kernel's.
+pub fn export<T: ?Sized + Proxyable + Sync>(object: &'static T) -> Remote<T> {
+    // SAFETY: the object is 'static and the kernel's generation never ends, so the target
+    // is valid for every call; a grant owns nothing, so no release.
+    unsafe {
+        let t = Target::new(DomainId(0), KERNEL_GEN, NonNull::from(object));
+        Remote::proxied(t, T::proxy_view::<KernelRt>(), None)
+    }
+}
+
+/// The state of `slot`'s record (`None`: no domain there).
+pub fn state_of(slot: usize) -> Option<State> {
+    TABLE.lock().get(slot).and_then(|r| r.as_ref()).map(|r| r.state)
+}
+
+/// The generation currently alive in `slot` (0: none).
+pub fn alive_generation(slot: usize) -> u64 {
+    ALIVE.get(slot).map_or(0, |a| a.load(Relaxed))
+}
+
+/// Records why `slot`'s generation `generation` died (kept until the next death or removal).
+pub fn note_last_words(slot: usize, generation: u64, words: &str) {
+    let mut end = words.len().min(256);
+    while !words.is_char_boundary(end) {
+        end -= 1;
+    }
+    let s = words[..end].to_string();
+    if let Some(r) = TABLE.lock().get_mut(slot).and_then(|r| r.as_mut()).filter(|r| r.generation == generation) {
+        r.last_words = Some(s);
+    }
+}
+
+/// The last death's report of `slot` (see [`note_last_words`]).
+pub fn last_words(slot: usize) -> Option<String> {
+    TABLE.lock().get(slot).and_then(|r| r.as_ref()).and_then(|r| r.last_words.clone())
+}
+
 /// A domain faulted (exception in its code): contain it like a panic. Returns only if the
 /// fault is not a domain's.
 ///
@@ -751,6 +910,7 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
         }
         let reason = reason_for_fault(slot, generation);
         contain(slot, generation, RpcError::Panicked, |name| {
+            note_last_words(slot, generation, "stack overflow");
             crate::println!(
                 "domain `{name}` (id {slot}, generation {generation}) overflowed its stack (CR2 {cr2:#x} is the thread's guard page); contained"
             );
@@ -769,6 +929,11 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
     }
     let reason = reason_for_fault(slot, generation);
     contain(slot, generation, RpcError::Panicked, |name| {
+        note_last_words(
+            slot,
+            generation,
+            &format!("{} at offset {:#x}", crate::fault::exception_name(frame.vector as u8), frame.rip - loader::window(slot)),
+        );
         crate::println!(
             "domain `{name}` (id {slot}, generation {generation}) faulted: {} at {:#x} (offset {:#x} in its image); contained",
             crate::fault::exception_name(frame.vector as u8),
@@ -867,6 +1032,7 @@ pub fn start_watchdog() -> Result<(), String> {
                 }
                 let budget_ms = limits::get(slot).budget_ns / 1_000_000;
                 let name = name_of(slot);
+                note_last_words(slot, generation, "ran past its CPU budget");
                 if let Some(r) = die(slot, generation, RpcError::Timeout) {
                     WATCHDOG_KILLS.fetch_add(1, Relaxed);
                     crate::println!(

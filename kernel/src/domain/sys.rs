@@ -65,6 +65,7 @@ impl Syscalls for KernelSys {
             panic!("Syscalls::unwind called by the kernel: {message}");
         }
         super::contain(d.0 as usize, generation, RpcError::Panicked, |name| {
+            super::note_last_words(d.0 as usize, generation, message);
             crate::println!("domain `{name}` (id {}, generation {generation}) panicked: {message}", d.0);
         });
         // Nothing owned lives in this frame any more: `contain` dropped its allocations.

@@ -1,8 +1,13 @@
 //! `frond-mkfs`: builds xv6-format file-system images from host files, and checks them.
 //!
 //! ```text
-//! frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [HOST_PATH...]
+//! frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [INPUT...]
 //! frond-mkfs fsck IMAGE
+//!
+//! INPUT: HOST_PATH | NAME=HOST_PATH | --into DIR
+//! ```
+//!
+//! ```text
 //! ```
 //!
 //! `build` formats a fresh image with `frond_fslib::mkfs::format` — exactly xv6-riscv
@@ -10,7 +15,9 @@
 //! variant (11 direct + singly + doubly indirect blocks, files up to ~64 MiB) — then
 //! copies each `HOST_PATH` into the root directory under its base name: a file as a file,
 //! a directory with everything below it (entries in name order; symbolic links are
-//! followed; other kinds of file are skipped with a warning). The copying goes through the
+//! followed; other kinds of file are skipped with a warning). `NAME=HOST_PATH` copies it
+//! under NAME instead; `--into DIR` puts the inputs after it into the directory `/DIR`
+//! (made once; rv6's programs go into `/bin` this way). The copying goes through the
 //! file system's ordinary operations (create, write in 64 KiB calls), so the image is
 //! what the fs domain itself would have written. Unlike xv6's mkfs, names are kept as
 //! they are (no `user/` or leading `_` stripped); a name longer than 14 bytes is an error.
@@ -40,7 +47,7 @@ use frond_fslib::layout::{Variant, BPB, BSIZE, DIRENT_SIZE, DIRSIZ, IPB, NINDIRE
 use frond_fslib::mkfs::{self, Params};
 use frond_fslib::FileSystem;
 
-const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [HOST_PATH...]\n       frond-mkfs fsck IMAGE";
+const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [[--into DIR] [NAME=]HOST_PATH...]\n       frond-mkfs fsck IMAGE";
 
 /// What `build` makes.
 #[derive(Debug)]
@@ -50,7 +57,8 @@ struct Build {
     inodes: Option<u32>,
     log: Option<u32>,
     out: PathBuf,
-    inputs: Vec<PathBuf>,
+    /// (directory under the root or none, name or none, host path)
+    inputs: Vec<(Option<String>, Option<String>, PathBuf)>,
 }
 
 enum Command {
@@ -70,6 +78,7 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
         "build" => {
             let mut b = Build { variant: Variant::Stock, size: None, inodes: None, log: None, out: PathBuf::new(), inputs: vec![] };
             let mut positional = vec![];
+            let mut into: Option<String> = None;
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 let mut number = |what: &str| -> Result<u32, String> {
@@ -81,12 +90,25 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
                     "--size" => b.size = Some(number("--size")?),
                     "--inodes" => b.inodes = Some(number("--inodes")?),
                     "--log" => b.log = Some(number("--log")?),
+                    "--into" => {
+                        let d = it.next().ok_or("--into needs a directory name")?.to_string_lossy().into_owned();
+                        if d.is_empty() || d.len() > DIRSIZ || d.contains('/') {
+                            return Err(format!("--into {d}: a name of 1 to {DIRSIZ} bytes without '/'"));
+                        }
+                        into = Some(d);
+                    }
                     s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
-                    _ => positional.push(PathBuf::from(a)),
+                    s => {
+                        let (name, path) = match s.split_once('=') {
+                            Some((n, p)) if !positional.is_empty() => (Some(n.to_string()), PathBuf::from(p)),
+                            _ => (None, PathBuf::from(a)),
+                        };
+                        positional.push((into.clone(), name, path));
+                    }
                 }
             }
             let Some((out, inputs)) = positional.split_first() else { return Err(USAGE.into()) };
-            b.out = out.clone();
+            b.out = out.2.clone();
             b.inputs = inputs.to_vec();
             Ok(Command::Build(b))
         }
@@ -108,9 +130,15 @@ fn name_of(path: &Path) -> Result<Vec<u8>, String> {
     Ok(name)
 }
 
-fn load(path: &Path) -> Result<Option<Item>, String> {
+fn load(path: &Path, rename: Option<&str>) -> Result<Option<Item>, String> {
     let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let name = name_of(path)?;
+    let name = match rename {
+        Some(n) if n.is_empty() || n.len() > DIRSIZ || n.contains('/') => {
+            return Err(format!("{n}: a name of 1 to {DIRSIZ} bytes without '/'"))
+        }
+        Some(n) => n.as_bytes().to_vec(),
+        None => name_of(path)?,
+    };
     if meta.is_file() {
         let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(Some(Item::File { name, data }));
@@ -124,7 +152,7 @@ fn load(path: &Path) -> Result<Option<Item>, String> {
         entries.sort();
         let mut items = vec![];
         for e in entries {
-            if let Some(i) = load(&e)? {
+            if let Some(i) = load(&e, None)? {
                 items.push(i);
             }
         }
@@ -198,10 +226,20 @@ fn add(fs: &mut FileSystem<MemDisk>, dir: u32, items: &[Item], path: &str, count
 }
 
 fn build(b: &Build) -> Result<(), String> {
-    let mut items = vec![];
-    for p in &b.inputs {
-        if let Some(i) = load(p)? {
+    let mut items: Vec<Item> = vec![];
+    for (into, rename, p) in &b.inputs {
+        let Some(i) = load(p, rename.as_deref())? else { continue };
+        let Some(dir) = into else {
             items.push(i);
+            continue;
+        };
+        let existing = items.iter_mut().find_map(|it| match it {
+            Item::Dir { name, items } if name == dir.as_bytes() => Some(items),
+            _ => None,
+        });
+        match existing {
+            Some(sub) => sub.push(i),
+            None => items.push(Item::Dir { name: dir.as_bytes().to_vec(), items: vec![i] }),
         }
     }
     let (blocks, inodes) = needs(b.variant, &items)?;

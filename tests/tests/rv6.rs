@@ -1,0 +1,194 @@
+//! In-QEMU tests of rv6: the shell over the serial console, xv6's usertests (file system
+//! and pipes), descriptors that survive a crash of the file-system or block-driver
+//! domain, crashes of programs and of the rv6 core, and hostile programs.
+//!
+//! Each test boots its own QEMU with `rv6=on` and a disk image made here: the large-file
+//! variant holding rv6's programs in `/bin` (from `FROND_USER_DIR`, which `make build`
+//! fills) and `/bin/wrongkind`, a domain image of another kind.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use frond_fslib::dev::MemDisk;
+use frond_fslib::layout::Variant;
+use frond_fslib::mkfs::{self, Params};
+use frond_fslib::FileSystem;
+use frond_tests::qemu::{disk_args, workspace_root};
+use frond_tests::{Boot, Session};
+
+const PROMPT: &str = "$ ";
+const STEP: Duration = Duration::from_secs(90);
+
+fn user_dir() -> PathBuf {
+    std::env::var_os("FROND_USER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/domains/x86_64-unknown-none/user"))
+}
+
+fn domain_elf() -> PathBuf {
+    std::env::var_os("FROND_DOMAIN_ELF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/domains/x86_64-unknown-none/release/dom-echo"))
+}
+
+/// The programs `make build` left in the user directory (executables, not `.d` files).
+fn programs() -> Vec<(String, Vec<u8>)> {
+    let dir = user_dir();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e} (run `make build` first)", dir.display())) {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type().unwrap().is_file() || name.ends_with(".d") || name.starts_with('.') {
+            continue;
+        }
+        v.push((name, std::fs::read(e.path()).unwrap()));
+    }
+    v.sort();
+    assert!(v.iter().any(|(n, _)| n == "sh"), "no `sh` in {} (run `make build` first)", dir.display());
+    v
+}
+
+/// A scratch directory under target/ for this test's image.
+fn scratch(test: &str) -> PathBuf {
+    let d = workspace_root().join("target/rv6-tests").join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Makes `dir/disk.img`: 32 MiB, large-file variant, `/bin` with the programs, and `files`
+/// in the root.
+fn rv6_image(dir: &Path, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    let blocks = 32 * 1024;
+    let mut disk = MemDisk::new(blocks as u64);
+    mkfs::format(&mut disk, &Params::new(blocks, 2048, Variant::Large)).unwrap();
+    let mut fs = FileSystem::mount(disk).map_err(|(_, e)| e).unwrap();
+    let bin = mkfs::add_dir(&mut fs, 1, b"bin").unwrap();
+    for (name, data) in programs() {
+        mkfs::add_file(&mut fs, bin, name.as_bytes(), &data).unwrap_or_else(|e| panic!("/bin/{name}: {}", e.as_str()));
+    }
+    let other = std::fs::read(domain_elf()).unwrap();
+    mkfs::add_file(&mut fs, bin, b"wrongkind", &other).unwrap();
+    for (name, data) in files {
+        mkfs::add_file(&mut fs, 1, name.as_bytes(), data).unwrap();
+    }
+    let (disk, r) = fs.unmount();
+    r.unwrap();
+    let path = dir.join("disk.img");
+    std::fs::write(&path, disk.image()).unwrap();
+    path
+}
+
+fn image_fsck(path: &Path) -> Vec<String> {
+    frond_fslib::fsck::check(&std::fs::read(path).unwrap())
+}
+
+/// Boots rv6 on `img` and waits for the shell's first prompt.
+fn boot(img: &Path, extra_cmdline: &str, timeout: Duration) -> Session {
+    let mut s = Boot::new()
+        .cmdline(format!("net=off rv6=on {extra_cmdline}"))
+        .qemu_args(disk_args(img, false))
+        .timeout(timeout)
+        .spawn();
+    s.expect("rv6: core started", STEP).unwrap_or_else(|e| panic!("the rv6 core did not start: {e}"));
+    s.expect(PROMPT, STEP).unwrap_or_else(|e| panic!("no shell prompt: {e}"));
+    s
+}
+
+/// Types `line` at the shell and returns what it printed before the next prompt
+/// (without the echoed line).
+fn sh_wait(s: &mut Session, line: &str, timeout: Duration) -> String {
+    s.send(format!("{line}\n").as_bytes()).unwrap_or_else(|e| panic!("sending {line:?}: {e}"));
+    let out = s.expect(&format!("\n{PROMPT}"), timeout).unwrap_or_else(|e| panic!("response to {line:?}: {e}"));
+    let out = out.strip_suffix(PROMPT).unwrap_or(&out);
+    out.split_once('\n').map(|(_, rest)| rest).unwrap_or("").replace('\r', "")
+}
+
+fn sh(s: &mut Session, line: &str) -> String {
+    sh_wait(s, line, STEP)
+}
+
+#[test]
+fn shell_session() {
+    let dir = scratch("shell_session");
+    let img = rv6_image(&dir, &[("hello.txt", b"hello from the host\n".to_vec())]);
+    let mut s = boot(&img, "", Duration::from_secs(300));
+
+    let ls = sh(&mut s, "ls /");
+    assert!(ls.contains("bin") && ls.contains("hello.txt"), "ls / lists the root\n{ls}");
+    let ls = sh(&mut s, "ls /bin");
+    for p in ["sh", "cat", "grep", "wc", "usertests"] {
+        assert!(ls.contains(p), "/bin holds {p}\n{ls}");
+    }
+    assert_eq!(sh(&mut s, "cat hello.txt").trim(), "hello from the host");
+
+    sh(&mut s, "echo hi > f");
+    assert_eq!(sh(&mut s, "cat f").trim(), "hi");
+    sh(&mut s, "echo there >> f");
+    assert_eq!(sh(&mut s, "cat f").trim(), "hi\nthere");
+    let wc = sh(&mut s, "cat f | grep h | wc");
+    let n: Vec<&str> = wc.split_whitespace().collect();
+    assert_eq!(&n[..3], &["2", "2", "9"], "two lines hold an h: 2 lines, 2 words, 9 bytes\n{wc}");
+    assert_eq!(sh(&mut s, "wc < f").split_whitespace().take(3).collect::<Vec<_>>(), ["2", "2", "9"]);
+
+    sh(&mut s, "mkdir d; cd d; echo inside > g");
+    assert_eq!(sh(&mut s, "pwd").trim(), "/d");
+    assert_eq!(sh(&mut s, "cat /d/g").trim(), "inside");
+    sh(&mut s, "cd ..");
+    assert_eq!(sh(&mut s, "pwd").trim(), "/");
+
+    // Exit status of the last command.
+    sh(&mut s, "cat /nonexistent");
+    assert_ne!(sh(&mut s, "echo $?").trim(), "0", "a failed cat has a non-zero status");
+    sh(&mut s, "echo ok");
+    assert_eq!(sh(&mut s, "echo $?").trim(), "0");
+
+    // A background job: the prompt comes back at once, the job's output comes later.
+    let bg = sh(&mut s, "sleep 1 ; echo late > bgout &");
+    assert!(bg.contains('['), "a background job prints its pid\n{bg}");
+    std::thread::sleep(Duration::from_secs(3));
+    let mut found = String::new();
+    for _ in 0..20 {
+        found = sh(&mut s, "cat bgout");
+        if found.contains("late") {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(found.contains("late"), "the background job ran\n{found}");
+
+    // A script file.
+    sh(&mut s, "echo 'echo one > s1' > script");
+    sh(&mut s, "echo 'cat s1 | wc' >> script");
+    let out = sh(&mut s, "sh script");
+    assert!(out.split_whitespace().take(3).eq(["1", "1", "4"]), "the script ran both lines\n{out}");
+
+    let ps = sh(&mut s, "ps");
+    assert!(ps.contains("init") && ps.contains("sh"), "ps lists init and the shell\n{ps}");
+    let mon = sh(&mut s, "mon domains");
+    assert!(mon.contains("rv6") && mon.contains("fs"), "the monitor's domain table through `mon`\n{mon}");
+    drop(s);
+    let problems = image_fsck(&img);
+    assert!(problems.is_empty(), "fsck after the session: {problems:?}");
+}
+
+#[test]
+fn usertests_pass() {
+    let dir = scratch("usertests");
+    let img = rv6_image(&dir, &[]);
+    let mut s = boot(&img, "", Duration::from_secs(1500));
+    let out = sh_wait(&mut s, "usertests", Duration::from_secs(1200));
+    let failed: Vec<&str> = out.lines().filter(|l| l.contains("FAILED")).collect();
+    assert!(out.contains("usertests: ALL TESTS PASSED"), "usertests: {failed:?}\n{out}");
+    for name in [
+        "opentest", "writetest", "writebig", "createtest", "dirtest", "pipe1", "sharedfd", "fourfiles", "createdelete",
+        "unlinkread", "linktest", "concreate", "linkunlink", "subdir", "bigwrite", "bigfile", "fourteen", "rmdot",
+        "dirfile", "iref", "truncate1", "truncate2", "truncate3", "bigdir", "diskfull", "outofinodes",
+    ] {
+        assert!(out.contains(&format!("usertests: {name}: ok")), "{name} ran and passed\n{out}");
+    }
+    sh(&mut s, "sync");
+    drop(s);
+    let problems = image_fsck(&img);
+    assert!(problems.is_empty(), "fsck after usertests: {problems:?}");
+}
