@@ -599,6 +599,28 @@ pub fn fs_requests() {
         check("unlink .", fs.unlink(ROOT_INUM, p("/d/.")), FsError::NotPermitted);
         check("unlink ..", fs.unlink(ROOT_INUM, p("/d/..")), FsError::NotPermitted);
         check("unlink missing", fs.unlink(ROOT_INUM, p("/missing")), FsError::NotFound);
+        check("pread inode 0", fs.pread(0, 0, &mut buf, 10).map(|r| r.map(drop)), FsError::Invalid);
+        check("pread past the inodes", fs.pread(1_000_000, 0, &mut buf, 10).map(|r| r.map(drop)), FsError::Invalid);
+        check("pread a free inode", fs.pread(100, 0, &mut buf, 10).map(|r| r.map(drop)), FsError::Stale);
+        check("release inode 0", fs.release(0), FsError::Invalid);
+        check("release past the inodes", fs.release(u32::MAX), FsError::Invalid);
+        check("release a free inode", fs.release(100), FsError::Stale);
+        check("unlink_keep the root", fs.unlink_keep(ROOT_INUM, p("/")), FsError::NotPermitted);
+        check("unlink_keep .", fs.unlink_keep(ROOT_INUM, p(".")), FsError::NotPermitted);
+        check("unlink_keep ..", fs.unlink_keep(ROOT_INUM, p("/d/..")), FsError::NotPermitted);
+        check("unlink_keep missing", fs.unlink_keep(ROOT_INUM, p("/missing")), FsError::NotFound);
+        // Lengths past the lent buffer or IO_MAX, and offsets past the end, are clamped.
+        let mut small = RRefVec::<u8>::new_with(8, |_| 0);
+        assert_eq!(fs.pread(f.inum, 0, &mut small, 9), Ok(Ok(8)), "pread: len past the lent buffer");
+        assert_eq!(fs.pread(f.inum, 0, &mut buf, u32::MAX), Ok(Ok(5000)), "pread: huge len");
+        assert_eq!(fs.pread(f.inum, u64::MAX, &mut buf, 10), Ok(Ok(0)), "pread: offset u64::MAX");
+        assert_eq!(fs.pread(f.inum, 4990, &mut buf, 100), Ok(Ok(10)), "pread: across the end");
+        // Releasing what is linked does nothing.
+        assert_eq!(fs.release(ROOT_INUM), Ok(Ok(())), "release the root");
+        assert_eq!(fs.release(f.inum), Ok(Ok(())), "release a linked file");
+        assert_eq!(fs.release(d.inum), Ok(Ok(())), "release a linked directory");
+        assert_eq!(fs.stat(f.inum).expect("call").expect("stat /f").nlink, 1, "/f stays linked");
+        assert_eq!(fs.stat(d.inum).expect("call").expect("stat /d").nlink, 1, "/d stays linked");
         let deep = "/d".repeat(63);
         check("63 levels below a directory that has none", fs.lookup(ROOT_INUM, p(&deep)).map(|r| r.map(drop)), FsError::NotFound);
         metric("refused", checks);
@@ -610,7 +632,7 @@ pub fn fs_requests() {
         assert_eq!(names, [&b"."[..], b"..", b"f", b"d"], "the root holds exactly ., .., f, d");
         let info = fs.info().expect("call").expect("info");
         metric("free_inodes", info.free_inodes);
-        drop((data, buf));
+        drop((data, buf, small));
         domain::remove(fs_id).expect("remove fs");
         domain::remove(disk).expect("remove disk");
     });

@@ -27,6 +27,7 @@ use crate::{pci, println};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use frond_interface::blk::*;
 use frond_interface::fs::*;
 use frond_interface::net::PciDevice;
@@ -145,10 +146,15 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
     let blk_remote = domain::grant_recover::<dyn Block>(driver)?;
     let mut st = Storage { driver, driver_name, fs: None, fs_remote: None, blk_remote };
     if on(o, "fs", true)? {
-        let args = FsArgs { format_if_empty: true, large: on(o, "fs.large", false)?, keep_orphans: false };
+        let large = on(o, "fs.large", false)?;
         // Restarts and log replay on large images take longer than a call's default budget.
         domain::limits::configure_default("fs:budget=10000ms")?;
+        // The first mount after boot frees orphaned inodes; a restart keeps them (clients
+        // may still hold files unlinked with `unlink_keep`).
+        let started = AtomicBool::new(false);
         let fs = domain::create::<FsKind>("fs", "domains/dom-fs", move || {
+            let keep_orphans = started.swap(true, Ordering::SeqCst);
+            let args = FsArgs { format_if_empty: true, large, keep_orphans };
             (domain::grant_recover::<dyn Block>(driver).expect("the block driver exports Block"), args)
         })?;
         st.fs = Some(fs);

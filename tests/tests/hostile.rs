@@ -165,5 +165,5 @@ fn malformed_block_requests_are_refused_and_change_nothing() {
 #[test]
 fn malformed_file_system_requests_are_refused_and_change_nothing() {
     let out = attack("fs_requests");
-    assert_eq!(out.metric("refused"), 25, "{out}");
+    assert_eq!(out.metric("refused"), 35, "{out}");
 }

@@ -3,9 +3,11 @@
 //! Exports `Fs` for one xv6-format file system (`frond-fslib`) on the `Block` device the
 //! kernel hands it (through a recovery proxy: a driver that dies mid-request is restarted
 //! and the request submitted again, unseen here). Init mounts, which replays a committed
-//! log and frees orphaned inodes; a device holding no file system (an all-zero superblock
-//! block) is formatted when `FsArgs::format_if_empty` says so, and anything else that does
-//! not mount is refused with the mount error (the domain's init fails; nothing is written).
+//! log and frees orphaned inodes — unless `FsArgs::keep_orphans` (a restart, whose
+//! clients may still hold files that `unlink_keep` left as orphans); a device holding no
+//! file system (an all-zero superblock block) is formatted when `FsArgs::format_if_empty`
+//! says so, and anything else that does not mount is refused with the mount error (the
+//! domain's init fails; nothing is written).
 //!
 //! **Commits.** Operations share a transaction (group commit, see `frond-fslib`). A call
 //! that changed something commits before it returns unless another caller is already
@@ -19,10 +21,10 @@
 //! tick's, makes it durable, so a power cut loses at most the last tick's worth of
 //! returned calls (`sync` is the durability point, as before).
 //!
-//! Buffers: `read`/`write` copy between the caller's lent buffer and the file system's
-//! 64 KiB I/O buffer (reads) or 64 KiB staging buffer (whole blocks written to freshly
-//! allocated blocks), which are themselves lent to the block driver (the device DMAs
-//! into and out of them).
+//! Buffers: `read`/`pread`/`write` copy between the caller's lent buffer and the file
+//! system's 64 KiB I/O buffer (reads) or 64 KiB staging buffer (whole blocks written to
+//! freshly allocated blocks), which are themselves lent to the block driver (the device
+//! DMAs into and out of them).
 //!
 //! May depend on: `frond-interface`, `frond-domrt`, `frond-fslib`, `rref`.
 //! `#![forbid(unsafe_code)]`.
@@ -35,12 +37,13 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use alloc::format;
+use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use frond_domrt::sync::Mutex;
 use frond_domrt::{sys, Syscalls};
 use frond_fslib::dev::BlockDev;
-use frond_fslib::{FileSystem, MountError};
+use frond_fslib::{FileSystem, MountError, MountOptions};
 use frond_fslib::layout::{Variant, BSIZE};
 use frond_fslib::mkfs::{self, Params};
 use frond_interface::blk::{BlkError, BlkInfo, BlkReqs, Block};
@@ -89,7 +92,7 @@ fn blank(dev: &mut Dev) -> Result<bool, BlkError> {
     Ok(buf.iter().all(|&b| b == 0))
 }
 
-fn mount(mut dev: Dev, args: FsArgs) -> Result<FileSystem<Dev>, alloc::string::String> {
+fn mount(mut dev: Dev, args: FsArgs) -> Result<FileSystem<Dev>, String> {
     let formatted = if args.format_if_empty && dev.blocks() >= 2 && blank(&mut dev).map_err(|e| format!("reading the superblock: {}", e.as_str()))? {
         let size = dev.blocks().min(u32::MAX as u64) as u32;
         // One inode per 16 blocks (xv6's mkfs: 200 for 2000), within the format's limits.
@@ -100,7 +103,8 @@ fn mount(mut dev: Dev, args: FsArgs) -> Result<FileSystem<Dev>, alloc::string::S
     } else {
         false
     };
-    let fs = FileSystem::mount(dev).map_err(|(_, e): (Dev, MountError)| format!("{e}"))?;
+    let opts = MountOptions { keep_orphans: args.keep_orphans, ..MountOptions::default() };
+    let fs = FileSystem::mount_with(dev, opts).map_err(|(_, e): (Dev, MountError)| format!("{e}"))?;
     if formatted {
         sys().print("fs: formatted the empty device");
     }
@@ -116,9 +120,10 @@ fn init(sys: &'static dyn Syscalls, (blk, args): (Remote<dyn Block>, FsArgs)) ->
         Ok(fs) => fs,
         Err(e) => panic!("fs: not mounted: {e}"),
     };
+    let orphans = if args.keep_orphans { String::from("orphans kept") } else { format!("{} orphans freed", fs.orphans_freed()) };
     match fs.info() {
         Ok(i) => sys.print(&format!(
-            "fs: mounted {} file system: {} blocks ({} data, {} free), {} inodes ({} free), log {} blocks; {} log blocks replayed, {} orphans freed{}",
+            "fs: mounted {} file system: {} blocks ({} data, {} free), {} inodes ({} free), log {} blocks; {} log blocks replayed, {}{}",
             if i.large { "large-file" } else { "xv6" },
             i.size,
             i.data_blocks,
@@ -127,7 +132,7 @@ fn init(sys: &'static dyn Syscalls, (blk, args): (Remote<dyn Block>, FsArgs)) ->
             i.free_inodes,
             i.log_blocks,
             i.replayed,
-            fs.orphans_freed(),
+            orphans,
             if info.read_only { " (read-only)" } else { "" }
         )),
         Err(e) => sys.print(&format!("fs: mounted, but reading the counters failed: {}", e.as_str())),
@@ -206,8 +211,10 @@ impl Fs for FsDomain {
         self.with(true, |fs| fs.create(cwd, path(&p)?, kind, major, minor, excl))
     }
     fn read(&self, inum: u32, off: u64, buf: &mut RRefVec<u8>) -> RpcResult<FsResult<u32>> {
-        let n = buf.len().min(IO_MAX);
-        self.with(false, |fs| fs.read(inum, off, &mut buf[..n]))
+        self.with(false, |fs| fs.pread(inum, off, buf, u32::MAX))
+    }
+    fn pread(&self, inum: u32, off: u64, buf: &mut RRefVec<u8>, len: u32) -> RpcResult<FsResult<u32>> {
+        self.with(false, |fs| fs.pread(inum, off, buf, len))
     }
     fn write(&self, inum: u32, off: u64, buf: &RRefVec<u8>, len: u32) -> RpcResult<FsResult<u32>> {
         self.with(true, |fs| {
@@ -226,6 +233,12 @@ impl Fs for FsDomain {
     }
     fn unlink(&self, cwd: u32, p: Path) -> RpcResult<FsResult<()>> {
         self.with(true, |fs| fs.unlink(cwd, path(&p)?))
+    }
+    fn unlink_keep(&self, cwd: u32, p: Path) -> RpcResult<FsResult<()>> {
+        self.with(true, |fs| fs.unlink_keep(cwd, path(&p)?))
+    }
+    fn release(&self, inum: u32) -> RpcResult<FsResult<()>> {
+        self.with(true, |fs| fs.release(inum))
     }
     fn sync(&self) -> RpcResult<FsResult<()>> {
         self.with(false, |fs| fs.sync())

@@ -142,11 +142,14 @@ pub struct MountOptions {
     /// Buffer-cache capacity in blocks (at least the log's capacity plus
     /// `2 * ORDERED_OP + 16` are used: held blocks must always fit).
     pub cache_blocks: usize,
+    /// Leave orphaned inodes (allocated, no links) allocated instead of freeing them: a
+    /// remount while clients still hold unlinked files open (see `unlink_keep`).
+    pub keep_orphans: bool,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
-        Self { cache_blocks: 128 }
+        Self { cache_blocks: 128, keep_orphans: false }
     }
 }
 
@@ -259,7 +262,8 @@ impl<D: BlockDev> FileSystem<D> {
     /// Validates the superblock and the log header, replays a committed log (on a
     /// read-only device: into pinned cache entries instead of the disk), checks the
     /// root, and frees orphaned inodes (allocated, no links: left by a crash inside a
-    /// multi-transaction unlink). On failure the device is handed back.
+    /// multi-transaction unlink, or by `unlink_keep`) unless `opts.keep_orphans`. On
+    /// failure the device is handed back.
     pub fn mount_with(mut dev: D, opts: MountOptions) -> Result<Self, (D, MountError)> {
         let (io, mut mbuf, dbuf) = match (buf_of(&mut dev, BLK_BYTES_MAX), buf_of(&mut dev, BSIZE), buf_of(&mut dev, BLK_BYTES_MAX)) {
             (Some(a), Some(b), Some(c)) => (a, b, c),
@@ -317,7 +321,7 @@ impl<D: BlockDev> FileSystem<D> {
             Ok(_) | Err(FsError::Corrupt) => return Err((fs.dev, MountError::BadRoot)),
             Err(_) => return Err((fs.dev, MountError::Io(BlkError::Io))),
         }
-        if !fs.read_only {
+        if !fs.read_only && !opts.keep_orphans {
             if let Err(FsError::Io) = fs.free_orphans() {
                 return Err((fs.dev, MountError::Io(BlkError::Io)));
             }
@@ -390,7 +394,8 @@ impl<D: BlockDev> FileSystem<D> {
     }
 
     /// Frees every allocated inode without links (after a crash inside a
-    /// multi-transaction unlink). Inodes that turn out corrupt are left alone.
+    /// multi-transaction unlink, or files `unlink_keep` kept). Inodes that turn out
+    /// corrupt are left alone.
     fn free_orphans(&mut self) -> FsResult<()> {
         let g = self.g;
         let mut orphans = Vec::new();
@@ -408,7 +413,7 @@ impl<D: BlockDev> FileSystem<D> {
             }
         })?;
         for inum in orphans {
-            match self.release(inum, u64::MAX) {
+            match self.free_inode(inum, u64::MAX) {
                 Ok(()) => self.orphans += 1,
                 Err(FsError::Io) => return Err(FsError::Io),
                 Err(_) => {}

@@ -15,7 +15,12 @@ use crate::layout::*;
 /// or by a directory entry (a bad number is damage on disk).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Src {
+    /// A number the caller gave, for an operation that needs links (a working directory,
+    /// `readdir`): an orphan is `Stale`.
     Api,
+    /// A number the caller holds (a file it has open): an orphan — allocated, no links,
+    /// kept by `unlink_keep` — is accepted.
+    Held,
     Entry,
 }
 
@@ -56,17 +61,17 @@ impl<D: BlockDev> FileSystem<D> {
         Ok(())
     }
 
-    /// Inode `inum`, checked: a number in range, an allocated inode with links, a known
-    /// type, a size within the variant's limit (and a whole number of entries for a
-    /// directory). Failures are `Invalid`/`Stale` for a number the caller gave, `Corrupt`
-    /// for one a directory entry gave.
+    /// Inode `inum`, checked: a number in range, an allocated inode with links (or
+    /// without, for [`Src::Held`]), a known type, a size within the variant's limit (and a
+    /// whole number of entries for a directory). Failures are `Invalid`/`Stale` for a
+    /// number the caller gave, `Corrupt` for one a directory entry gave.
     pub(crate) fn iget(&mut self, inum: u32, src: Src) -> FsResult<DInode> {
-        let damage = |api| if src == Src::Api { Err(api) } else { Err(FsError::Corrupt) };
+        let damage = |api| if src == Src::Entry { Err(FsError::Corrupt) } else { Err(api) };
         if inum == 0 || inum >= self.g.ninodes {
             return damage(FsError::Invalid);
         }
         let d = self.iread(inum)?;
-        if d.typ == 0 || d.nlink == 0 {
+        if d.typ == 0 || (d.nlink == 0 && src != Src::Held) {
             return damage(FsError::Stale);
         }
         if d.typ > T_DEVICE
@@ -550,7 +555,7 @@ impl<D: BlockDev> FileSystem<D> {
 
     /// Frees inode `inum` and all its blocks, in as many transactions as it takes
     /// (continuing from `cursor`, see [`free_tail_step`](Self::free_tail_step)).
-    pub(crate) fn release(&mut self, inum: u32, mut cursor: u64) -> FsResult<()> {
+    pub(crate) fn free_inode(&mut self, inum: u32, mut cursor: u64) -> FsResult<()> {
         loop {
             let done = self.atomic(|fs| {
                 let mut d = fs.iread(inum)?;

@@ -32,8 +32,10 @@
 //!   allocation, freeing a file's tail a transaction at a time.
 //! * directories and paths (`dir`), and the operations (`ops`): one
 //!   [`FileSystem`] method per `Fs` method — `info`, `lookup`, `stat`, `create`, `read`,
-//!   `write`, `truncate`, `readdir`, `link`, `unlink`, `sync` — plus `commit`, `tick`,
-//!   `mount`, `unmount`.
+//!   `pread`, `write`, `truncate`, `readdir`, `link`, `unlink`, `unlink_keep`, `release`,
+//!   `sync` — plus `commit`, `tick`, `mount`, `unmount`. `unlink_keep` leaves a file whose
+//!   last link it removes allocated without links (an *orphan*, usable by inode number)
+//!   until `release` or a mount without [`MountOptions::keep_orphans`].
 //! * [`mkfs`]: formatting (xv6-riscv mkfs's exact layout; the log size a parameter of
 //!   the large variant) and helpers that add files through the operations; [`fsck`]: the
 //!   checker.

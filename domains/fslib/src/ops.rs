@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use frond_interface::fs::{DirChunk, DirEntry, FileType, FsError, FsInfo, FsResult, Stat, DIR_CHUNK, NAME_MAX};
+use frond_interface::fs::{DirChunk, DirEntry, FileType, FsError, FsInfo, FsResult, Stat, DIR_CHUNK, IO_MAX, NAME_MAX};
 
 use crate::dev::{BlkReq, BlkReqs, BlockDev, BLK_BYTES_MAX, BLK_REQS_MAX};
 use crate::dir::is_dot;
@@ -84,8 +84,9 @@ impl<D: BlockDev> FileSystem<D> {
         stat_of(inum, &d)
     }
 
+    /// An inode by number; an orphan (see [`unlink_keep`](Self::unlink_keep)) too.
     pub fn stat(&mut self, inum: u32) -> FsResult<Stat> {
-        let d = self.iget(inum, Src::Api)?;
+        let d = self.iget(inum, Src::Held)?;
         stat_of(inum, &d)
     }
 
@@ -126,9 +127,10 @@ impl<D: BlockDev> FileSystem<D> {
     /// Reads from `off` into `dst`; returns the bytes read (0 at or past the end). Blocks
     /// in the cache are copied from it; the others are read in runs — contiguous blocks in
     /// one request, up to 32 requests and 64 blocks per device call — into the file
-    /// system's I/O buffer and copied from there. Holes read as zeros.
+    /// system's I/O buffer and copied from there. Holes read as zeros. Like every
+    /// operation by inode number on a file, it works on an orphan.
     pub fn read(&mut self, inum: u32, off: u64, dst: &mut [u8]) -> FsResult<u32> {
-        let d = self.iget(inum, Src::Api)?;
+        let d = self.iget(inum, Src::Held)?;
         if d.typ == T_DEVICE {
             return Err(FsError::Invalid);
         }
@@ -189,6 +191,13 @@ impl<D: BlockDev> FileSystem<D> {
         Ok(n as u32)
     }
 
+    /// `Fs::pread`: [`read`](Self::read) into `dst[..n]`, `n` the least of `len`,
+    /// `dst.len()` and `IO_MAX`.
+    pub fn pread(&mut self, inum: u32, off: u64, dst: &mut [u8], len: u32) -> FsResult<u32> {
+        let n = (len as usize).min(dst.len()).min(IO_MAX);
+        self.read(inum, off, &mut dst[..n])
+    }
+
     /// Writes `src` at `off`, growing the file (a gap past the end is filled with
     /// zeros); returns the bytes written. The write is split into operations that each
     /// add at most `MAXOPBLOCKS` blocks to the log (counting the inode, the bitmap and the
@@ -196,7 +205,7 @@ impl<D: BlockDev> FileSystem<D> {
     /// An error after some progress returns the bytes written so far.
     pub fn write(&mut self, inum: u32, off: u64, src: &[u8]) -> FsResult<u32> {
         self.writable()?;
-        let d = self.iget(inum, Src::Api)?;
+        let d = self.iget(inum, Src::Held)?;
         match d.typ {
             T_DIR => return Err(FsError::IsDir),
             T_DEVICE => return Err(FsError::Invalid),
@@ -302,7 +311,7 @@ impl<D: BlockDev> FileSystem<D> {
     /// from the end); growing writes zeros.
     pub fn truncate(&mut self, inum: u32, size: u64) -> FsResult<()> {
         self.writable()?;
-        let d = self.iget(inum, Src::Api)?;
+        let d = self.iget(inum, Src::Held)?;
         match d.typ {
             T_DIR => return Err(FsError::IsDir),
             T_DEVICE => return Err(FsError::Invalid),
@@ -402,6 +411,36 @@ impl<D: BlockDev> FileSystem<D> {
     /// blocks are freed with its last link — in the same transaction if they fit, else in
     /// further ones (a crash in between leaves an orphan that the next mount frees).
     pub fn unlink(&mut self, cwd: u32, path: &[u8]) -> FsResult<()> {
+        self.remove(cwd, path, false)
+    }
+
+    /// As [`unlink`](Self::unlink), but a file or device whose last link this removes is
+    /// not freed: it stays allocated with nlink 0 and its blocks (an *orphan*), and
+    /// [`stat`](Self::stat), [`read`](Self::read), [`write`](Self::write) and
+    /// [`truncate`](Self::truncate) work on it by inode number until
+    /// [`release`](Self::release) or a mount that frees orphans. A directory is freed
+    /// with its last link as by `unlink` (it is empty, and nothing can be done with an
+    /// unlinked directory).
+    pub fn unlink_keep(&mut self, cwd: u32, path: &[u8]) -> FsResult<()> {
+        self.remove(cwd, path, true)
+    }
+
+    /// Frees `inum` and its blocks if it is an orphan (allocated, no links), in as many
+    /// transactions as it takes (a crash in between leaves an orphan that the next
+    /// freeing mount frees). A linked inode, and the root, are left alone (`Ok`); a free
+    /// one is `Stale`, a number out of range `Invalid`.
+    pub fn release(&mut self, inum: u32) -> FsResult<()> {
+        let d = self.iget(inum, Src::Held)?;
+        if d.nlink > 0 || inum == ROOTINO {
+            return Ok(());
+        }
+        self.writable()?;
+        self.check_all_blocks(&d)?;
+        self.free_inode(inum, u64::MAX)
+    }
+
+    /// `unlink` and `unlink_keep`: with `keep`, a file's last link leaves an orphan.
+    fn remove(&mut self, cwd: u32, path: &[u8], keep: bool) -> FsResult<()> {
         let (dp, name) = self.nameiparent(cwd, path)?;
         let name = name.ok_or(FsError::NotPermitted)?;
         if is_dot(name) {
@@ -418,7 +457,8 @@ impl<D: BlockDev> FileSystem<D> {
         if d.typ == T_DIR && !self.dir_is_empty(&d)? {
             return Err(FsError::NotEmpty);
         }
-        if d.nlink == 1 {
+        let keep = keep && d.typ != T_DIR;
+        if d.nlink == 1 && !keep {
             self.check_all_blocks(&d)?;
         }
         let mut cursor = u64::MAX;
@@ -431,7 +471,7 @@ impl<D: BlockDev> FileSystem<D> {
                 fs.iwrite(dp, &p)?;
             }
             d.nlink = d.nlink.checked_sub(1).ok_or(FsError::Corrupt)?;
-            if d.nlink > 0 {
+            if d.nlink > 0 || keep {
                 fs.iwrite(inum, &d)?;
                 return Ok(true);
             }
@@ -443,7 +483,7 @@ impl<D: BlockDev> FileSystem<D> {
             Ok(done)
         })?;
         if !done {
-            self.release(inum, cursor)?;
+            self.free_inode(inum, cursor)?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::dev::*;
 use crate::layout::*;
 use crate::mkfs::{format, layout, Params};
 use crate::testutil::*;
-use crate::{FileSystem, MountError};
+use crate::{FileSystem, MountError, MountOptions};
 
 const R: u32 = ROOTINO;
 
@@ -637,6 +637,178 @@ fn orphan_freed_at_mount() {
     assert_eq!(fs.orphans_freed(), 1);
     let i = fs.info().unwrap();
     assert_eq!((i.free_blocks, i.free_inodes), (free0.free_blocks, free0.free_inodes));
+}
+
+/// Mounts with orphans kept (a restart of the fs domain).
+fn mount_keeping<D: BlockDev>(d: D) -> FileSystem<D> {
+    FileSystem::mount_with(d, MountOptions { keep_orphans: true, ..MountOptions::default() }).map_err(|(_, e)| e).expect("mount")
+}
+
+/// fsck's problems on the image the file system has synced.
+fn fsck_of(fs: &mut FileSystem<MemDisk>) -> Vec<String> {
+    fs.sync().unwrap();
+    crate::fsck::check(fs.device().image())
+}
+
+#[test]
+fn pread_reads_the_least_of_len_buffer_and_io_max() {
+    let mut fs = mount(fresh(2000, 200, Variant::Stock));
+    let size = IO_MAX + 5000;
+    let data = pattern(40, size);
+    let f = mkfile(&mut fs, "/p", &data);
+    let mut buf = vec![0xaau8; 2 * IO_MAX];
+    // len 0: nothing read, nothing touched.
+    assert_eq!(fs.pread(f, 0, &mut buf, 0), Ok(0));
+    assert!(buf.iter().all(|&x| x == 0xaa));
+    // len past the buffer: the buffer's length.
+    assert_eq!(fs.pread(f, 10, &mut buf[..100], 1000), Ok(100));
+    assert_eq!(&buf[..100], &data[10..110]);
+    assert_eq!(buf[100], 0xaa);
+    // len shorter than the buffer: len, the rest untouched.
+    assert_eq!(fs.pread(f, 7, &mut buf, 33), Ok(33));
+    assert_eq!(&buf[..33], &data[7..40]);
+    assert_eq!(buf[33..100], data[43..110], "the earlier read's bytes past it stay");
+    // len and buffer past IO_MAX: IO_MAX.
+    buf.fill(0xaa);
+    assert_eq!(fs.pread(f, 0, &mut buf, u32::MAX), Ok(IO_MAX as u32));
+    assert_eq!(&buf[..IO_MAX], &data[..IO_MAX]);
+    assert!(buf[IO_MAX..].iter().all(|&x| x == 0xaa));
+    assert_eq!(fs.pread(f, 0, &mut buf, IO_MAX as u32 + 1), Ok(IO_MAX as u32));
+    // Up to the end, at the end, past it.
+    assert_eq!(fs.pread(f, size as u64 - 10, &mut buf, 100), Ok(10));
+    assert_eq!(&buf[..10], &data[size - 10..]);
+    assert_eq!(fs.pread(f, size as u64, &mut buf, 100), Ok(0));
+    assert_eq!(fs.pread(f, u64::MAX, &mut buf, 100), Ok(0));
+    // Bad inode numbers, a device.
+    assert_eq!(fs.pread(0, 0, &mut buf, 10), Err(FsError::Invalid));
+    assert_eq!(fs.pread(200, 0, &mut buf, 10), Err(FsError::Invalid));
+    assert_eq!(fs.pread(100, 0, &mut buf, 10), Err(FsError::Stale));
+    assert_eq!(fs.pread(100, 0, &mut buf, 0), Err(FsError::Stale), "len 0 still checks the inode");
+    let dev = fs.create(R, b("/dev"), FileType::Device, 1, 1, true).unwrap().inum;
+    assert_eq!(fs.pread(dev, 0, &mut buf, 10), Err(FsError::Invalid));
+}
+
+#[test]
+fn unlink_keep_leaves_an_orphan_usable_by_number_until_release() {
+    let mut fs = mount(fresh(2000, 200, Variant::Stock));
+    let free0 = fs.info().unwrap();
+    let data = pattern(41, 50_000);
+    let f = mkfile(&mut fs, "/o", &data);
+    // Not the last link: only the name goes.
+    fs.link(R, b("/o"), b("/o2")).unwrap();
+    fs.unlink_keep(R, b("/o2")).unwrap();
+    assert_eq!(fs.stat(f).unwrap().nlink, 1);
+    // The last link: an orphan.
+    fs.unlink_keep(R, b("/o")).unwrap();
+    assert_eq!(fs.lookup(R, b("/o")), Err(FsError::NotFound));
+    let st = fs.stat(f).unwrap();
+    assert_eq!((st.kind, st.nlink, st.size), (FileType::File, 0, 50_000));
+    let held = fs.info().unwrap();
+    assert_eq!(held.free_inodes, free0.free_inodes - 1);
+    assert_eq!(held.free_blocks, free0.free_blocks - 49 - 1, "49 data blocks and the indirect block");
+    let mut back = vec![0; 50_000];
+    assert_eq!(fs.read(f, 0, &mut back), Ok(50_000));
+    assert_eq!(back, data);
+    // Written, grown, truncated, by number.
+    let more = pattern(42, 20_000);
+    assert_eq!(fs.write(f, 50_000, &more), Ok(20_000));
+    assert_eq!(fs.pread(f, 49_990, &mut back, 30), Ok(30));
+    assert_eq!(&back[..10], &data[49_990..]);
+    assert_eq!(&back[10..30], &more[..20]);
+    fs.truncate(f, 3000).unwrap();
+    assert_eq!(fs.stat(f).unwrap().size, 3000);
+    assert_eq!(fs.info().unwrap().free_blocks, free0.free_blocks - 3);
+    // Orphans are not for what needs links, nor reused by create.
+    assert_eq!(fs.readdir(f, 0).map(drop), Err(FsError::Stale));
+    assert_eq!(fs.lookup(f, b(".")), Err(FsError::Stale));
+    let g = mkfile(&mut fs, "/g", b"linked");
+    assert_ne!(g, f);
+    // fsck sees the orphan (as after a crash inside an unlink).
+    let p = fsck_of(&mut fs);
+    assert!(p.len() == 1 && p[0].contains(&format!("inode {f} ")) && p[0].contains("not reachable"), "{p:?}");
+    // A linked inode and the root are left alone.
+    assert_eq!(fs.release(g), Ok(()));
+    assert_eq!(fs.release(R), Ok(()));
+    assert_eq!(file(&mut fs, "/g"), b"linked");
+    assert_eq!(fs.stat(g).unwrap().nlink, 1);
+    // Releasing frees the orphan and its blocks: the counts return exactly.
+    fs.release(f).unwrap();
+    assert_eq!(fs.stat(f), Err(FsError::Stale));
+    assert_eq!(fs.read(f, 0, &mut back), Err(FsError::Stale));
+    fs.unlink(R, b("/g")).unwrap();
+    let i = fs.info().unwrap();
+    assert_eq!((i.free_blocks, i.free_inodes), (free0.free_blocks, free0.free_inodes));
+    // Free and out-of-range inodes.
+    assert_eq!(fs.release(f), Err(FsError::Stale));
+    assert_eq!(fs.release(0), Err(FsError::Invalid));
+    assert_eq!(fs.release(200), Err(FsError::Invalid));
+    assert_eq!(fs.release(u32::MAX), Err(FsError::Invalid));
+    assert_eq!(fsck_of(&mut fs), Vec::<String>::new());
+}
+
+#[test]
+fn unlink_keep_frees_directories_and_keeps_devices() {
+    let mut fs = mount(fresh(2000, 200, Variant::Stock));
+    let free0 = fs.info().unwrap();
+    let d = fs.create(R, b("/d"), FileType::Dir, 0, 0, true).unwrap().inum;
+    mkfile(&mut fs, "/d/x", b"x");
+    assert_eq!(fs.unlink_keep(R, b("/d")), Err(FsError::NotEmpty));
+    assert_eq!(fs.unlink_keep(R, b("/")), Err(FsError::NotPermitted));
+    assert_eq!(fs.unlink_keep(R, b(".")), Err(FsError::NotPermitted));
+    assert_eq!(fs.unlink_keep(R, b("..")), Err(FsError::NotPermitted));
+    assert_eq!(fs.unlink_keep(d, b(".")), Err(FsError::NotPermitted));
+    assert_eq!(fs.unlink_keep(R, b("/d/..")), Err(FsError::NotPermitted));
+    assert_eq!(fs.unlink_keep(R, b("/missing")), Err(FsError::NotFound));
+    // An empty directory goes as with `unlink`: freed with its last link.
+    fs.unlink(R, b("/d/x")).unwrap();
+    assert_eq!(fs.stat(R).unwrap().nlink, 2);
+    fs.unlink_keep(R, b("/d")).unwrap();
+    assert_eq!(fs.stat(d), Err(FsError::Stale));
+    assert_eq!(fs.stat(R).unwrap().nlink, 1);
+    let i = fs.info().unwrap();
+    assert_eq!((i.free_blocks, i.free_inodes), (free0.free_blocks, free0.free_inodes));
+    // A device node is kept like a file.
+    let c = fs.create(R, b("/c"), FileType::Device, 3, 4, true).unwrap().inum;
+    fs.unlink_keep(R, b("/c")).unwrap();
+    let st = fs.stat(c).unwrap();
+    assert_eq!((st.kind, st.nlink, st.major, st.minor), (FileType::Device, 0, 3, 4));
+    fs.release(c).unwrap();
+    assert_eq!(fs.stat(c), Err(FsError::Stale));
+    assert_eq!(fs.info().unwrap().free_inodes, free0.free_inodes);
+    assert_eq!(fsck_of(&mut fs), Vec::<String>::new());
+}
+
+#[test]
+fn keep_orphans_mount_keeps_them_and_a_plain_mount_frees_them() {
+    let mut fs = mount(fresh(2000, 200, Variant::Stock));
+    let free0 = fs.info().unwrap();
+    let data = pattern(43, 30_000);
+    let f = mkfile(&mut fs, "/o", &data);
+    fs.unlink_keep(R, b("/o")).unwrap();
+    fs.sync().unwrap();
+    let held = fs.info().unwrap();
+    // A restart of the domain: the orphan is still there, readable and writable.
+    let mut fs = mount_keeping(fs.into_device());
+    assert_eq!(fs.orphans_freed(), 0);
+    assert_eq!(fs.stat(f).unwrap().nlink, 0);
+    let mut back = vec![0; 30_000];
+    assert_eq!(fs.read(f, 0, &mut back), Ok(30_000));
+    assert_eq!(back, data);
+    assert_eq!(fs.write(f, 0, b"again"), Ok(5));
+    let i = fs.info().unwrap();
+    assert_eq!((i.free_blocks, i.free_inodes), (held.free_blocks, held.free_inodes));
+    // A commit, not a sync: the mount after it recovers from the log.
+    fs.commit().unwrap();
+    let mut fs = mount_keeping(fs.into_device());
+    assert_eq!(fs.pread(f, 0, &mut back, 5), Ok(5));
+    assert_eq!(&back[..5], b"again");
+    // The first mount after boot frees it.
+    let mut fs = mount(fs.into_device());
+    assert_eq!(fs.orphans_freed(), 1);
+    assert_eq!(fs.stat(f), Err(FsError::Stale));
+    let i = fs.info().unwrap();
+    assert_eq!((i.free_blocks, i.free_inodes), (free0.free_blocks, free0.free_inodes));
+    assert_eq!(fsck_of(&mut fs), Vec::<String>::new());
 }
 
 #[test]
