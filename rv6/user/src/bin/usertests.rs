@@ -13,7 +13,8 @@
 //! end, a file). A child exits 0 on success, else prints why and exits 1.
 //!
 //! Differences from xv6: names longer than 14 bytes are refused (`NameTooLong`), not cut
-//! (`fourteen`); sizes do not assume xv6's small MAXFILE (`writebig` 300 KiB, `bigfile`
+//! (`fourteen`); a write past the end of a file succeeds and fills the gap with zeros
+//! (`truncate2`; xv6 fails it); sizes do not assume xv6's small MAXFILE (`writebig` 300 KiB, `bigfile`
 //! 2 MB); `iref` nests 35 directories (the working directory's path must stay within
 //! PATH_MAX); `concreate` and `linkunlink` race one child against the parent over the
 //! whole loop rather than one child per name; `diskfull` writes 64 KiB requests until
@@ -790,13 +791,20 @@ fn truncate1() -> R {
     ck("unlink", ulib::unlink("truncfile"))
 }
 
-/// A write through a descriptor whose file another open truncated still works.
+/// A write through a descriptor whose file another open truncated: its offset is now
+/// past the end. xv6 fails such writes; rv6 is POSIX here (the gap reads as zeros).
 fn truncate2() -> R {
     let _ = ulib::unlink("truncfile");
     let fd1 = ck("create", ulib::open("truncfile", O_CREATE | O_TRUNC | O_WRONLY))?;
     write_exact(&fd1, b"abcd", "write abcd")?;
-    let _fd2 = ck("open with O_TRUNC", ulib::open("truncfile", O_TRUNC | O_WRONLY))?;
-    write_exact(&fd1, b"x", "write after truncation")?;
+    let fd2 = ck("open with O_TRUNC", ulib::open("truncfile", O_TRUNC | O_WRONLY))?;
+    write_exact(&fd1, b"x", "write past the end")?;
+    drop((fd1, fd2));
+    let fd = ck("open", ulib::open("truncfile", O_RDONLY))?;
+    let mut buf = [0xffu8; 16];
+    let n = ck("read", fd.read_full(&mut buf))?;
+    ensure!(&buf[..n] == b"\0\0\0\0x", "the file holds {:?}, want 4 zeros and x", &buf[..n]);
+    drop(fd);
     ck("unlink", ulib::unlink("truncfile"))
 }
 
