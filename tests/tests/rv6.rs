@@ -192,3 +192,162 @@ fn usertests_pass() {
     let problems = image_fsck(&img);
     assert!(problems.is_empty(), "fsck after usertests: {problems:?}");
 }
+
+/// The `start=`/`end=` of a `t-survive: ROLE: ok …` line.
+fn worker_span(out: &str, role: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("t-survive: {role}: ")))
+        .unwrap_or_else(|| panic!("no line from worker {role}\n{out}"));
+    assert!(line.contains(": ok "), "worker {role} failed: {line}\n{out}");
+    let field = |k: &str| -> u64 {
+        line.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    (field("start="), field("end="))
+}
+
+/// Crashes `domain` under four programs holding file-system state (see `t-survive`) and
+/// checks that every one carried on without an error, with the crash inside its run.
+fn descriptors_survive(test: &str, domain: &str) {
+    let dir = scratch(test);
+    let img = rv6_image(&dir, &[]);
+    let mut s = boot(&img, "", Duration::from_secs(600));
+    let out = sh_wait(&mut s, &format!("t-survive {domain}"), Duration::from_secs(300));
+    assert!(out.contains("killed"), "the monitor killed {domain}\n{out}");
+    assert!(out.contains("t-survive: all ok"), "every worker carried on\n{out}");
+    let crash: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("t-survive: crash at "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no crash time\n{out}"));
+    for role in ["reader", "writer", "cwd", "pread", "pwrite"] {
+        let (start, end) = worker_span(&out, role);
+        assert!(start < crash && crash < end, "{role} ran {start}..{end} ms, the crash was at {crash} ms\n{out}");
+    }
+    let serial = s.serial();
+    let restarted = match domain {
+        "fs" => serial.matches("fs: mounted").count() >= 2,
+        _ => serial.contains("restarted") || serial.matches("virtio-blk").count() > 1,
+    };
+    assert!(restarted, "{domain} was restarted (serial log)");
+    let doms = sh(&mut s, "mon domains");
+    let row = doms.lines().find(|l| l.split_whitespace().nth(1) == Some(domain)).unwrap_or_else(|| panic!("{domain} row\n{doms}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2], "2", "{domain} is in its second generation\n{doms}");
+    assert_eq!(cols[3], "Alive", "{doms}");
+    sh(&mut s, "sync");
+    drop(s);
+    let problems = image_fsck(&img);
+    assert!(problems.is_empty(), "fsck after the crash: {problems:?}");
+}
+
+#[test]
+fn descriptors_survive_a_file_system_crash() {
+    descriptors_survive("survive_fs", "fs");
+}
+
+#[test]
+fn descriptors_survive_a_block_driver_crash() {
+    descriptors_survive("survive_blk", "virtio-blk0");
+}
+
+#[test]
+fn crashed_and_killed_programs_end_alone() {
+    let dir = scratch("program_crash");
+    let img = rv6_image(&dir, &[]);
+    let mut s = boot(&img, "", Duration::from_secs(600));
+    let baseline = sh(&mut s, "mon domains");
+
+    let out = sh(&mut s, "t-crash boom");
+    assert!(out.contains("sh: t-crash: crashed: boom"), "the shell reports the crash with its message\n{out}");
+    assert_eq!(sh(&mut s, "echo $?").trim(), "134");
+
+    // The writer crashes: its end closes and the reader sees end of file.
+    let out = sh(&mut s, "t-crash midstream | wc");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["0", "0", "0"])), "wc saw end of file\n{out}");
+    // The reader crashes: the writer gets EPIPE.
+    let out = sh(&mut s, "t-pipewriter | t-crash reader-gone");
+    assert!(out.contains("t-pipewriter: wrote") && out.contains("broken pipe"), "the writer got EPIPE\n{out}");
+    assert!(out.contains("crashed: reader-gone"), "{out}");
+
+    // A spinning program is killed; only it ends.
+    let bg = sh(&mut s, "t-spin &");
+    let pid: i32 = bg.trim().trim_start_matches('[').trim_end_matches(']').parse().unwrap_or_else(|_| panic!("pid of t-spin\n{bg}"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sh(&mut s, "ps").contains("t-spin"), "t-spin runs");
+    let mut waited = sh(&mut s, &format!("kill {pid}"));
+    for _ in 0..10 {
+        if waited.contains(&format!("[{pid}]")) {
+            break;
+        }
+        waited += &sh(&mut s, "echo done");
+        if waited.contains(&format!("[{pid}]")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(waited.contains(&format!("[{pid}] Done 137")), "the shell reaped the killed job (status 128+9)\n{waited}");
+    assert!(!sh(&mut s, "ps").contains("t-spin"), "t-spin is gone");
+
+    // The heap hog dies at its quota.
+    let out = sh_wait(&mut s, "t-hog", Duration::from_secs(120));
+    assert!(out.contains("sh: t-hog: crashed"), "t-hog dies at its heap quota\n{out}");
+    assert_eq!(sh(&mut s, "echo still fine").trim(), "still fine");
+
+    // Nothing is left behind: the same domains as before, heaps and RRefs as before.
+    let after = sh(&mut s, "mon domains");
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let (b, a) = (rows(&baseline), rows(&after));
+    assert_eq!(b.len(), a.len(), "the same number of domains\n{baseline}\n{after}");
+    let rv6_crashes = |t: &str| t.lines().find(|l| l.split_whitespace().nth(1) == Some("rv6")).map(|l| l.split_whitespace().nth(10).unwrap_or("").to_string());
+    assert_eq!(rv6_crashes(&after).as_deref(), Some("0"), "the rv6 core never crashed\n{after}");
+}
+
+#[test]
+fn the_core_restarts_and_the_shell_comes_back() {
+    let dir = scratch("core_crash");
+    let img = rv6_image(&dir, &[("keep", b"kept\n".to_vec())]);
+    let mut s = boot(&img, "", Duration::from_secs(600));
+    sh(&mut s, "t-spin &");
+    s.send(b"mon crash rv6\n").unwrap();
+    s.expect("rv6: core restarted", STEP).unwrap_or_else(|e| panic!("the supervisor restarted the core: {e}"));
+    s.expect(PROMPT, STEP).unwrap_or_else(|e| panic!("a new shell: {e}"));
+    assert_eq!(sh(&mut s, "cat keep").trim(), "kept");
+    let ps = sh(&mut s, "ps");
+    assert!(!ps.contains("t-spin"), "the old core's processes died with it\n{ps}");
+    let doms = sh(&mut s, "mon domains");
+    assert!(!doms.contains("t-spin"), "their domains are gone\n{doms}");
+    let rv6 = doms.lines().find(|l| l.split_whitespace().nth(1) == Some("rv6")).unwrap_or_else(|| panic!("{doms}"));
+    assert_eq!(rv6.split_whitespace().nth(2), Some("2"), "the core's second generation\n{doms}");
+}
+
+#[test]
+fn hostile_programs_get_errors_and_nothing_else_is_affected() {
+    let dir = scratch("hostile");
+    let img = rv6_image(&dir, &[]);
+    let mut s = boot(&img, "", Duration::from_secs(600));
+    let out = sh_wait(&mut s, "t-badcalls", Duration::from_secs(120));
+    assert!(out.contains("t-badcalls: done, 0 failed"), "every bad call got its error\n{out}");
+    assert!(!out.contains("crashed"), "{out}");
+
+    let out = sh(&mut s, "wrongkind");
+    assert!(out.contains("exec format error"), "a domain of another kind is refused\n{out}");
+    sh(&mut s, "echo not an elf > /notelf");
+    let out = sh(&mut s, "/notelf");
+    assert!(out.contains("exec format error"), "a text file is refused\n{out}");
+
+    let out = sh_wait(&mut s, "t-forkbomb 3000", Duration::from_secs(120));
+    assert!(out.contains("t-forkbomb: spawned") && out.contains("refused"), "{out}");
+    assert_eq!(sh(&mut s, "echo $?").trim(), "0", "the fork bomb was refused and ended\n{out}");
+    std::thread::sleep(Duration::from_secs(4));
+    let ps = sh(&mut s, "ps");
+    assert!(!ps.contains("t-forkbomb"), "every child ended\n{ps}");
+    assert_eq!(sh(&mut s, "echo alive | wc").split_whitespace().next(), Some("1"));
+    let doms = sh(&mut s, "mon domains");
+    assert!(!doms.contains("t-forkbomb"), "their domains are gone\n{doms}");
+}

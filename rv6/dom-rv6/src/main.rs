@@ -264,6 +264,11 @@ impl Shared {
 /// `spawn`: the child runs on a thread of its own.
 fn spawn(s: &Arc<Shared>, path: Path, argv: Argv, fds: FdMap) -> SysResult<i32> {
     let me = s.me()?;
+    // An `Argv` the program filled in by hand: refuse what `Argv::new` would have refused,
+    // so the child gets exactly what its parent could have built.
+    if argv.argc as usize > ARGS_MAX || argv.len as usize > ARGV_BYTES || argv.iter().count() != argv.argc as usize {
+        return Err(Errno::TooBig);
+    }
     let e = s.with(|c, fs| c.spawn(fs, me, &path, &fds))?;
     let id = s.load(&e)?;
     let s2 = s.clone();

@@ -303,7 +303,7 @@ fn exec_formats(t: &mut T) {
     let r = ulib::spawn("/bin", &["bin"], FdMap::stdio());
     reap_if_spawned(&r);
     t.err("spawn a directory", r, &[Errno::NoExec, Errno::IsDir, Errno::Perm]);
-    let r = ulib::spawn("/bin/no-such-program", &["x"], FdMap::stdio());
+    let r = ulib::spawn("/bin/nosuchprog", &["x"], FdMap::stdio());
     reap_if_spawned(&r);
     t.err("spawn a missing file", r, &[Errno::NoEnt]);
     if ulib::stat("/bin/wrongkind").is_ok() {
