@@ -82,6 +82,7 @@ test: build
 # forward,crash-nic,crash-stack (or net),storage runs only those sections.
 bench: build
 	$(CARGO) build -q --release -p frond-tests --bins
+	$(CARGO) build -q -p frond-mkfs
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
 
 # Counts every guest instruction of one benchmark's measured region (QEMU's execution log,

@@ -125,11 +125,13 @@ impl<D: BlockDev> FileSystem<D> {
     }
 
     /// Reads from `off` into `dst`; returns the bytes read (0 at or past the end). Blocks
-    /// in the cache are copied from it; the others are read in runs — contiguous blocks in
+    /// in the cache are copied from it; the others are read (and, for a read of at most
+    /// 16 KiB, kept in the cache) in runs — contiguous blocks in
     /// one request, up to 32 requests and 64 blocks per device call — into the file
     /// system's I/O buffer and copied from there. Holes read as zeros. Like every
     /// operation by inode number on a file, it works on an orphan.
     pub fn read(&mut self, inum: u32, off: u64, dst: &mut [u8]) -> FsResult<u32> {
+        const CACHED_READ_MAX: u64 = 16 * BSIZE as u64;
         let d = self.iget(inum, Src::Held)?;
         if d.typ == T_DEVICE {
             return Err(FsError::Invalid);
@@ -185,6 +187,21 @@ impl<D: BlockDev> FileSystem<D> {
                 self.dev.read(&reqs, &mut self.io).map_err(|_| FsError::Io)?;
                 for &(src, at, len) in &copies {
                     dst[at..at + len].copy_from_slice(&self.io[src..src + len]);
+                }
+                // Small reads keep what they read (a program reading a file in small
+                // steps, or again, hits the cache); large sequential reads do not, so
+                // they do not push the metadata out.
+                if n <= CACHED_READ_MAX {
+                    for r in reqs.as_slice() {
+                        for k in 0..r.count as usize {
+                            let (b, at) = (r.block as u32 + k as u32, r.offset as usize + k * BSIZE);
+                            if self.cache.find(b).is_none() {
+                                if let Some(slot) = self.cache.insert(b) {
+                                    self.cache.data_mut(slot).copy_from_slice(&self.io[at..at + BSIZE]);
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

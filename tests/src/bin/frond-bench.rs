@@ -59,6 +59,8 @@ mod svg;
 mod net;
 #[path = "frond-bench/storage.rs"]
 mod storage;
+#[path = "frond-bench/rv6.rs"]
+mod rv6;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -319,7 +321,12 @@ fn run() -> Result<(), String> {
         svgs.extend(storage::run(&mut records, &mut table)?);
     }
 
-    // 5. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
+    // 5. rv6: system calls, pipes and the file system through rv6.
+    if only.rv6 {
+        rv6::run(&mut records, &mut table)?;
+    }
+
+    // 6. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
     let dir = workspace_root().join("target").join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: String| -> Result<PathBuf, String> {
@@ -353,11 +360,12 @@ pub struct Sections {
     /// Forwarding over igb NICs, Frond vs Linux.
     pub igb: bool,
     pub storage: bool,
+    pub rv6: bool,
 }
 
 impl Sections {
-    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true, igb: true, storage: true };
-    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, igb, net, storage";
+    const ALL: Sections = Sections { boot: true, kbench: true, forward: true, crash_nic: true, crash_stack: true, igb: true, storage: true, rv6: true };
+    const NAMES: &str = "boot, kbench, forward, crash-nic, crash-stack, igb, net, storage, rv6";
 
     fn from_env() -> Result<Sections, String> {
         Sections::parse(&std::env::var("FROND_BENCH_ONLY").unwrap_or_default())
@@ -367,7 +375,7 @@ impl Sections {
         if spec.trim().is_empty() {
             return Ok(Sections::ALL);
         }
-        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false, igb: false, storage: false };
+        let mut s = Sections { boot: false, kbench: false, forward: false, crash_nic: false, crash_stack: false, igb: false, storage: false, rv6: false };
         for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "boot" => s.boot = true,
@@ -378,6 +386,7 @@ impl Sections {
                 "igb" => s.igb = true,
                 "net" => (s.forward, s.crash_nic, s.crash_stack, s.igb) = (true, true, true, true),
                 "storage" => s.storage = true,
+                "rv6" => s.rv6 = true,
                 other => return Err(format!("FROND_BENCH_ONLY: unknown section {other:?} (known: {})", Sections::NAMES)),
             }
         }
