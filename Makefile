@@ -68,7 +68,7 @@ disk: build
 
 $(DISK_IMG): $(USER_PROGS)
 	@mkdir -p $(dir $@)
-	$(CARGO) run -q -p frond-mkfs -- build --large --size 32768 $@ README.md docs --into bin $(USER_PROGS) wrongkind=$(DOMAIN_DIR)/dom-echo
+	$(CARGO) run -q -p frond-mkfs -- build --large --size 32768 --inodes 2048 $@ README.md docs --into bin $(USER_PROGS) wrongkind=$(DOMAIN_DIR)/dom-echo
 
 run: build $(if $(filter $(DISK_IMG),$(DISK)),disk)
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
