@@ -298,6 +298,15 @@ fn try_start(fs: DomainId, o: &crate::storage::Options<'_>) -> Result<(), String
     }
     args.nproc = number(o, "rv6.nproc", args.nproc as u64)?.clamp(1, 64) as u32;
     MONITOR.store(o.value("rv6.monitor") != Some("off"), Relaxed);
+    // A disk without the programs (an image from another mkfs): no rv6, the monitor stays.
+    let fs_handle = domain::grant::<dyn Fs>(fs)?;
+    match fs_handle.lookup(frond_interface::fs::ROOT_INUM, args.init) {
+        Ok(Ok(st)) if st.kind == frond_interface::fs::FileType::File => {}
+        Ok(Ok(_)) => return Err(format!("{:?} is not a file", args.init)),
+        Ok(Err(e)) => return Err(format!("{:?}: {} (a disk made by `make run` holds rv6's programs in /bin)", args.init, e.as_str())),
+        Err(e) => return Err(format!("the file system does not answer: {}", e.as_str())),
+    }
+    drop(fs_handle);
     // One thread per process plus its own; syscalls that block sleep (no CPU), and the
     // longest call (a spawn reading a large image) stays far below 10 s.
     domain::limits::configure_default("rv6:threads=72,budget=10000ms")?;
