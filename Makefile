@@ -53,7 +53,7 @@ build: setup
 	$(CARGO) build --release -p frond-kernel --target $(TARGET) $(KERNEL_FLAGS)
 	@mkdir -p $(dir $(BOOTMOD))
 	$(CARGO) run -q -p frond-mkboot -- --kernel $(KERNEL) --out $(BOOTMOD) \
-		$(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
+		--add etc/system=domains/system.manifest $(foreach d,$(DOMAINS),--add domains/$(d)=$(DOMAIN_DIR)/$(d))
 
 # The disk `make run` attaches: DISK=path.img attaches any raw image instead (e.g. one made
 # by xv6-riscv's own mkfs; rv6 then finds no /bin/init and the monitor keeps the console).

@@ -5,8 +5,9 @@
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
 //! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.idle`, `fwd.a`, `fwd.b`, `crash`) are collected
-//! for `net::start`, which documents them. Storage keys (`disk`, `ram.*`, `fs`, `fs.*`,
-//! `fsload*`) are collected for `storage::start`, which documents them. `limit=<domain>:key=value,...` sets a
+//! for the network kinds (`net.rs` documents them); the other keys of the system's
+//! assembly (`disk`, `ram.*`, `fs`, `fs.*`, `fsload*`, `rv6*`, `demo`) for the manifest's
+//! conditions and the storage and rv6 kinds (`storage.rs`, `rv6.rs`, `assembly.rs`). `limit=<domain>:key=value,...` sets a
 //! domain's quotas and watchdog budget (`domain::limits` documents the keys).
 
 /// `limit=` options kept (parsing happens before the heap exists).

@@ -45,6 +45,7 @@ pub fn run() -> ! {
     if crate::rv6::console_wanted() {
         rv6_lines();
     }
+    crate::assembly::wait_done(20_000);
     println!("Frond console ready in {} ms. Type 'help'.", crate::time::uptime_us() / 1000);
     let mut line = String::new();
     loop {

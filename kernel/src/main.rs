@@ -23,6 +23,7 @@
 
 extern crate alloc;
 
+mod assembly;
 mod arch {
     pub mod apic;
     pub mod gdt;
@@ -145,15 +146,13 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         (Some(name), _) => ktest::run_main(leak_str(name)),
         (None, Some(name)) => kbench::run_main(leak_str(name)),
         (None, None) => {
-            demo::start();
             rv6::set_wanted(args.storage.value("rv6") == Some("on"));
             sched::spawn("console", || console::run());
-            // In a thread of its own: a domain thread it starts (the forwarding loop) must
-            // not keep the boot context, which becomes the idle thread, from finishing.
-            let net = args.net.to_static();
-            sched::spawn("net-init", move || net::start(&net));
-            let storage = args.storage.to_static();
-            sched::spawn("storage-init", move || storage::start(&storage));
+            // What starts and how it is wired is the system manifest's; in a thread of its
+            // own: a domain thread it starts (the forwarding loop) must not keep the boot
+            // context, which becomes the idle thread, from finishing.
+            let (net, opts) = (args.net.to_static(), args.storage.to_static());
+            sched::spawn("assembly", move || assembly::start(net, opts));
         }
     }
     x86_64::instructions::interrupts::enable();

@@ -1,9 +1,11 @@
-//! The network path, assembled from domains at boot.
+//! The network path: the kinds of the system manifest (`domains/system.manifest`, see
+//! [`crate::assembly`]) that make it. Which domains start and how they are wired is the
+//! manifest's; this module knows how each kind is made ([`construct`]).
 //!
-//! * One driver domain per NIC function, the image chosen by PCI id (1af4:1041 and
-//!   1af4:1000 → `dom-virtio-net`, 8086:10c9 → `dom-igb`, 8086:10fb → `dom-ixgbe`), named
-//!   by kind and numbered per kind in PCI order (`virtio-net0`, `igb0`, `igb1`, …); each a
-//!   separate instance of its image with its own device.
+//! * `nic` lines: one driver domain per NIC function, the image chosen by PCI id (the
+//!   manifest: 1af4:1041 and 1af4:1000 → `dom-virtio-net`, 8086:10c9 → `dom-igb`,
+//!   8086:10fb → `dom-ixgbe`), named by line and numbered in PCI order (`virtio-net0`,
+//!   `igb0`, `igb1`, …); each a separate instance of its image with its own device.
 //! * Every consumer reaches a NIC through a **shadow** ([`NicShadow`]): a kernel object,
 //!   proxied to the consumer, that holds a recovery proxy to the driver. When the driver
 //!   dies mid-call the shadow returns an empty batch instead of the error (the buffers
@@ -17,13 +19,14 @@
 //!   a kernel thread: it polls while there is work and, after `fwd.idle` rounds in a row
 //!   without a frame (default [`DEFAULT_IDLE_ROUNDS`]), blocks on a NIC's interrupt
 //!   (`fwd.idle=0`: pure polling, interrupts never used).
-//! * `crash=NAME@MS[,NAME@MS…]`: kills domain NAME MS milliseconds after the network
-//!   came up (a crash-under-traffic schedule any harness can drive).
+//! * `crash=NAME@MS[,NAME@MS…]`: kills domain NAME MS milliseconds after the manifest's
+//!   domains are up (a crash-under-traffic schedule any harness can drive).
 //!
 //! Command line: `net=off|stack|fwd`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`, `fwd.idle=N`,
 //! `fwd.a=IP/P,PEER_IP,PEER_MAC`, `fwd.b=…`, `crash=…`. Bad values are reported and the
 //! network is not started; the kernel keeps running.
 
+use crate::assembly::{Ctx, Entry};
 use crate::domain::{self, KernelRt};
 use crate::sched;
 use crate::{pci, println};
@@ -38,19 +41,9 @@ use rref::rpc::{Proxyable, Target};
 use rref::{DomainId, RRef};
 use frond_interface::{Remote, RpcResult};
 
-/// The NICs the kernel drives: (vendor, device, instance name prefix, driver image). The
-/// virtio-net ids are the transitional and the modern-only (1.x) device.
 /// Empty forwarding rounds in a row before the forwarder halts (`fwd.idle`).
 pub const DEFAULT_IDLE_ROUNDS: &str = "16";
 
-const NIC_DRIVERS: [(u16, u16, &str, &str); 4] = [
-    (0x1af4, 0x1000, "virtio-net", "domains/dom-virtio-net"),
-    (0x1af4, 0x1041, "virtio-net", "domains/dom-virtio-net"),
-    (0x8086, 0x10c9, "igb", "domains/dom-igb"),
-    (0x8086, 0x10fb, "ixgbe", "domains/dom-ixgbe"),
-];
-
-/// Network options from the kernel command line.
 /// Network options from the kernel command line (borrowed from it: parsed before the
 /// heap exists).
 #[derive(Clone, Debug, Default)]
@@ -65,11 +58,10 @@ pub struct Options<'a> {
     pub crash: Option<&'a str>,
 }
 
-/// Everything [`start`] made, for the console and tests.
+/// Everything the manifest's network entries made, for the console and tests.
 pub struct Net {
     pub nics: Vec<(DomainId, &'static NicShadow)>,
     pub stack: Option<DomainId>,
-    pub services: Option<DomainId>,
     pub forward: Option<DomainId>,
 }
 
@@ -122,8 +114,6 @@ fn parse_port(s: &str) -> Result<FwdPort, String> {
     Ok(FwdPort { addr, prefix, peer_ip: parse_ipv4(f[1])?, peer_mac: parse_mac(f[2])? })
 }
 
-/// Finds the NICs and starts the domains the options ask for. Errors are printed; the
-/// kernel carries on without a network.
 impl Options<'_> {
     /// A copy that outlives the command line (which lives on the boot stack).
     pub fn to_static(&self) -> Options<'static> {
@@ -141,43 +131,56 @@ impl Options<'_> {
     }
 }
 
-pub fn start(o: &Options<'_>) {
-    if let Err(e) = try_start(o) {
-        println!("net: not started: {e}");
-    }
+/// NICs started so far by the manifest's `nic` lines: (PCI address, driver, shadow).
+static NICS: spin::Mutex<Vec<(u16, DomainId, &'static NicShadow)>> = spin::Mutex::new(Vec::new());
+
+/// The NIC at `index` in PCI order over every `nic` line.
+fn nic(index: &str) -> Result<Option<&'static NicShadow>, String> {
+    let i: usize = index.parse().map_err(|_| format!("`{index}` is not a NIC index"))?;
+    let mut n = NICS.lock().clone();
+    n.sort_by_key(|x| x.0);
+    Ok(n.get(i).map(|x| x.2))
 }
 
-fn try_start(o: &Options<'_>) -> Result<(), String> {
-    let mode = o.mode.unwrap_or("stack");
-    if mode == "off" {
-        return Ok(());
+fn no_nic(ctx: &Ctx<'_>, what: &str) -> Result<Option<DomainId>, String> {
+    if ctx.net.mode.is_some() {
+        return Err(format!("{what}: no supported NIC (start QEMU with -device virtio-net-pci,… or -device igb,…)"));
     }
-    if !matches!(mode, "stack" | "fwd") {
-        return Err(format!("net={mode}: expected off, stack or fwd"));
-    }
-    let crashes = o.crash.map(crate::crashsched::parse).transpose()?.unwrap_or_default();
-    let mut devices: Vec<(pci::Function, &str, &str)> = NIC_DRIVERS
-        .iter()
-        .flat_map(|&(vendor, device, kind, image)| pci::find(vendor, device).into_iter().map(move |f| (f, kind, image)))
-        .collect();
-    devices.sort_by_key(|d| d.0.bdf);
-    if devices.is_empty() {
-        if o.mode.is_some() {
-            return Err("no supported NIC (start QEMU with -device virtio-net-pci,… or -device igb,…)".into());
+    Ok(None)
+}
+
+/// `pci=VENDOR:DEVICE,…` of a manifest entry.
+pub fn pci_ids(e: &Entry) -> Result<Vec<(u16, u16)>, String> {
+    e.need("pci")?
+        .split(',')
+        .map(|p| {
+            let (v, d) = p.split_once(':').ok_or_else(|| format!("pci={p}: expected VENDOR:DEVICE"))?;
+            let h = |x: &str| u16::from_str_radix(x, 16).map_err(|_| format!("pci={p}: not hexadecimal"));
+            Ok((h(v)?, h(d)?))
+        })
+        .collect()
+}
+
+/// The network kinds: `nic` (one driver domain per matching PCI function, each behind a
+/// [`NicShadow`]), `netstack` (`nic=INDEX`; address from `ip=`/`gw=`), `services`
+/// (`stack=ENTRY`), `forward` (`a=INDEX b=INDEX`; `fwd.*` options; run by a kernel thread).
+pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, String> {
+    match e.kind.as_str() {
+        "nic" => {
+            let mut found: Vec<pci::Function> = pci_ids(e)?.iter().flat_map(|&(v, d)| pci::find(v, d)).collect();
+            found.sort_by_key(|f| f.bdf);
+            for (n, f) in found.iter().enumerate() {
+                // Instances are numbered per line, in PCI order: virtio-net0, igb0, igb1, …
+                let name = format!("{}{n}", e.name);
+                let id = start_driver(&name, &e.image, f.bdf)?;
+                NICS.lock().push((f.bdf, id, NicShadow::new(&name, id)?));
+                ctx.started.push((name, id, e.restart));
+            }
+            Ok(None)
         }
-        return Ok(());
-    }
-    let mut nics = Vec::new();
-    for (f, kind, image) in &devices {
-        // Instances are numbered per kind, in PCI order: virtio-net0, igb0, igb1, …
-        let n = devices.iter().filter(|d| d.1 == *kind && d.0.bdf < f.bdf).count();
-        let name = format!("{kind}{n}");
-        let id = start_driver(&name, image, f.bdf)?;
-        nics.push((id, NicShadow::new(&name, id)?));
-    }
-    let mut net = Net { nics, stack: None, services: None, forward: None };
-    match mode {
-        "stack" => {
+        "netstack" => {
+            let Some(shadow) = nic(e.need("nic")?)? else { return no_nic(ctx, "netstack") };
+            let o = ctx.net;
             let (addr, prefix) = parse_cidr(o.ip.unwrap_or("10.0.2.15/24"))?;
             let gateway = match o.gw {
                 Some(g) => parse_ipv4(g)?,
@@ -185,28 +188,28 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
                 None => [0; 4],
             };
             let cfg = Ipv4Config { addr, prefix, gateway };
-            let shadow = net.nics[0].1;
-            let stack = domain::create::<StackKind>("netstack", "domains/dom-netstack", move || (shadow.remote(), cfg))?;
-            net.stack = Some(stack);
-            let services = domain::create::<ServicesKind>("services", "domains/dom-services", move || {
-                (domain::grant_recover::<dyn Sockets>(stack).expect("netstack exports Sockets"), SystemView::remote())
-            })?;
-            net.services = Some(services);
+            Ok(Some(domain::create::<StackKind>(&e.name, &e.image, move || (shadow.remote(), cfg))?))
+        }
+        "services" => {
+            let Some((stack, r)) = ctx.domain(e.need("stack")?) else { return Ok(None) };
+            crate::assembly::link::<dyn Sockets>(stack, r)?;
+            Ok(Some(domain::create::<ServicesKind>(&e.name, &e.image, move || {
+                (crate::assembly::link::<dyn Sockets>(stack, r).expect("netstack exports Sockets"), SystemView::remote())
+            })?))
         }
         _ => {
-            if net.nics.len() < 2 {
-                return Err(format!("net=fwd needs two NICs, found {}", net.nics.len()));
-            }
+            let (Some(na), Some(nb)) = (nic(e.need("a")?)?, nic(e.need("b")?)?) else {
+                return Err(format!("net=fwd needs two NICs, found {}", NICS.lock().len()));
+            };
+            let o = ctx.net;
             let a = parse_port(o.fwd_a.ok_or("net=fwd needs fwd.a=IP/P,PEER_IP,PEER_MAC")?)?;
             let b = parse_port(o.fwd_b.ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
             let batch: u16 = o.fwd_batch.unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
             let idle_rounds: u16 = o.fwd_idle.unwrap_or(DEFAULT_IDLE_ROUNDS).parse().map_err(|_| "fwd.idle must be 0..=65535")?;
             let cfg = FwdConfig { ports: [a, b], batch, idle_rounds };
-            let (na, nb) = (net.nics[0].1, net.nics[1].1);
             // `Forward::run` is one call that forwards until stopped: no watchdog budget.
-            domain::limits::configure_default("forward:budget=0ms")?;
-            let fwd = domain::create::<ForwardKind>("forward", "domains/dom-forward", move || (na.remote(), nb.remote(), cfg))?;
-            net.forward = Some(fwd);
+            domain::limits::configure_default(&format!("{}:budget=0ms", e.name))?;
+            let fwd = domain::create::<ForwardKind>(&e.name, &e.image, move || (na.remote(), nb.remote(), cfg))?;
             let f = domain::grant::<dyn Forward>(fwd)?;
             sched::Builder::new("forward-run")
                 .priority(sched::Priority::Low)
@@ -215,11 +218,24 @@ fn try_start(o: &Options<'_>) -> Result<(), String> {
                     Err(e) => println!("forward: stopped: {}", e.as_str()),
                 })
                 .map_err(|e| format!("spawning the forwarding thread: {e:?}"))?;
+            Ok(Some(fwd))
         }
     }
+}
+
+/// After the manifest ran: what the network is made of, for the console and tests.
+pub fn finish(ctx: &mut Ctx<'_>) {
+    if let Some(m) = ctx.net.mode.filter(|m| !matches!(*m, "off" | "stack" | "fwd")) {
+        println!("net: not started: net={m}: expected off, stack or fwd");
+    }
+    let mut nics = NICS.lock().clone();
+    if nics.is_empty() {
+        return;
+    }
+    nics.sort_by_key(|x| x.0);
+    let id = |n: &str| ctx.domain(n).map(|(d, _)| d);
+    let net = Net { nics: nics.iter().map(|x| (x.1, x.2)).collect(), stack: id("netstack"), forward: id("forward") };
     NET.call_once(|| net);
-    crate::crashsched::start(crashes)?;
-    Ok(())
 }
 
 fn start_driver(name: &str, image: &str, bdf: u16) -> Result<DomainId, String> {

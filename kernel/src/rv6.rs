@@ -14,10 +14,11 @@
 //! * [`KernelConsole`] (`Console`): while rv6 runs, the console thread edits input lines
 //!   and queues them here ([`input`]); the core reads them. Output goes to the serial
 //!   port. `monitor` runs a kernel console command (`rv6.monitor=off` refuses).
-//! * [`start`] creates the core (`rv6`, `domains/dom-rv6`) over the file system's recovery
-//!   proxy, and a supervisor thread that restarts the core when it dies (its processes
-//!   die with it; the new generation starts `/bin/init` again) and removes program
-//!   domains left behind by a dead core.
+//! * [`construct`] makes the `rv6` kind of the system manifest: the core
+//!   (`domains/dom-rv6`) over the file system. The manifest gives it `restart=always`: the
+//!   assembly's supervisor restarts the core when it dies (its processes die with it; the
+//!   new generation starts `/bin/init` again) and removes, through [`sweep_orphans`],
+//!   program domains a dead core left behind.
 //!
 //! Command line (with storage's options): `rv6=on` (default off; `make run` sets it),
 //! `rv6.init=PATH` (default `/bin/init`), `rv6.nproc=N` (default 24), `rv6.monitor=off`.
@@ -277,21 +278,30 @@ fn number(o: &crate::storage::Options<'_>, key: &str, default: u64) -> Result<u6
     }
 }
 
-/// Starts the core over file-system domain `fs` (called by storage once it is up).
-pub fn start(fs: DomainId, o: &crate::storage::Options<'_>) {
-    if let Err(e) = try_start(fs, o) {
-        start_failed(&e);
+/// The `rv6` kind: the core over the file system (`fs=ENTRY`), with the console.
+pub fn construct(e: &crate::assembly::Entry, ctx: &mut crate::assembly::Ctx<'_>) -> Result<Option<DomainId>, String> {
+    let Some((fs, r)) = ctx.domain(e.need("fs")?) else { return Ok(None) };
+    try_start(&e.name, &e.image, fs, r, ctx.opts).map(Some)
+}
+
+/// After the manifest ran: if rv6 was asked for and did not start, the monitor gets the
+/// console.
+pub fn finish(_: &crate::assembly::Ctx<'_>) {
+    if console_wanted() && !started() {
+        start_failed("no file system, or the rv6 entry failed (see above)");
     }
 }
 
 /// rv6 was asked for but cannot run: the monitor gets the console back (after the next
 /// line typed, which the console thread is already waiting for).
 pub fn start_failed(why: &str) {
-    println!("rv6: not started: {why}; the kernel monitor has the console (press Enter)");
-    WANTED.store(false, Relaxed);
+    if console_wanted() {
+        println!("rv6: not started: {why}; the kernel monitor has the console (press Enter)");
+        WANTED.store(false, Relaxed);
+    }
 }
 
-fn try_start(fs: DomainId, o: &crate::storage::Options<'_>) -> Result<(), String> {
+fn try_start(name: &str, image: &str, fs: DomainId, r: crate::assembly::Restart, o: &crate::storage::Options<'_>) -> Result<DomainId, String> {
     let mut args = Rv6Args::default_init();
     if let Some(p) = o.value("rv6.init") {
         args.init = Path::new(p).ok_or("rv6.init: path too long")?;
@@ -309,10 +319,11 @@ fn try_start(fs: DomainId, o: &crate::storage::Options<'_>) -> Result<(), String
     drop(fs_handle);
     // One thread per process plus its own; syscalls that block sleep (no CPU), and the
     // longest call (a spawn reading a large image) stays far below 10 s.
-    domain::limits::configure_default("rv6:threads=72,budget=10000ms")?;
-    let id = domain::create::<Rv6Kind>("rv6", "domains/dom-rv6", move || {
+    domain::limits::configure_default(&format!("{name}:threads=72,budget=10000ms"))?;
+    crate::assembly::link::<dyn Fs>(fs, r)?;
+    let id = domain::create::<Rv6Kind>(name, image, move || {
         (
-            domain::grant_recover::<dyn Fs>(fs).expect("fs exports Fs"),
+            crate::assembly::link::<dyn Fs>(fs, r).expect("fs exports Fs"),
             domain::export::<dyn Procs>(&PROCS),
             domain::export::<dyn Console>(&CONSOLE),
             args,
@@ -320,41 +331,16 @@ fn try_start(fs: DomainId, o: &crate::storage::Options<'_>) -> Result<(), String
     })?;
     CORE.store(id.0, Relaxed);
     println!("rv6: core started (domain {}); it starts {:?}", id.0, args.init);
-    sched::Builder::new("rv6-supervisor")
-        .spawn(move || supervise(id))
-        .map_err(|e| format!("spawning the supervisor: {e:?}"))?;
-    Ok(())
+    Ok(id)
 }
 
-/// Restarts the core when it dies and removes program domains a dead core left behind.
-fn supervise(id: DomainId) {
-    let slot = id.0 as usize;
-    let mut failures = 0u32;
-    loop {
-        sched::sleep_ms(100);
-        let running = RUNNING.lock().clone();
-        for (s, g) in domain::orphans() {
-            if !running.contains(&(s, g)) {
-                let _ = domain::remove_if(s, g);
-            }
-        }
-        if domain::alive_generation(slot) != 0 || domain::state_of(slot) != Some(domain::State::Dead) {
-            continue;
-        }
-        if failures > 0 {
-            // Back off after a failed restart: 1 s, then up to 10 s between attempts.
-            sched::sleep_ms(1000 * failures.min(10) as u64);
-        }
-        println!("rv6: the core died ({}); restarting it", domain::last_words(slot).unwrap_or_default());
-        match domain::restart(id) {
-            Ok(g) => {
-                failures = 0;
-                println!("rv6: core restarted (generation {g})");
-            }
-            Err(e) => {
-                failures += 1;
-                println!("rv6: restarting the core failed: {e}");
-            }
+/// Removes program domains whose parent generation died (loaded, never run: nobody else
+/// will); the supervisor calls this.
+pub fn sweep_orphans() {
+    let running = RUNNING.lock().clone();
+    for (s, g) in domain::orphans() {
+        if !running.contains(&(s, g)) {
+            let _ = domain::remove_if(s, g);
         }
     }
 }

@@ -1,4 +1,7 @@
-//! The storage path, assembled from domains at boot.
+//! The storage path: the kinds of the system manifest (`domains/system.manifest`, see
+//! [`crate::assembly`]) that make it, and the console's file commands. Which domains
+//! start and how they are wired is the manifest's; this module knows how each kind is
+//! made ([`construct`]).
 //!
 //! * A **block driver domain**: `virtio-blk0` (an instance of `domains/dom-virtio-blk`)
 //!   for the first virtio-blk function, or `membdev` (`domains/dom-membdev`), a RAM disk.
@@ -21,6 +24,7 @@
 //!
 //! Bad values are reported and storage is not started; the kernel keeps running.
 
+use crate::assembly::{Ctx, Entry};
 use crate::domain;
 use crate::sched;
 use crate::{pci, println};
@@ -34,9 +38,6 @@ use frond_interface::net::PciDevice;
 use frond_interface::{RRefVec, Remote};
 use rref::DomainId;
 
-const VIRTIO_VENDOR: u16 = 0x1af4;
-/// virtio-blk: transitional and modern-only (1.x) device ids.
-const VIRTIO_BLK_IDS: [u16; 2] = [0x1001, 0x1042];
 /// Storage options kept from the command line (parsed before the heap exists).
 pub const MAX_OPTIONS: usize = 16;
 
@@ -49,7 +50,7 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// True if `key` is a storage option (and keeps it).
     pub fn take(&mut self, key: &'a str, value: &'a str) -> bool {
-        let ours = matches!(key, "disk" | "fs" | "rv6") || key.starts_with("rv6.") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload");
+        let ours = matches!(key, "disk" | "fs" | "rv6" | "demo") || key.starts_with("rv6.") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload");
         if ours {
             match self.items.iter_mut().find(|i| i.is_none()) {
                 Some(free) => *free = Some((key, value)),
@@ -82,7 +83,6 @@ impl<'a> Options<'a> {
 pub struct Storage {
     pub driver: DomainId,
     pub driver_name: String,
-    pub fs: Option<DomainId>,
     fs_remote: Option<Remote<dyn Fs>>,
     blk_remote: Remote<dyn Block>,
 }
@@ -91,15 +91,6 @@ static STORAGE: spin::Once<Storage> = spin::Once::new();
 
 pub fn get() -> Option<&'static Storage> {
     STORAGE.get()
-}
-
-pub fn start(o: &Options<'_>) {
-    if let Err(e) = try_start(o) {
-        println!("storage: not started: {e}");
-    }
-    if o.get("rv6") == Some("on") && crate::rv6::console_wanted() && !crate::rv6::started() {
-        crate::rv6::start_failed("no file system (rv6 needs a disk)");
-    }
 }
 
 fn number(o: &Options<'_>, key: &str, default: u64) -> Result<u64, String> {
@@ -118,77 +109,112 @@ fn on(o: &Options<'_>, key: &str, default: bool) -> Result<bool, String> {
     }
 }
 
-fn try_start(o: &Options<'_>) -> Result<(), String> {
-    let mode = o.get("disk").unwrap_or("auto");
-    let mut devices: Vec<pci::Function> = VIRTIO_BLK_IDS.iter().flat_map(|&id| pci::find(VIRTIO_VENDOR, id)).collect();
-    devices.sort_by_key(|f| f.bdf);
-    let (driver, driver_name) = match mode {
-        "off" => return Ok(()),
-        "auto" if devices.is_empty() => return Ok(()),
-        "auto" | "virtio" => {
-            let f = devices.first().ok_or("disk=virtio: no virtio-blk device (start QEMU with -device virtio-blk-pci,…)")?;
-            (start_virtio(f.bdf)?, "virtio-blk0".to_string())
+/// The block driver the manifest started (its entry name), kept until the fs is made.
+static DRIVER: spin::Mutex<Option<(DomainId, String)>> = spin::Mutex::new(None);
+
+/// The storage kinds: `virtio-blk` (`pci=…`: the first such function), `ramdisk`
+/// (`ram.mib=`), `fs` (`block=ENTRY[,ENTRY…]`: the first that started; `fs.large=`),
+/// `fsload` (`fs=ENTRY`; `fsload=` and `fsload.*`, run by a kernel thread).
+pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, String> {
+    let o = ctx.opts;
+    match e.kind.as_str() {
+        "virtio-blk" => {
+            let mut devices: Vec<pci::Function> = crate::net::pci_ids(e)?.iter().flat_map(|&(v, d)| pci::find(v, d)).collect();
+            devices.sort_by_key(|f| f.bdf);
+            let Some(f) = devices.first() else {
+                if o.get("disk") == Some("virtio") {
+                    return Err("disk=virtio: no virtio-blk device (start QEMU with -device virtio-blk-pci,…)".into());
+                }
+                return Ok(None);
+            };
+            let id = start_virtio(&e.name, &e.image, f.bdf)?;
+            *DRIVER.lock() = Some((id, e.name.clone()));
+            Ok(Some(id))
         }
-        "ram" => {
+        "ramdisk" => {
             let mib = number(o, "ram.mib", 64)?;
             if !(1..=1024).contains(&mib) {
                 return Err(format!("ram.mib={mib}: expected 1..=1024"));
             }
             // The RAM disk keeps its blocks in its private heap.
-            domain::limits::configure_default(&format!("membdev:heap={}M", mib + 8))?;
+            domain::limits::configure_default(&format!("{}:heap={}M", e.name, mib + 8))?;
             let blocks = mib * 1024 * 1024 / BLOCK_SIZE as u64;
             let dev = PciDevice { bdf: 0xffff, vendor: 0, device: 0, bars: [(0, 0); 6], caps: Default::default(), ncaps: 0, msix_vector: 0 };
-            let id = domain::create::<BlockKind>("membdev", "domains/dom-membdev", move || (BlkArgs { dev, ram_blocks: blocks },))?;
-            (id, "membdev".to_string())
+            let id = domain::create::<BlockKind>(&e.name, &e.image, move || (BlkArgs { dev, ram_blocks: blocks },))?;
+            *DRIVER.lock() = Some((id, e.name.clone()));
+            Ok(Some(id))
         }
-        m => return Err(format!("disk={m}: expected auto, virtio, ram or off")),
-    };
+        "fs" => {
+            let Some((_, driver, r)) = ctx.any_of(e.need("block")?) else { return Ok(None) };
+            if !on(o, "fs", true)? {
+                return Ok(None);
+            }
+            let large = on(o, "fs.large", false)?;
+            // Restarts and log replay on large images take longer than a call's default budget.
+            domain::limits::configure_default(&format!("{}:budget=10000ms", e.name))?;
+            // The first mount after boot frees orphaned inodes; a restart keeps them (clients
+            // may still hold files unlinked with `unlink_keep`).
+            let started = AtomicBool::new(false);
+            crate::assembly::link::<dyn Block>(driver, r)?;
+            let fs = domain::create::<FsKind>(&e.name, &e.image, move || {
+                let keep_orphans = started.swap(true, Ordering::SeqCst);
+                let args = FsArgs { format_if_empty: true, large, keep_orphans };
+                (crate::assembly::link::<dyn Block>(driver, r).expect("the block driver exports Block"), args)
+            })?;
+            ready(Some(fs))?;
+            Ok(Some(fs))
+        }
+        _ => {
+            let Some((fs, r)) = ctx.domain(e.need("fs")?) else { return Ok(None) };
+            let Some(mode) = o.get("fsload") else { return Ok(None) };
+            let args = load_args(o, mode)?;
+            domain::limits::configure_default(&format!("{}:budget=0ms", e.name))?;
+            crate::assembly::link::<dyn Fs>(fs, r)?;
+            let id = domain::create::<FsLoadKind>(&e.name, &e.image, move || {
+                (crate::assembly::link::<dyn Fs>(fs, r).expect("fs exports Fs"),)
+            })?;
+            let l = domain::grant::<dyn FsLoad>(id)?;
+            sched::Builder::new("fsload-run")
+                .priority(sched::Priority::Low)
+                .spawn(move || match l.run(args) {
+                    Ok(s) => println!(
+                        "fsload: done: {} rounds, {} files written, {} verified, {} mismatches, {} errors, {} syncs",
+                        s.rounds, s.files_written, s.files_verified, s.mismatches, s.errors, s.syncs
+                    ),
+                    Err(e) => println!("fsload: stopped: {}", e.as_str()),
+                })
+                .map_err(|e| format!("spawning the workload thread: {e:?}"))?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// Records the storage path for the console and says it is ready.
+fn ready(fs: Option<DomainId>) -> Result<(), String> {
+    let Some((driver, driver_name)) = DRIVER.lock().clone() else { return Ok(()) };
     let blk_remote = domain::grant_recover::<dyn Block>(driver)?;
-    let mut st = Storage { driver, driver_name, fs: None, fs_remote: None, blk_remote };
-    if on(o, "fs", true)? {
-        let large = on(o, "fs.large", false)?;
-        // Restarts and log replay on large images take longer than a call's default budget.
-        domain::limits::configure_default("fs:budget=10000ms")?;
-        // The first mount after boot frees orphaned inodes; a restart keeps them (clients
-        // may still hold files unlinked with `unlink_keep`).
-        let started = AtomicBool::new(false);
-        let fs = domain::create::<FsKind>("fs", "domains/dom-fs", move || {
-            let keep_orphans = started.swap(true, Ordering::SeqCst);
-            let args = FsArgs { format_if_empty: true, large, keep_orphans };
-            (domain::grant_recover::<dyn Block>(driver).expect("the block driver exports Block"), args)
-        })?;
-        st.fs = Some(fs);
-        st.fs_remote = Some(domain::grant_recover::<dyn Fs>(fs)?);
+    let fs_remote = fs.map(domain::grant_recover::<dyn Fs>).transpose()?;
+    let line = format!("storage: ready: {driver_name}{}", if fs.is_some() { " with fs" } else { "" });
+    let mut first = false;
+    STORAGE.call_once(|| {
+        first = true;
+        Storage { driver, driver_name, fs_remote, blk_remote }
+    });
+    if first {
+        println!("{line}");
     }
-    let load = o.get("fsload").map(|m| load_args(o, m)).transpose()?;
-    let crashes = o.get("fs.crash").map(crate::crashsched::parse).transpose()?.unwrap_or_default();
-    let fs = st.fs;
-    let ready = format!("storage: ready: {}{}", st.driver_name, if fs.is_some() { " with fs" } else { "" });
-    STORAGE.call_once(|| st);
-    println!("{ready}");
-    if let (Some(args), Some(fs)) = (load, fs) {
-        domain::limits::configure_default("fsload:budget=0ms")?;
-        let id = domain::create::<FsLoadKind>("fsload", "domains/dom-fsload", move || {
-            (domain::grant_recover::<dyn Fs>(fs).expect("fs exports Fs"),)
-        })?;
-        let l = domain::grant::<dyn FsLoad>(id)?;
-        sched::Builder::new("fsload-run")
-            .priority(sched::Priority::Low)
-            .spawn(move || match l.run(args) {
-                Ok(s) => println!(
-                    "fsload: done: {} rounds, {} files written, {} verified, {} mismatches, {} errors, {} syncs",
-                    s.rounds, s.files_written, s.files_verified, s.mismatches, s.errors, s.syncs
-                ),
-                Err(e) => println!("fsload: stopped: {}", e.as_str()),
-            })
-            .map_err(|e| format!("spawning the workload thread: {e:?}"))?;
+    Ok(())
+}
+
+/// After the manifest ran: a driver without a file system is ready too; bad `disk=`
+/// values are reported.
+pub fn finish(ctx: &mut Ctx<'_>) {
+    if let Some(m) = ctx.opts.get("disk").filter(|m| !matches!(*m, "auto" | "virtio" | "ram" | "off")) {
+        println!("storage: not started: disk={m}: expected auto, virtio, ram or off");
     }
-    if o.get("rv6") == Some("on") {
-        if let Some(fs) = fs {
-            crate::rv6::start(fs, o);
-        }
+    if let Err(e) = ready(None) {
+        println!("storage: {e}");
     }
-    crate::crashsched::start(crashes)
 }
 
 fn load_args(o: &Options<'_>, mode: &str) -> Result<LoadArgs, String> {
@@ -213,9 +239,9 @@ fn load_args(o: &Options<'_>, mode: &str) -> Result<LoadArgs, String> {
     })
 }
 
-fn start_virtio(bdf: u16) -> Result<DomainId, String> {
+fn start_virtio(name: &str, image: &str, bdf: u16) -> Result<DomainId, String> {
     let dev = pci::prepare(bdf)?;
-    domain::create_bound::<BlockKind>("virtio-blk0", "domains/dom-virtio-blk", move |id| {
+    domain::create_bound::<BlockKind>(name, image, move |id| {
         // As for NICs: the device is the domain's before its init runs, and each instance
         // starts with bus mastering on (the previous one's death turned it off).
         pci::bind(bdf, id.0);

@@ -34,6 +34,8 @@ struct Guest {
     session: Session,
     ns: Netns,
     tap: String,
+    /// The boot prompt has been consumed ([`Guest::console`]).
+    synced: bool,
 }
 
 impl Guest {
@@ -69,7 +71,7 @@ impl Guest {
             .qemu_args(nic.qemu_args())
             .timeout(Duration::from_secs(150))
             .spawn();
-        Guest { session, ns, tap }
+        Guest { session, ns, tap, synced: false }
     }
 
     fn run(&self, program: &str, args: &[&str]) -> String {
@@ -79,9 +81,13 @@ impl Guest {
     /// Sends a console command and returns what it printed up to the next prompt.
     fn console(&mut self, cmd: &str) -> String {
         self.session.send(format!("{cmd}\r").as_bytes()).expect("send");
-        let out = self.session.expect("frond> ", Duration::from_secs(20)).expect("prompt after command");
-        let start = out.find(cmd).map_or(0, |i| i + cmd.len());
-        out[start..].to_string()
+        // The boot prompt comes once the system is assembled, before or after what the
+        // test waited for: the prompt after the command's echoed line ends the reply.
+        if !self.synced {
+            self.session.expect(&format!("{cmd}\r\n"), Duration::from_secs(20)).expect("echo of the command");
+            self.synced = true;
+        }
+        self.session.expect("frond> ", Duration::from_secs(20)).expect("prompt after command")
     }
 
     /// Crashes counted for every domain, by name, from the console's `domains` table.
@@ -444,6 +450,11 @@ fn console_answers_net_while_forwarding() {
     let trace = rig
         .trace(20_000, Duration::from_secs(8), |qemu, _t0| {
             std::thread::sleep(Duration::from_millis(500));
+            // Past the boot prompt (it comes once the system is assembled, maybe after the
+            // forwarder's ready line): the next prompt is the one after `uptime`.
+            qemu.send(b"uptime\r")?;
+            qemu.expect("context switches", Duration::from_secs(20))?;
+            qemu.expect("frond> ", Duration::from_secs(20))?;
             for _ in 0..QUERIES {
                 let t = std::time::Instant::now();
                 qemu.send(b"net\r")?;

@@ -315,7 +315,7 @@ fn the_core_restarts_and_the_shell_comes_back() {
     let mut s = boot(&img, "", Duration::from_secs(600));
     sh(&mut s, "t-spin &");
     s.send(b"mon crash rv6\n").unwrap();
-    s.expect("rv6: core restarted", STEP).unwrap_or_else(|e| panic!("the supervisor restarted the core: {e}"));
+    s.expect("rv6: restarted (generation", STEP).unwrap_or_else(|e| panic!("the supervisor restarted the core: {e}"));
     s.expect(PROMPT, STEP).unwrap_or_else(|e| panic!("a new shell: {e}"));
     assert_eq!(sh(&mut s, "cat keep").trim(), "kept");
     let ps = sh(&mut s, "ps");

@@ -566,9 +566,11 @@ mod tests {
         let igb = Sections::parse("igb").unwrap();
         assert!(igb.igb && igb.any_net() && !igb.forward && !igb.is_all());
         assert!(Sections::parse("boot,nope").unwrap_err().contains("nope"));
-        assert_eq!(Sections::parse("boot,kbench,net,storage").unwrap(), Sections::ALL);
+        assert_eq!(Sections::parse("boot,kbench,net,storage,rv6").unwrap(), Sections::ALL);
         let st = Sections::parse("storage").unwrap();
-        assert!(st.storage && !st.any_net() && !st.boot && !st.is_all());
+        assert!(st.storage && !st.rv6 && !st.any_net() && !st.boot && !st.is_all());
+        let r = Sections::parse("rv6").unwrap();
+        assert!(r.rv6 && !r.storage && !r.any_net() && !r.is_all());
     }
 
     #[test]
