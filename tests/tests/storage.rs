@@ -22,13 +22,22 @@ fn console(s: &mut Session, command: &str) -> String {
     out.split_once('\n').map(|(_, rest)| rest).unwrap_or("").trim_end_matches("frond> ").to_string()
 }
 
-/// Waits for the file system to come up after the console prompt.
+/// Waits until the serial output holds `pattern` (it may already have passed: the console
+/// prompt comes once the system is assembled) and returns the line it is on.
+fn seen(s: &mut Session, pattern: &str) -> String {
+    if !s.serial().contains(pattern) {
+        s.expect(pattern, CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("waiting for {pattern:?}: {e}"));
+    }
+    let serial = s.serial();
+    serial.lines().find(|l| l.contains(pattern)).unwrap_or_default().to_string()
+}
+
+/// Waits for the file system to be mounted and the storage path ready; returns the mount line.
 fn wait_mounted(s: &mut Session) -> String {
-    let head = s.expect("fs: mounted", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("the file system did not mount: {e}"));
-    let rest = s.expect("\n", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let m = seen(s, "fs: mounted");
     // The console's file commands work once the kernel has recorded the path.
-    s.expect("storage: ready", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    format!("{head}{rest}")
+    seen(s, "storage: ready");
+    m
 }
 
 fn boot_console(cmdline: &str, qemu_args: Vec<std::ffi::OsString>) -> Session {
@@ -195,7 +204,7 @@ fn garbage_disk_is_refused_not_formatted() {
     let junk = pattern(2 * 1024 * 1024, 11);
     std::fs::write(&img, &junk).unwrap();
     let mut s = boot_console("net=off", disk_args(&img, false));
-    s.expect("not mounted: not an xv6 file system", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    seen(&mut s, "not mounted: not an xv6 file system");
     let ls = console(&mut s, "ls /");
     assert!(ls.contains("fs domain") || ls.contains("no file system"), "{ls}");
     s.send(b"quit\n").unwrap();
