@@ -12,6 +12,25 @@ pub struct Args {
 }
 
 impl Args {
+    /// Runs `op` on every operand (`args[1..]`), the shape of `mkdir`, `rm`, `kill`: with
+    /// none, prints `usage: PROGRAM USAGE` and returns 1; a failing operand prints
+    /// `PROGRAM: OPERAND: ERROR` and makes the result 1; otherwise 0.
+    pub fn each_operand(&self, usage: &str, mut op: impl FnMut(&str) -> frond_interface::rv6::SysResult<()>) -> i32 {
+        let argv = self.to_vec();
+        if argv.len() < 2 {
+            crate::eprintln!("usage: {} {usage}", self.program());
+            return 1;
+        }
+        let mut rc = 0;
+        for a in &argv[1..] {
+            if let Err(e) = op(a) {
+                crate::eprintln!("{}: {a}: {}", self.program(), e.as_str());
+                rc = 1;
+            }
+        }
+        rc
+    }
+
     pub fn new(argv: Argv) -> Self {
         Self { argv }
     }
