@@ -326,7 +326,10 @@ fn run() -> Result<(), String> {
         rv6::run(&mut records, &mut table)?;
     }
 
-    // 6. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
+    // 6. The data-path targets, from the records above.
+    targets_section(&mut records, &mut table);
+
+    // 7. Files. A partial run (FROND_BENCH_ONLY) never overwrites the full results.
     let dir = workspace_root().join("target").join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let write = |name: &str, text: String| -> Result<PathBuf, String> {
@@ -400,6 +403,64 @@ impl Sections {
     pub fn any_net(&self) -> bool {
         self.forward || self.crash_nic || self.crash_stack || self.igb
     }
+}
+
+/// A data-path target: a figure from the records and the bound it should meet.
+struct Target {
+    what: &'static str,
+    bench: &'static str,
+    variant: &'static str,
+    metric: &'static str,
+    /// The figure must be at most (`true`) or at least (`false`) `bound`.
+    at_most: bool,
+    bound: f64,
+    unit: &'static str,
+}
+
+/// The targets of the data-path work (docs/performance.md): guest instructions under
+/// `-icount shift=0`, and forwarding against the Linux guest of the same run.
+const TARGETS: &[Target] = &[
+    Target { what: "proxied null call", bench: "proxy_null_call", variant: "icount", metric: "instructions_per_op", at_most: true, bound: 40.0, unit: "instr" },
+    Target { what: "call moving one RRef there and back", bench: "proxy_rref_bounce", variant: "icount", metric: "instructions_per_op", at_most: true, bound: 60.0, unit: "instr" },
+    Target { what: "forwarding via NIC shadows, batch 32", bench: "fwd_null_b32", variant: "icount", metric: "instructions_per_op", at_most: true, bound: 100.0, unit: "instr/pkt" },
+    Target { what: "forwarding via NIC shadows, batch 1", bench: "fwd_null_b1", variant: "icount", metric: "instructions_per_op", at_most: true, bound: 400.0, unit: "instr/pkt" },
+    Target { what: "small-domain restart", bench: "domain_restart", variant: "icount", metric: "instructions_per_op", at_most: true, bound: 100_000.0, unit: "instr" },
+    Target { what: "virtio-net forwarding, batch 32 vs Linux", bench: "forward", variant: "frond_batch32", metric: "ratio_to_linux", at_most: false, bound: 4.0, unit: "x" },
+    Target { what: "virtio-net forwarding, batch 1 vs Linux", bench: "forward", variant: "frond_batch1", metric: "ratio_to_linux", at_most: false, bound: 2.0, unit: "x" },
+    Target { what: "frames lost in the guest, batch 32", bench: "forward", variant: "frond_batch32", metric: "lost_in_guest", at_most: true, bound: 0.5, unit: "%" },
+    Target { what: "frames lost in the guest, batch 8", bench: "forward", variant: "frond_batch8", metric: "lost_in_guest", at_most: true, bound: 0.5, unit: "%" },
+    Target { what: "frames lost in the guest, batch 1", bench: "forward", variant: "frond_batch1", metric: "lost_in_guest", at_most: true, bound: 0.5, unit: "%" },
+];
+
+/// Prints every target with the figure measured in this run (`-` for sections that did
+/// not run) and records `target` / `<bench>.<variant>.<metric>` / `met` (1 or 0).
+fn targets_section(records: &mut Vec<Record>, table: &mut String) {
+    let find = |b: &str, v: &str, m: &str| records.iter().find(|r| r.bench == b && r.variant == v && r.metric == m).map(|r| r.value);
+    let linux = find("forward", "linux", "rx_pps");
+    let _ = writeln!(
+        table,
+        "\nData-path targets (instructions: median of the -icount runs; forwarding: median of the windows)\n\
+         {:<42} {:>12} {:>12} {:>6}",
+        "target", "measured", "goal", "met"
+    );
+    let mut met_records = Vec::new();
+    for t in TARGETS {
+        let v = find(t.bench, t.variant, t.metric).filter(|v| v.is_finite());
+        let goal = format!("{} {}", if t.at_most { "≤" } else { "≥" }, fmt(t.bound, if t.bound < 10.0 { 1 } else { 0 }));
+        let (shown, met) = match v {
+            Some(v) => {
+                let met = if t.at_most { v <= t.bound } else { v >= t.bound };
+                met_records.push(Record::new("target", &format!("{}.{}.{}", t.bench, t.variant, t.metric), "met", "bool").value(met as u8 as f64));
+                (format!("{} {}", fmt(v, if v < 10.0 { 2 } else { 0 }), t.unit), if met { "yes" } else { "NO" })
+            }
+            None => ("-".to_string(), "-"),
+        };
+        let _ = writeln!(table, "{:<42} {:>12} {:>12} {:>6}", t.what, shown, format!("{goal} {}", t.unit), met);
+    }
+    if let (Some(l), Some(b32), Some(b1)) = (linux, find("forward", "frond_batch32", "rx_pps"), find("forward", "frond_batch1", "rx_pps")) {
+        let _ = writeln!(table, "(Linux guest {l:.0} pps, Frond batch 32 {b32:.0} pps, batch 1 {b1:.0} pps in this run)");
+    }
+    records.extend(met_records);
 }
 
 /// 1. Boot to prompt.
@@ -571,6 +632,24 @@ mod tests {
         assert!(st.storage && !st.rv6 && !st.any_net() && !st.boot && !st.is_all());
         let r = Sections::parse("rv6").unwrap();
         assert!(r.rv6 && !r.storage && !r.any_net() && !r.is_all());
+    }
+
+    #[test]
+    fn targets_report_met_missed_and_missing() {
+        let mut recs = vec![
+            Record::new("proxy_null_call", "icount", "instructions_per_op", "instructions").samples(vec![94.0, 94.0, 94.0]),
+            Record::new("domain_restart", "icount", "instructions_per_op", "instructions").samples(vec![46_000.0]),
+            Record::new("forward", "frond_batch32", "ratio_to_linux", "x").value(4.5),
+        ];
+        let mut table = String::new();
+        targets_section(&mut recs, &mut table);
+        let line = |what: &str| table.lines().find(|l| l.starts_with(what)).unwrap().to_string();
+        assert!(line("proxied null call").ends_with("NO"), "{table}");
+        assert!(line("small-domain restart").ends_with("yes"), "{table}");
+        assert!(line("virtio-net forwarding, batch 32").ends_with("yes"), "{table}");
+        assert!(line("forwarding via NIC shadows, batch 1").ends_with("-"), "{table}");
+        let met: Vec<f64> = recs.iter().filter(|r| r.bench == "target").map(|r| r.value).collect();
+        assert_eq!(met, [0.0, 1.0, 1.0]);
     }
 
     #[test]
