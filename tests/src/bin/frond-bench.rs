@@ -455,7 +455,7 @@ fn targets_section(records: &mut Vec<Record>, table: &mut String) {
             }
             None => ("-".to_string(), "-"),
         };
-        let _ = writeln!(table, "{:<42} {:>12} {:>12} {:>6}", t.what, shown, format!("{goal} {}", t.unit), met);
+        let _ = writeln!(table, "{:<42} {:>16} {:>18} {:>5}", t.what, shown, format!("{goal} {}", t.unit), met);
     }
     if let (Some(l), Some(b32), Some(b1)) = (linux, find("forward", "frond_batch32", "rx_pps"), find("forward", "frond_batch1", "rx_pps")) {
         let _ = writeln!(table, "(Linux guest {l:.0} pps, Frond batch 32 {b32:.0} pps, batch 1 {b1:.0} pps in this run)");
