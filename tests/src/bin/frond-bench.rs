@@ -440,7 +440,7 @@ fn targets_section(records: &mut Vec<Record>, table: &mut String) {
     let _ = writeln!(
         table,
         "\nData-path targets (instructions: median of the -icount runs; forwarding: median of the windows)\n\
-         {:<42} {:>12} {:>12} {:>6}",
+         {:<42} {:>16} {:>18} {:>5}",
         "target", "measured", "goal", "met"
     );
     let mut met_records = Vec::new();
