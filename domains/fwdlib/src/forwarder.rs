@@ -1,28 +1,40 @@
 //! [`Forwarder`]: drives two NICs in rounds, with a pool of packet buffers.
 //!
-//! A round: for each port, `rx` with up to `batch` free buffers from the pool (the NIC
-//! hands back received frames; untaken buffers return to the pool), and each frame goes
-//! through [`process`]: forwarded frames join the output port's out queue, ARP replies the
-//! input port's, dropped buffers return to the pool. An out queue that reaches `batch`
-//! frames is transmitted at once; at the end of the round each port transmits what is
-//! left (and calls `tx` with nothing to send while the NIC still holds sent buffers, to
-//! get them back). Frames a NIC does not take are dropped (`NoRoom`) and recycled;
-//! completed buffers return to the pool.
+//! A round: for each port, `rx` with up to `batch` free buffers (the NIC hands back
+//! received frames; untaken buffers return to the pool). The received batch is classified
+//! and rewritten in place by [`process`], frame by frame, where it lies in the rx queue;
+//! then forwarded frames join the output port's out queue, ARP replies the input port's,
+//! dropped buffers return to the pool. When every frame of the batch goes to one port
+//! whose out queue is empty, the rx queue itself becomes that out queue (no frame moves).
+//! An out queue that reaches `batch` frames is transmitted at once; at the end of the
+//! round each port transmits what is left (and calls `tx` with nothing to send while the
+//! NIC still holds sent buffers, to get them back).
+//!
+//! Frames a NIC does not take (its device queue is full) stay at the front of the out
+//! queue, in order, for the next `tx` call — at the latest the next round's. Only a frame
+//! that finds the out queue full (it holds [`BATCH_MAX`]) after one more offer to the NIC
+//! in that round is dropped (`NoRoom`). While an out queue holds frames its NIC refused,
+//! rounds do not receive (back-pressure: the frames wait in the input NICs' device queues
+//! instead of being accepted and dropped), for at most [`HOLD_ROUNDS`] rounds in a row, so
+//! a NIC that never drains cannot stop the other direction for good. Completed buffers come back in the `tx` call's
+//! `done` queue; that queue is kept whole as the *spare* queue and handed to the next `rx`
+//! as its buffers, so at steady state buffers cycle without being moved one by one.
 //!
 //! A NIC call that fails counts in `nic_errors`; the buffers (and frames) handed in are
 //! lost (frames count as `NicLost` drops) and the pool is topped up with new buffers
-//! (counted in `replaced`) whenever it holds fewer than `batch` at rx time.
+//! (counted in `replaced`) whenever it holds fewer than an rx call needs.
 //!
 //! Invariants, between rounds:
-//! * every buffer the forwarder allocated is in the pool, held by a NIC, or lost in a
-//!   failed call — out queues and rx batches are empty;
-//! * `rx_frames == forwarded + arp_replies + dropped`: every received frame was either
-//!   taken by an output NIC or dropped for exactly one reason.
+//! * every buffer the forwarder allocated is in the pool or the spare queue, in an out
+//!   queue (frames not taken yet, at most [`BATCH_MAX`] per port), held by a NIC, or lost
+//!   in a failed call — rx batches are empty;
+//! * `rx_frames == forwarded + arp_replies + dropped + queued()`: every received frame
+//!   was taken by an output NIC, dropped for exactly one reason, or waits in an out queue.
 
 use crate::packet::{ethertype, process, DropReason, PortState, Verdict, ETHERTYPE_ARP};
 use alloc::vec::Vec;
 use core::ops::Deref;
-use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, BATCH_MAX};
+use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, PktQueue, BATCH_MAX};
 use frond_interface::{RRef, RpcError};
 
 /// Initial pool size when the caller has no better idea.
@@ -99,6 +111,8 @@ struct Io<N> {
     tx_called: bool,
     /// The last `tx` in this round took none of the frames handed to it.
     stalled: bool,
+    /// The last `tx` left frames in the out queue (the NIC's queue was full).
+    refused: bool,
 }
 
 /// IPv4 forwarding between NIC 0 and NIC 1. `N` is how the NICs are held:
@@ -112,6 +126,10 @@ where
     ports: [PortState; 2],
     batch: usize,
     pool: Vec<RRef<Pkt>>,
+    /// More free buffers, kept as the queue a `tx` handed them back in, so the next `rx`
+    /// can take them as its queue without moving each one (see [`Forwarder::receive`]).
+    /// `None` only if the shared heap could not allocate the queue.
+    spare: Option<PktQueue>,
     c: Counters,
     /// `FwdConfig::idle_rounds` (0: pure polling).
     idle_rounds: u32,
@@ -121,7 +139,12 @@ where
     last_rx: usize,
     /// Frames received in the current round.
     round_rx: u64,
+    /// Rounds in a row that did not receive because an out queue held refused frames.
+    held_rounds: u32,
 }
+
+/// Most rounds in a row that skip receiving while an output NIC leaves frames queued.
+pub const HOLD_ROUNDS: u32 = 64;
 
 /// Longest a halt blocks on one NIC: frames arriving on the other one wait at most this.
 pub const HALT_NS: u64 = 1_000_000;
@@ -151,17 +174,19 @@ where
             }
         }
         let ports = [PortState::new(cfg.ports[0], infos[0].mac), PortState::new(cfg.ports[1], infos[1].mac)];
-        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false };
+        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false, refused: false };
         let mut f = Self {
             io: [io(a, infos[0]), io(b, infos[1])],
             ports,
             batch: clamp_batch(cfg.batch).0,
             pool: Vec::new(),
+            spare: PktQueue::try_new(),
             c,
             idle_rounds: cfg.idle_rounds as u32,
             idle: 0,
             last_rx: 0,
             round_rx: 0,
+            held_rounds: 0,
         };
         f.grow_pool(pool);
         Ok(f)
@@ -196,9 +221,9 @@ where
         self.io[i].info
     }
 
-    /// Free buffers in the pool.
+    /// Free buffers in the pool and the spare queue.
     pub fn pool_len(&self) -> usize {
-        self.pool.len()
+        self.pool.len() + self.spare.as_ref().map_or(0, |q| q.len())
     }
 
     pub fn counters(&self) -> &Counters {
@@ -224,8 +249,18 @@ where
     /// thread sharing it can deliver the next frames, whose interrupt ends the wait.
     pub fn round(&mut self) {
         self.round_rx = 0;
-        self.receive(0);
-        self.receive(1);
+        // Back-pressure: while an output NIC leaves frames in its out queue, receiving more
+        // would only overflow the queue; the frames wait in the input NICs (whose devices
+        // drop what does not fit, before the forwarder accepted it). Bounded: after
+        // HOLD_ROUNDS such rounds in a row the round receives anyway.
+        let held = self.io.iter().any(|io| io.refused && io.out.as_ref().is_some_and(|o| !o.pkts.is_empty()));
+        if held && self.held_rounds < HOLD_ROUNDS {
+            self.held_rounds += 1;
+        } else {
+            self.held_rounds = 0;
+            self.receive(0);
+            self.receive(1);
+        }
         for j in 0..2 {
             let io = &self.io[j];
             let queued = io.out.as_ref().is_some_and(|b| !b.pkts.is_empty());
@@ -247,15 +282,21 @@ where
         if self.idle >= self.idle_rounds {
             self.idle = 0;
             self.c.halts += 1;
-            if self.io[self.last_rx].nic.wait(HALT_NS).is_err() {
+            // Waiting for an output NIC to drain, if one holds refused frames; else for
+            // the next frame.
+            let k = match self.io.iter().position(|io| io.refused && io.out.as_ref().is_some_and(|o| !o.pkts.is_empty())) {
+                Some(k) => k,
+                None => self.last_rx,
+            };
+            if self.io[k].nic.wait(HALT_NS).is_err() {
                 self.c.nic_errors += 1;
             }
         }
     }
 
-    /// Allocates buffers until the pool holds `batch`.
-    fn top_up(&mut self) {
-        while self.pool.len() < self.batch {
+    /// Allocates buffers until the pool holds `need`.
+    fn top_up(&mut self, need: usize) {
+        while self.pool.len() < need {
             match new_buf() {
                 Some(p) => {
                     self.pool.push(p);
@@ -267,11 +308,26 @@ where
     }
 
     fn receive(&mut self, i: usize) {
-        if self.pool.len() < self.batch {
-            self.top_up();
-        }
         let mut b = self.io[i].rx.take().unwrap_or_default();
-        for _ in 0..self.batch.min(self.pool.len()) {
+        // Free buffers a `tx` handed back become this call's queue whole (at most `batch`
+        // of them); the pool makes up the rest. A spare queue that does not fit goes to
+        // the pool.
+        if let Some(sp) = &mut self.spare {
+            if !sp.is_empty() {
+                if b.pkts.is_empty() && sp.len() <= self.batch {
+                    core::mem::swap(sp, &mut b.pkts);
+                } else {
+                    while let Some(p) = sp.pop_front() {
+                        self.pool.push(p);
+                    }
+                }
+            }
+        }
+        let need = self.batch.saturating_sub(b.pkts.len());
+        if self.pool.len() < need {
+            self.top_up(need);
+        }
+        while b.pkts.len() < self.batch {
             let Some(p) = self.pool.pop() else { break };
             if let Err(p) = b.pkts.push_back(p) {
                 self.pool.push(p);
@@ -404,6 +460,7 @@ where
             Err(_) => {
                 io.in_flight = 0;
                 io.out_arp = 0;
+                io.refused = false;
                 self.c.nic_errors += 1;
                 self.c.drop_n(DropReason::NicLost, handed as u64);
                 return;
@@ -425,7 +482,15 @@ where
         let io = &mut self.io[j];
         io.out_arp = arp_untaken;
         io.stalled = taken == 0 && handed != 0;
+        io.refused = untaken != 0;
         io.in_flight = (io.in_flight + taken).saturating_sub(b.done.len());
+        // Completed buffers are kept as they came, for the next `rx`, if the spare queue
+        // is free; otherwise they go to the pool one by one.
+        if let Some(sp) = &mut self.spare {
+            if sp.is_empty() {
+                core::mem::swap(sp, &mut b.done);
+            }
+        }
         while let Some(p) = b.done.pop_front() {
             self.pool.push(p);
         }
