@@ -217,6 +217,26 @@ impl<T: Exchangeable, const N: usize> RRefDeque<T, N> {
         self.ring.iter()
     }
 
+    /// Calls `f` with mutable access to what each element points to, front to back, the
+    /// elements staying in the ring. Only the targets are reachable, never the handles
+    /// themselves: a `&mut T` could swap a handle out of the ring without its tag.
+    #[inline]
+    pub fn for_each_target_mut<U: ?Sized>(&mut self, mut f: impl FnMut(&mut U))
+    where
+        T: core::ops::DerefMut<Target = U>,
+    {
+        let r: &mut Ring<T, N> = &mut self.ring;
+        let (head, len) = (r.head, r.len);
+        for k in 0..len {
+            let i = (head + k) % N;
+            // SAFETY: the `len` slots from `head` (wrapping) are initialised (ring
+            // invariant); the element stays in its slot and `&mut self` makes the access
+            // unique.
+            let e: &mut T = unsafe { r.slots[i].assume_init_mut() };
+            f(&mut **e);
+        }
+    }
+
     /// The domain that owns the block now.
     #[inline]
     pub fn owner(&self) -> DomainId {

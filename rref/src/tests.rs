@@ -227,6 +227,31 @@ fn deque_of_rrefs_moves_in_one_step_and_its_elements_follow() {
 }
 
 #[test]
+fn deque_targets_are_changed_in_place_and_stay_in_the_ring() {
+    let (h, a) = domain();
+    let mut q: RRefDeque<RRef<u32>, 4> = RRefDeque::new();
+    // Wrapped: head moves past the start of the slots.
+    for i in 0..4 {
+        q.push_back(RRef::new(i)).unwrap();
+    }
+    let x = q.pop_front().unwrap();
+    let y = q.pop_front().unwrap();
+    q.push_back(y).unwrap();
+    q.push_back(x).unwrap();
+    let mut seen = Vec::new();
+    q.for_each_target_mut(|v: &mut u32| {
+        seen.push(*v);
+        *v += 100;
+    });
+    assert_eq!(seen, [2, 3, 1, 0]);
+    assert!(q.iter().all(|r| r.owner() == DomainId::IN_RING));
+    assert_eq!(q.iter().map(|r| **r).collect::<Vec<_>>(), [102, 103, 101, 100]);
+    assert_eq!(counts(h, a).0, 5);
+    drop(q);
+    assert_eq!(counts(h, a), (0, 0));
+}
+
+#[test]
 fn deque_of_rrefs_refuses_a_block_that_is_not_its_owners() {
     let (h, a) = domain();
     let b = h.fresh_domain();

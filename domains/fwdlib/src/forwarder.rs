@@ -1,23 +1,31 @@
 //! [`Forwarder`]: drives two NICs in rounds, with a pool of packet buffers.
 //!
-//! A round: for each port, `rx` with up to `batch` free buffers from the pool (the NIC
-//! hands back received frames; untaken buffers return to the pool), and each frame goes
-//! through [`process`]: forwarded frames join the output port's out queue, ARP replies the
-//! input port's, dropped buffers return to the pool. An out queue that reaches `batch`
-//! frames is transmitted at once; at the end of the round each port transmits what is
-//! left (and calls `tx` with nothing to send while the NIC still holds sent buffers, to
-//! get them back). Frames a NIC does not take are dropped (`NoRoom`) and recycled;
-//! completed buffers return to the pool.
+//! A round: for each port, `rx` with up to `batch` free buffers (the NIC hands back
+//! received frames; untaken buffers return to the pool). The received batch is classified
+//! and rewritten in place by [`process`], frame by frame, where it lies in the rx queue;
+//! then forwarded frames join the output port's out queue, ARP replies the input port's,
+//! dropped buffers return to the pool. When every frame of the batch goes to one port
+//! whose out queue is empty, the rx queue itself becomes that out queue (no frame moves).
+//! An out queue that reaches `batch` frames is transmitted at once; at the end of the
+//! round each port transmits what is left (and calls `tx` with nothing to send while the
+//! NIC still holds sent buffers, to get them back).
+//!
+//! Frames a NIC does not take (its device queue is full) stay at the front of the out
+//! queue, in order, for the next `tx` call — at the latest the next round's. Only a frame
+//! that finds the out queue full (it holds [`BATCH_MAX`]) after one more offer to the NIC
+//! in that round is dropped (`NoRoom`). Completed buffers come back in the `tx` call's
+//! `done` queue and return to the pool.
 //!
 //! A NIC call that fails counts in `nic_errors`; the buffers (and frames) handed in are
 //! lost (frames count as `NicLost` drops) and the pool is topped up with new buffers
-//! (counted in `replaced`) whenever it holds fewer than `batch` at rx time.
+//! (counted in `replaced`) whenever it holds fewer than an rx call needs.
 //!
 //! Invariants, between rounds:
-//! * every buffer the forwarder allocated is in the pool, held by a NIC, or lost in a
-//!   failed call — out queues and rx batches are empty;
-//! * `rx_frames == forwarded + arp_replies + dropped`: every received frame was either
-//!   taken by an output NIC or dropped for exactly one reason.
+//! * every buffer the forwarder allocated is in the pool, in an out
+//!   queue (frames not taken yet, at most [`BATCH_MAX`] per port), held by a NIC, or lost
+//!   in a failed call — rx batches are empty;
+//! * `rx_frames == forwarded + arp_replies + dropped + queued()`: every received frame
+//!   was taken by an output NIC, dropped for exactly one reason, or waits in an out queue.
 
 use crate::packet::{ethertype, process, DropReason, PortState, Verdict, ETHERTYPE_ARP};
 use alloc::vec::Vec;
@@ -97,6 +105,8 @@ struct Io<N> {
     in_flight: usize,
     /// `tx` was called in this round.
     tx_called: bool,
+    /// The last `tx` in this round took none of the frames handed to it.
+    stalled: bool,
 }
 
 /// IPv4 forwarding between NIC 0 and NIC 1. `N` is how the NICs are held:
@@ -149,7 +159,7 @@ where
             }
         }
         let ports = [PortState::new(cfg.ports[0], infos[0].mac), PortState::new(cfg.ports[1], infos[1].mac)];
-        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false };
+        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false };
         let mut f = Self {
             io: [io(a, infos[0]), io(b, infos[1])],
             ports,
@@ -231,6 +241,7 @@ where
                 self.transmit(j);
             }
             self.io[j].tx_called = false;
+            self.io[j].stalled = false;
         }
         self.c.rounds += 1;
         if self.idle_rounds == 0 {
@@ -250,9 +261,9 @@ where
         }
     }
 
-    /// Allocates buffers until the pool holds `batch`.
-    fn top_up(&mut self) {
-        while self.pool.len() < self.batch {
+    /// Allocates buffers until the pool holds `need`.
+    fn top_up(&mut self, need: usize) {
+        while self.pool.len() < need {
             match new_buf() {
                 Some(p) => {
                     self.pool.push(p);
@@ -264,11 +275,12 @@ where
     }
 
     fn receive(&mut self, i: usize) {
-        if self.pool.len() < self.batch {
-            self.top_up();
-        }
         let mut b = self.io[i].rx.take().unwrap_or_default();
-        for _ in 0..self.batch {
+        let need = self.batch.saturating_sub(b.pkts.len());
+        if self.pool.len() < need {
+            self.top_up(need);
+        }
+        while b.pkts.len() < self.batch {
             let Some(p) = self.pool.pop() else { break };
             if let Err(p) = b.pkts.push_back(p) {
                 self.pool.push(p);
@@ -285,81 +297,166 @@ where
         while let Some(p) = b.pkts.pop_front() {
             self.pool.push(p);
         }
-        if !b.done.is_empty() {
-            self.last_rx = i;
-            self.round_rx += b.done.len() as u64;
+        let n = b.done.len();
+        if n == 0 {
+            self.io[i].rx = Some(b);
+            return;
         }
-        while let Some(mut p) = b.done.pop_front() {
-            self.c.rx_frames += 1;
+        self.last_rx = i;
+        self.round_rx += n as u64;
+        self.c.rx_frames += n as u64;
+
+        // Every frame is classified and rewritten where it lies, in the rx batch.
+        let mut verdicts = [0u8; BATCH_MAX];
+        let mut k = 0;
+        let mut mixed = false;
+        let ports = &self.ports;
+        b.done.for_each_target_mut(|p: &mut Pkt| {
             let len = p.len as usize;
-            match process(&mut p.data, len, i, &self.ports) {
-                Verdict::Forward(j) => self.enqueue(j, p, false),
-                Verdict::ArpReply => self.enqueue(i, p, true),
-                Verdict::Drop(r) => {
-                    self.c.drop_n(r, 1);
+            let v = code(process(&mut p.data, len, i, ports));
+            if let Some(slot) = verdicts.get_mut(k) {
+                *slot = v;
+            }
+            mixed |= v != verdicts[0];
+            k += 1;
+        });
+
+        // The whole batch forwarded to one port with an empty out queue (the common
+        // case): the rx queue itself becomes the out queue, no frame moves.
+        let first = verdicts[0];
+        if !mixed && (first as usize) < 2 && n <= self.batch && k == n {
+            let j = first as usize;
+            let io = &mut self.io[j];
+            if io.out.as_ref().is_none_or(|o| o.pkts.is_empty()) {
+                let mut out = io.out.take().unwrap_or_default();
+                core::mem::swap(&mut out.pkts, &mut b.done);
+                io.out = Some(out);
+                io.out_arp = 0;
+                self.io[i].rx = Some(b);
+                if n >= self.batch {
+                    self.transmit(j);
+                }
+                return;
+            }
+        }
+
+        let mut k = 0;
+        let mut dropped = [0u32; DropReason::COUNT];
+        while let Some(p) = b.done.pop_front() {
+            let v = verdicts.get(k).copied().unwrap_or(CODE_DROP + DropReason::NoRoom as u8);
+            k += 1;
+            match v {
+                0 | 1 => self.enqueue(v as usize, p, false),
+                CODE_ARP => self.enqueue(i, p, true),
+                _ => {
+                    dropped[(v - CODE_DROP) as usize % DropReason::COUNT] += 1;
                     self.pool.push(p);
                 }
+            }
+        }
+        for r in DropReason::ALL {
+            let d = dropped[r as usize];
+            if d != 0 {
+                self.c.drop_n(r, d as u64);
             }
         }
         self.io[i].rx = Some(b);
     }
 
     /// Appends a frame to port `j`'s out queue; transmits when it holds `batch` frames.
-    #[inline]
+    /// A full queue (frames the NIC did not take last time, plus new ones) is offered to
+    /// the NIC first; a frame that still finds no room is dropped (`NoRoom`).
+    #[inline(always)]
     fn enqueue(&mut self, j: usize, p: RRef<Pkt>, arp: bool) {
         let batch = self.batch;
-        let io = &mut self.io[j];
-        let out = io.out.get_or_insert_with(Batch::new);
-        match out.pkts.push_back(p) {
-            Ok(()) => {
+        let out = self.io[j].out.get_or_insert_with(Batch::new);
+        let p = match out.pkts.push_back(p) {
+            Ok(()) => None,
+            Err(p) => Some(p),
+        };
+        let p = match p {
+            None => None,
+            // Offered to the NIC once more, unless it took nothing in this round already.
+            Some(p) if self.io[j].stalled => Some(p),
+            Some(p) => {
+                self.transmit(j);
+                let out = self.io[j].out.get_or_insert_with(Batch::new);
+                out.pkts.push_back(p).err()
+            }
+        };
+        match p {
+            None => {
+                let io = &mut self.io[j];
                 io.out_arp += arp as usize;
-                if out.pkts.len() >= batch {
+                if io.out.as_ref().is_some_and(|o| o.pkts.len() >= batch) {
                     self.transmit(j);
                 }
             }
-            // Unreachable while queues are flushed at `batch` <= capacity; kept total.
-            Err(p) => {
+            Some(p) => {
                 self.c.drop_n(DropReason::NoRoom, 1);
                 self.pool.push(p);
             }
         }
     }
 
-    /// Hands port `j`'s out queue to its NIC and takes back completed buffers.
+    /// Hands port `j`'s out queue to its NIC and takes back completed buffers. Frames the
+    /// NIC did not take (its queue was full) stay in the out queue, in order, for the next
+    /// call; they are not counted until a NIC takes them (or they are dropped).
     fn transmit(&mut self, j: usize) {
         let io = &mut self.io[j];
         let b = io.out.take().unwrap_or_default();
         let handed = b.pkts.len();
-        let arp = core::mem::take(&mut io.out_arp);
+        let arp = io.out_arp;
         io.tx_called = true;
         let mut b = match io.nic.tx(b) {
             Ok(b) => b,
             Err(_) => {
                 io.in_flight = 0;
+                io.out_arp = 0;
                 self.c.nic_errors += 1;
                 self.c.drop_n(DropReason::NicLost, handed as u64);
                 return;
             }
         };
-        let mut untaken = 0usize;
-        let mut arp_untaken = 0usize;
-        while let Some(p) = b.pkts.pop_front() {
-            untaken += 1;
-            arp_untaken += (ethertype(p.frame()) == ETHERTYPE_ARP) as usize;
-            self.pool.push(p);
-        }
-        let untaken = untaken.min(handed);
+        let untaken = b.pkts.len().min(handed);
         let taken = handed - untaken;
-        let arp_taken = arp.saturating_sub(arp_untaken).min(taken);
+        let mut arp_untaken = 0usize;
+        if arp != 0 && untaken != 0 {
+            for p in b.pkts.iter() {
+                arp_untaken += (ethertype(p.frame()) == ETHERTYPE_ARP) as usize;
+            }
+        }
+        let arp_untaken = arp_untaken.min(arp);
+        let arp_taken = (arp - arp_untaken).min(taken);
         self.c.tx_frames += taken as u64;
         self.c.arp_replies += arp_taken as u64;
         self.c.forwarded += (taken - arp_taken) as u64;
-        self.c.drop_n(DropReason::NoRoom, untaken as u64);
         let io = &mut self.io[j];
+        io.out_arp = arp_untaken;
+        io.stalled = taken == 0 && handed != 0;
         io.in_flight = (io.in_flight + taken).saturating_sub(b.done.len());
         while let Some(p) = b.done.pop_front() {
             self.pool.push(p);
         }
         self.io[j].out = Some(b);
+    }
+
+    /// Frames in the out queues: forwarded or ARP replies a NIC has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.io.iter().map(|io| io.out.as_ref().map_or(0, |o| o.pkts.len())).sum()
+    }
+}
+
+/// A verdict as a byte: 0 and 1 forward to that port, [`CODE_ARP`] an ARP reply,
+/// [`CODE_DROP`] + the reason a drop.
+const CODE_ARP: u8 = 2;
+const CODE_DROP: u8 = 3;
+
+#[inline(always)]
+fn code(v: Verdict) -> u8 {
+    match v {
+        Verdict::Forward(j) => (j & 1) as u8,
+        Verdict::ArpReply => CODE_ARP,
+        Verdict::Drop(r) => CODE_DROP + r as u8,
     }
 }

@@ -18,9 +18,10 @@
 //! Invariants:
 //! * [`process`] never panics and never writes a frame it drops: every check runs before
 //!   the first byte changes.
-//! * No buffer leaks: between rounds every buffer is in the pool, held by a NIC, or was
-//!   lost in a failed NIC call (and counted).
-//! * Counters add up between rounds: `rx_frames == forwarded + arp_replies + dropped`.
+//! * No buffer leaks: between rounds every buffer is in the pool, waits in
+//!   an out queue, is held by a NIC, or was lost in a failed NIC call (and counted).
+//! * Counters add up between rounds:
+//!   `rx_frames == forwarded + arp_replies + dropped + queued()`.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

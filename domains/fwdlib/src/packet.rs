@@ -254,6 +254,11 @@ fn ipv4(frame: &mut [u8], ports: &[PortState; 2]) -> Verdict {
         return Verdict::Drop(DropReason::Truncated);
     };
     let vihl = h[IP_VIHL];
+    if vihl == 0x45 {
+        // The common header: no options, so every field is at a fixed offset and the
+        // header is the 20 bytes `h` already bounds.
+        return ipv4_no_options(frame, ports);
+    }
     let ihl = (vihl & 0x0F) as usize;
     if vihl >> 4 != 4 || ihl < 5 {
         return Verdict::Drop(DropReason::BadHeader);
@@ -297,6 +302,56 @@ fn ipv4(frame: &mut [u8], ports: &[PortState; 2]) -> Verdict {
     let hc = u16::from_be_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
     let hc = csum_adjust(hc, u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]));
     h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&hc.to_be_bytes());
+    h[..12].copy_from_slice(&port.l2);
+    Verdict::Forward(out)
+}
+
+/// [`ipv4`] for a header without options (version 4, IHL 5): the same checks in the same
+/// order, on fixed offsets after one length check.
+///
+/// Byte order: the one's-complement sum commutes with swapping the bytes of every 16-bit
+/// word (RFC 1071, 2.(B)), so the header is summed as little-endian 32-bit words without
+/// byte swaps (a verifying header sums to 0xFFFF either way), and the checksum is adjusted
+/// in the same byte order. The TTL/protocol word `m` becomes `m' = m − 0x0100`, so RFC
+/// 1624's `~m + m'` is the constant 0xFEFF (0xFFFE byte-swapped) and
+/// `HC' = ~(~HC + 0xFEFF)`, exactly equation 3.
+#[inline(always)]
+fn ipv4_no_options(frame: &mut [u8], ports: &[PortState; 2]) -> Verdict {
+    let len = frame.len();
+    let Some(h) = frame.first_chunk_mut::<IP_MIN>() else {
+        return Verdict::Drop(DropReason::Truncated);
+    };
+    let w = |h: &[u8; IP_MIN], o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]) as u64;
+    let acc = w(h, ETH_HLEN) + w(h, ETH_HLEN + 4) + w(h, ETH_HLEN + 8) + w(h, ETH_HLEN + 12) + w(h, ETH_HLEN + 16);
+    if fold(acc) != 0xFFFF {
+        return Verdict::Drop(DropReason::BadChecksum);
+    }
+    let total = u16::from_be_bytes([h[IP_TOTLEN], h[IP_TOTLEN + 1]]) as usize;
+    if total < 20 || ETH_HLEN + total > len {
+        return Verdict::Drop(DropReason::BadLength);
+    }
+    let dst = u32::from_be_bytes([h[IP_DST], h[IP_DST + 1], h[IP_DST + 2], h[IP_DST + 3]]);
+    if dst == ports[0].addr || dst == ports[1].addr {
+        return Verdict::Drop(DropReason::ForUs);
+    }
+    let ttl = h[IP_TTL];
+    if ttl <= 1 {
+        return Verdict::Drop(DropReason::TtlExpired);
+    }
+    let out = match (ports[0].contains(dst), ports[1].contains(dst)) {
+        (true, true) => (ports[1].prefix > ports[0].prefix) as usize,
+        (true, false) => 0,
+        (false, true) => 1,
+        (false, false) => return Verdict::Drop(DropReason::NoRoute),
+    };
+    let port = &ports[out];
+    if dst != port.peer {
+        return Verdict::Drop(DropReason::NoNeighbour);
+    }
+    h[IP_TTL] = ttl - 1;
+    let hc = u16::from_le_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
+    let hc = !fold((!hc) as u64 + 0xFFFE);
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&hc.to_le_bytes());
     h[..12].copy_from_slice(&port.l2);
     Verdict::Forward(out)
 }

@@ -147,8 +147,12 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "frond-fwdbench: {}: {} window(s) of {:?}, {FRAME_LEN}-byte frames at saturation",
         guest.name, args.windows, args.window
     );
-    let m = fwdbench::measure(&guest, &opts, args.windows, args.window)
+    let frond = args.guest == "frond";
+    let mut rig = fwdbench::Rig::start(&guest, &opts).map_err(|e| format!("{}: {e}", guest.name))?;
+    let m = rig
+        .measure_probed(args.windows, args.window, |s| if frond { console_counters(s) } else { Vec::new() })
         .map_err(|e| format!("{}: {e}", guest.name))?;
+    drop(rig);
     for (i, w) in m.windows.iter().enumerate() {
         eprintln!(
             "frond-fwdbench: window {}: {:.0} pps forwarded ({} frames in {:.2} s); \
@@ -159,6 +163,16 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
             w.rx_seconds,
             w.tx_pps,
             w.tx_errors
+        );
+        eprintln!(
+            "frond-fwdbench: window {}: QEMU took {} from tapA (tapA dropped {}), wrote {} to tapB: \
+             {:.2} % lost inside the guest; guest counters {:?}",
+            i + 1,
+            w.accepted,
+            w.tap_dropped,
+            w.emitted,
+            100.0 * w.lost_in_guest(),
+            w.guest
         );
     }
     let s = m.summary();
@@ -173,10 +187,38 @@ fn run(args: &Args) -> Result<serde_json::Value, String> {
         "rx_packets": m.windows.iter().map(|w| w.rx_packets).collect::<Vec<_>>(),
         "tx_pps": m.windows.iter().map(|w| round(w.tx_pps)).collect::<Vec<_>>(),
         "tx_errors": m.windows.iter().map(|w| w.tx_errors).collect::<Vec<_>>(),
+        "accepted": m.windows.iter().map(|w| w.accepted).collect::<Vec<_>>(),
+        "emitted": m.windows.iter().map(|w| w.emitted).collect::<Vec<_>>(),
+        "tap_dropped": m.windows.iter().map(|w| w.tap_dropped).collect::<Vec<_>>(),
+        "lost_in_guest": m.windows.iter().map(|w| w.lost_in_guest()).collect::<Vec<_>>(),
+        "guest_counters": m.windows.iter().map(|w| w.guest.clone()).collect::<Vec<_>>(),
         "min_pps": round(s.min),
         "median_pps": round(s.median),
         "max_pps": round(s.max),
     }))
+}
+
+/// Frond's `net` console output as `name.counter` → value (as `frond-bench` reads it):
+/// every `WORD NUMBER` pair of a line, named after the line's first word.
+fn console_counters(s: &mut frond_tests::Session) -> Vec<(String, u64)> {
+    if s.send(b"net\r").is_err() {
+        return Vec::new();
+    }
+    let head = s.expect("rounds", Duration::from_secs(10)).unwrap_or_default();
+    let tail = s.expect("frond> ", Duration::from_secs(10)).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in (head + &tail).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = words.first() else { continue };
+        for w in words.windows(2).skip(1) {
+            if let Ok(v) = w[1].parse::<u64>() {
+                if w[0].chars().all(|c| c.is_ascii_alphabetic()) {
+                    out.push((format!("{first}.{}", w[0]), v));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn main() -> ExitCode {
