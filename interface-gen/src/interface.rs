@@ -750,7 +750,7 @@ mod tests {
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
         // A refused move stops the call before the method runs.
-        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Err(::rref::rpc::RpcError::Refused); }");
+        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Ok(::core::result::Result::Err(::rref::rpc::RpcError::Refused)); }");
         let method_call = take.find(&squash("<dyn Echo as Echo>::take(")).unwrap();
         assert!(
             take.find(&refused).is_some_and(|i| i > call && i < method_call),
@@ -768,8 +768,8 @@ mod tests {
         );
         let call_end = take.find(&squash("});")).unwrap();
         assert!(moved_out_at.is_some_and(|i| i < call_end), "moved out inside the call: {take}");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); __frond_kill.set(true); ::core::result::Result::Err(::rref::rpc::RpcError::Refused) }");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && __frond_kill.get() { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); ::core::result::Result::Err(()) }");
+        assert_has(take, "::core::result::Result::Ok(::core::result::Result::Err(())) => { if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); } ::core::result::Result::Err(::rref::rpc::RpcError::Refused) }");
         // No RRef arguments: no violation check at all.
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("take_violation()){"), "{add}");
