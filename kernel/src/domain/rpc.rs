@@ -1,8 +1,9 @@
 //! Protected calls: the continuation mechanism behind every proxy.
 //!
 //! A proxied call records a resume point in a [`Cont`] on the caller's stack (what the
-//! System V ABI makes callee-saved — rbx, rbp, r12–r15 — plus rsp and the resume address:
-//! the inline assembly that makes the call declares every other register clobbered), links it on the thread's
+//! System V ABI makes callee-saved — rbx, rbp, r12–r15 — plus rsp; the resume address is
+//! the return address of the call, just below that rsp: the inline assembly that makes the
+//! call declares every other register clobbered), links it on the thread's
 //! continuation chain, and calls into the callee. If the callee's domain dies during the
 //! call, [`unwind`] loads that resume point: execution
 //! continues after that assembly block with a non-zero error code, and the frames of the
@@ -13,9 +14,10 @@
 //! a continuation re-enables them: an unwind out of an interrupt or exception handler
 //! needs no saved flags.
 //!
-//! The running thread's domain context — current domain, its generation and the innermost
-//! continuation — lives in three per-CPU words saved and restored by the scheduler on every
-//! switch ([`DomCtx`]). One CPU, so plain cells suffice.
+//! The running thread's domain context — current domain and its generation as one key
+//! ([`rref::rpc::key`]), and the innermost continuation — lives in two per-CPU words saved
+//! and restored by the scheduler on every switch ([`DomCtx`]). One CPU, so plain cells
+//! suffice.
 //!
 //! When a domain dies, threads inside it are unwound at the next point they would run its
 //! code again: at the end of an interrupt that preempted them ([`check_at_trap_exit`]),
