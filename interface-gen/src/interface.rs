@@ -447,7 +447,9 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     let sig = signature(m);
     let method = &m.sig.ident;
     let rt = quote!(<__FrondR as ::rref::rpc::Runtime>);
-    let callee = quote!(::rref::rpc::Target::domain(__frond_t));
+    // Inside the call the current domain is the callee (the runtime's contract): read it
+    // there rather than passing the target into the call.
+    let callee = quote!(__frond_callee);
     let mut lends = TokenStream::new();
     let mut ends = TokenStream::new();
     let mut moves = TokenStream::new();
@@ -492,21 +494,21 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
     // Inside the call, still in the callee's context: its result's RRefs move to the
     // caller now. Once the call has switched back, the callee may be killed at any moment
     // and its blocks reclaimed; blocks already the caller's are not. A result holding a
-    // block the callee did not own is forgotten, and the callee killed after the call.
+    // block the callee did not own is forgotten, and the call's value says so
+    // (`Err(())`): the callee is killed after the call.
     let take_result = match ret_kind {
-        Kind::Remote(_) => quote!(__frond_v),
+        Kind::Remote(_) => quote!(::core::result::Result::Ok(__frond_v)),
         _ => quote_spanned!(ret.span()=> match __frond_v {
             ::core::result::Result::Ok(__frond_v) => {
                 <#ret as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, #rt::move_token(#callee));
                 if <#ret as ::rref::Exchangeable>::HAS_RREFS && #rt::take_violation() {
                     let _ = ::core::mem::ManuallyDrop::new(__frond_v);
-                    __frond_kill.set(true);
-                    ::core::result::Result::Err(::rref::rpc::RpcError::Refused)
+                    ::core::result::Result::Err(())
                 } else {
-                    ::core::result::Result::Ok(__frond_v)
+                    ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v))
                 }
             }
-            ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
+            ::core::result::Result::Err(__frond_e) => ::core::result::Result::Ok(::core::result::Result::Err(__frond_e)),
         }),
     };
     // Only a result that may hold RRefs can be refused (a constant, so the check vanishes
@@ -519,7 +521,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
         Kind::Remote(inner) => quote_spanned! {inner.span()=>
             ::core::result::Result::Ok(::rref::rpc::adopt::<#inner, __FrondR>(
                 __frond_v,
-                #callee,
+                ::rref::rpc::Target::domain(__frond_t),
                 ::rref::rpc::Target::generation(__frond_t),
             ))
         },
@@ -532,7 +534,7 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             if (#moves_rrefs) && #rt::take_violation() {
                 // An argument was not the caller's to give: the callee never sees it.
                 #forget_args
-                return ::core::result::Result::Err(::rref::rpc::RpcError::Refused);
+                return ::core::result::Result::Ok(::core::result::Result::Err(::rref::rpc::RpcError::Refused));
             }
         }
     };
@@ -568,9 +570,9 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
             let __frond_t = ::rref::rpc::Proxy::target(self);
             let (__frond_caller, __frond_caller_gen) = #rt::current();
             #lends
-            // Set inside the call when the callee's result is refused: it is killed after.
-            let __frond_kill = &::core::cell::Cell::new(false);
             let __frond_r = #rt::call(__frond_t, move |__frond_obj| {
+                #[allow(unused_variables)]
+                let (__frond_callee, _) = #rt::current();
                 #moves
                 #refuse_args
                 let __frond_v = <dyn #name as #name>::#method(__frond_obj, #(#args),*);
@@ -583,13 +585,16 @@ fn proxy_method(name: &Ident, m: &Method, retry_checks_here: bool) -> TokenStrea
                 #rt::leave();
             }
             match __frond_r {
-                ::core::result::Result::Ok(::core::result::Result::Ok(__frond_v)) => #success,
-                ::core::result::Result::Ok(::core::result::Result::Err(__frond_e)) => {
-                    if #kill_possible && __frond_kill.get() {
+                ::core::result::Result::Ok(::core::result::Result::Ok(::core::result::Result::Ok(__frond_v))) => #success,
+                ::core::result::Result::Ok(::core::result::Result::Ok(::core::result::Result::Err(__frond_e))) => {
+                    ::core::result::Result::Err(__frond_e)
+                }
+                ::core::result::Result::Ok(::core::result::Result::Err(())) => {
+                    if #kill_possible {
                         // The callee returned a block it did not own (or a lent one).
                         #rt::kill(__frond_t);
                     }
-                    ::core::result::Result::Err(__frond_e)
+                    ::core::result::Result::Err(::rref::rpc::RpcError::Refused)
                 }
                 ::core::result::Result::Err(__frond_e) => ::core::result::Result::Err(__frond_e),
             }
@@ -738,21 +743,21 @@ mod tests {
         );
         let take = method(&out, "Proxy<dyn Echo, __FrondR>", "take");
         let call = take.find("::call(").unwrap();
-        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, ::rref::rpc::Target::domain(__frond_t), <__FrondR as ::rref::rpc::Runtime>::move_token(__frond_caller));");
+        let moved_in = squash("<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_a0, __frond_callee, <__FrondR as ::rref::rpc::Runtime>::move_token(__frond_caller));");
         assert!(
             take.find(&moved_in).is_some_and(|i| i > call),
             "moved inside the call: {take}"
         );
         assert_has(take, "<dyn Echo as Echo>::take(__frond_obj, __frond_a0)");
         // A refused move stops the call before the method runs.
-        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Err(::rref::rpc::RpcError::Refused); }");
+        let refused = squash("if (false || <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS) && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_a0); return ::core::result::Result::Ok(::core::result::Result::Err(::rref::rpc::RpcError::Refused)); }");
         let method_call = take.find(&squash("<dyn Echo as Echo>::take(")).unwrap();
         assert!(
             take.find(&refused).is_some_and(|i| i > call && i < method_call),
             "violation checked between the moves and the method: {take}"
         );
         let moved_out = squash(
-            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token(::rref::rpc::Target::domain(__frond_t)));",
+            "<RRef<[u8; 64]> as ::rref::Exchangeable>::move_to(&__frond_v, __frond_caller, <__FrondR as ::rref::rpc::Runtime>::move_token(__frond_callee));",
         );
         // The result moves to the caller inside the call (still in the callee's context),
         // after the method returned; a refused result kills the callee after the call.
@@ -763,8 +768,8 @@ mod tests {
         );
         let call_end = take.find(&squash("});")).unwrap();
         assert!(moved_out_at.is_some_and(|i| i < call_end), "moved out inside the call: {take}");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); __frond_kill.set(true); ::core::result::Result::Err(::rref::rpc::RpcError::Refused) }");
-        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && __frond_kill.get() { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); }");
+        assert_has(take, "if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS && <__FrondR as ::rref::rpc::Runtime>::take_violation() { let _ = ::core::mem::ManuallyDrop::new(__frond_v); ::core::result::Result::Err(()) }");
+        assert_has(take, "::core::result::Result::Ok(::core::result::Result::Err(())) => { if <RRef<[u8; 64]> as ::rref::Exchangeable>::HAS_RREFS { <__FrondR as ::rref::rpc::Runtime>::kill(__frond_t); } ::core::result::Result::Err(::rref::rpc::RpcError::Refused) }");
         // No RRef arguments: no violation check at all.
         let add = method(&out, "Proxy<dyn Echo, __FrondR>", "add");
         assert!(!add.contains("take_violation()){"), "{add}");

@@ -8,8 +8,13 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-/// One slot per domain index, plus one for all orphan groups (see [`DomainId::index`]).
-const SLOTS: usize = MAX_DOMAINS + 1;
+/// One slot per value of a domain id's low byte (domain indices are below
+/// `MAX_DOMAINS`; the rest stay 0), plus one for all orphan groups. A domain id that is known
+/// to fit a byte (the kernel's proxies read it from a byte) then needs no clamp.
+const SLOTS: usize = ORPHANS + 1;
+/// The orphans' slot.
+const ORPHANS: usize = 256;
+const _: () = assert!(MAX_DOMAINS <= ORPHANS);
 
 /// Live blocks and their bytes (`Header.size`) per owner. Updated by [`Registry`] and, for
 /// moves, directly by the moving handle ([`Counters::moved`], through the
@@ -41,7 +46,8 @@ const fn pack(blocks: u64, bytes: u64) -> u64 {
 #[inline(always)]
 fn slot(d: DomainId) -> usize {
     debug_assert!(d != DomainId::IN_RING, "ring contents are counted by the ring's owner");
-    if d.0 as usize >= MAX_DOMAINS { MAX_DOMAINS } else { d.0 as usize }
+    debug_assert!(d.0 as usize >= ORPHANS || (d.0 as usize) < MAX_DOMAINS, "not a domain or orphan tag");
+    if d.0 as usize >= ORPHANS { ORPHANS } else { d.0 as usize }
 }
 
 impl Counters {

@@ -101,10 +101,34 @@ pub type RpcResult<T> = Result<T, RpcError>;
 /// crash the request itself causes.
 pub const MAX_RETRIES: u32 = 2;
 
-/// An object in a domain instance: the domain's id, its generation, and the object's address.
+/// Bits of a [`key`] that hold the domain slot (slots are below [`crate::MAX_DOMAINS`]).
+pub const SLOT_BITS: u32 = 8;
+const _: () = assert!(crate::MAX_DOMAINS <= 1 << SLOT_BITS);
+
+/// A domain instance as one word: `generation << SLOT_BITS | slot`. Never 0 for a live
+/// instance (generations start at 1), so the kernel's alive table can hold keys, 0 for
+/// none, and a call compares, loads and stores one word instead of two.
+#[inline(always)]
+pub const fn key(domain: DomainId, generation: u64) -> u64 {
+    generation << SLOT_BITS | domain.0 as u64
+}
+
+/// The domain slot of a [`key`].
+#[inline(always)]
+pub const fn key_domain(key: u64) -> DomainId {
+    DomainId((key & ((1 << SLOT_BITS) - 1)) as u32)
+}
+
+/// The generation of a [`key`].
+#[inline(always)]
+pub const fn key_generation(key: u64) -> u64 {
+    key >> SLOT_BITS
+}
+
+/// An object in a domain instance: the domain's id, its generation (packed in one [`key`]),
+/// and the object's address.
 pub struct Target<T: ?Sized> {
-    domain: DomainId,
-    generation: u64,
+    key: u64,
     ptr: NonNull<T>,
 }
 
@@ -125,21 +149,35 @@ impl<T: ?Sized> Target<T> {
     /// # Safety
     /// `ptr` must point to a live `T` owned by domain `domain` in generation `generation`,
     /// and stay valid for as long as that generation is alive.
+    ///
+    /// # Panics
+    /// If `domain` is not a domain slot (below `1 << SLOT_BITS`) or `generation` does not
+    /// fit a [`key`].
     pub unsafe fn new(domain: DomainId, generation: u64, ptr: NonNull<T>) -> Self {
-        Self { domain, generation, ptr }
+        assert!(domain.0 < 1 << SLOT_BITS && generation >> (64 - SLOT_BITS) == 0, "not a domain instance");
+        Self { key: key(domain, generation), ptr }
     }
+    #[inline(always)]
     pub fn domain(&self) -> DomainId {
-        self.domain
+        key_domain(self.key)
     }
+    #[inline(always)]
     pub fn generation(&self) -> u64 {
-        self.generation
+        key_generation(self.key)
     }
+    /// The domain and generation as one [`key`].
+    #[inline(always)]
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+    #[inline(always)]
     pub fn as_ptr(&self) -> NonNull<T> {
         self.ptr
     }
     /// # Safety
     /// The caller (a [`Runtime`]) has checked that the target's generation is alive and
     /// keeps it alive, or stops using the reference, before the domain's memory is freed.
+    #[inline(always)]
     pub unsafe fn get(&self) -> &T {
         // SAFETY: guaranteed by the caller and by `new`'s contract.
         unsafe { self.ptr.as_ref() }

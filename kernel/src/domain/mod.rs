@@ -58,12 +58,30 @@ pub const MAX: usize = rref::MAX_DOMAINS;
 /// The kernel's (only) generation.
 pub const KERNEL_GEN: u64 = 1;
 
-/// The live generation of each slot, 0 if none: the proxies' fast alive check.
-pub static ALIVE: [AtomicU64; MAX] = {
-    let mut a = [const { AtomicU64::new(0) }; MAX];
-    a[0] = AtomicU64::new(KERNEL_GEN);
+/// The live instance of each slot as a key (`rref::rpc::key(slot, generation)`), 0 if none:
+/// the proxies' alive check compares one word. The kernel's (slot 0) never changes.
+/// Entries for every slot value a key can hold (`MAX..` are never alive), so a call
+/// indexes it with the key's low byte and needs no bounds check.
+pub static ALIVE: [AtomicU64; KEY_SLOTS] = {
+    let mut a = [const { AtomicU64::new(0) }; KEY_SLOTS];
+    a[0] = AtomicU64::new(rpc::KERNEL_KEY);
     a
 };
+
+/// Slot values a key can hold.
+pub const KEY_SLOTS: usize = 1 << rref::rpc::SLOT_BITS;
+
+/// The key of `slot`'s generation `generation`.
+#[inline(always)]
+pub fn key(slot: usize, generation: u64) -> u64 {
+    rref::rpc::key(DomainId(slot as u32), generation)
+}
+
+/// The generation alive in `slot` (0: none), from the alive table.
+#[inline]
+fn alive_gen(slot: usize) -> u64 {
+    rref::rpc::key_generation(ALIVE[slot].load(Relaxed))
+}
 
 /// Why each slot's last generation died (an `rpc` error code), for threads unwound later.
 static DEATH: [core::sync::atomic::AtomicU8; MAX] = [const { core::sync::atomic::AtomicU8::new(0) }; MAX];
@@ -272,7 +290,7 @@ where
     dheap::create(slot);
     // Init itself is a call into this generation, so it must pass the alive check; no
     // handle to it exists yet (the root is published below), so nobody else can call it.
-    ALIVE[slot].store(generation, Relaxed);
+    ALIVE[slot].store(key(slot, generation), Relaxed);
     let args = make_args(DomainId(slot as u32));
     // SAFETY: a zero-sized target: only the domain and generation are used.
     let t = unsafe { Target::new(DomainId(slot as u32), generation, NonNull::<()>::dangling()) };
@@ -284,7 +302,7 @@ where
                 // lives until the generation dies (its heap is then freed whole).
                 let root = unsafe { Target::new(DomainId(slot as u32), generation, ptr) };
                 let mut t = TABLE.lock();
-                match t[slot].as_mut().filter(|r| r.generation == generation && ALIVE[slot].load(Relaxed) == generation) {
+                match t[slot].as_mut().filter(|r| r.generation == generation && alive_gen(slot) == generation) {
                     Some(r) => {
                         r.root = Some(Box::new(Root(root)));
                         r.state = State::Alive;
@@ -318,7 +336,8 @@ where
 /// was: nothing reads freed memory, and nothing of it is reused.
 pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
     rpc::as_kernel(|| {
-        if ALIVE[slot].compare_exchange(generation, 0, Relaxed, Relaxed).is_err() {
+        // The kernel (slot 0) never dies: its key stays alive (calls from it skip no check).
+        if slot == 0 || ALIVE[slot].compare_exchange(key(slot, generation), 0, Relaxed, Relaxed).is_err() {
             return None;
         }
         DEATH[slot].store(
@@ -342,7 +361,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             // Program domains die with their parent's generation.
             let children: Vec<(usize, u64)> = (1..MAX)
                 .filter(|&c| t[c].as_ref().is_some_and(|r| r.owner == Some((slot, generation))))
-                .map(|c| (c, ALIVE[c].load(Relaxed)))
+                .map(|c| (c, alive_gen(c)))
                 .filter(|&(_, g)| g != 0)
                 .collect();
             (image, children)
@@ -475,7 +494,7 @@ pub fn lookup(name_or_id: &str) -> Option<DomainId> {
 pub fn kill(id: DomainId) -> Result<Reclaim, String> {
     let _g = lifecycle();
     let slot = id.0 as usize;
-    let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).unwrap_or(0);
+    let generation = ALIVE.get(slot).map(|a| rref::rpc::key_generation(a.load(Relaxed))).unwrap_or(0);
     if slot == 0 || generation == 0 {
         return Err(format!("domain {} is not alive", id.0));
     }
@@ -490,7 +509,7 @@ pub fn restart(id: DomainId) -> Result<u64, String> {
 
 fn restart_locked(slot: usize) -> Result<u64, String> {
     rpc::as_kernel(|| {
-        let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).ok_or("no such domain")?;
+        let generation = ALIVE.get(slot).map(|a| rref::rpc::key_generation(a.load(Relaxed))).ok_or("no such domain")?;
         if slot == 0 {
             return Err("the kernel cannot be restarted".to_string());
         }
@@ -607,7 +626,7 @@ unsafe impl Runtime for KernelRt {
         // Fast path: the generation the handle was made for is still the live one, so its
         // target (a published root export of that generation, with its type checked when
         // the handle was granted) is the live target.
-        if slot < MAX && ALIVE[slot].load(Relaxed) == target.generation() {
+        if slot < MAX && ALIVE[slot].load(Relaxed) == target.key() {
             return Ok(*target);
         }
         recover_slow(target)
@@ -731,7 +750,7 @@ pub fn images() -> Vec<(usize, u64, u64, String)> {
 pub fn remove(id: DomainId) -> Result<(), String> {
     let _g = lifecycle();
     let slot = id.0 as usize;
-    let generation = ALIVE.get(slot).map(|a| a.load(Relaxed)).ok_or("no such domain")?;
+    let generation = ALIVE.get(slot).map(|a| rref::rpc::key_generation(a.load(Relaxed))).ok_or("no such domain")?;
     if generation != 0 {
         die(slot, generation, RpcError::Refused);
     }
@@ -766,7 +785,7 @@ where
     let refuse: Starter = Arc::new(|_| Err("a program domain is not restarted".to_string()));
     let slot = {
         let mut t = TABLE.lock();
-        if owner.0 == 0 || owner.0 >= MAX || ALIVE[owner.0].load(Relaxed) != owner.1 {
+        if owner.0 == 0 || owner.0 >= MAX || alive_gen(owner.0) != owner.1 {
             return Err("the parent is not alive".into());
         }
         let free: Vec<usize> = (1..MAX).filter(|&i| t[i].is_none() && PENDING[i].load(SeqCst) == 0).collect();
@@ -816,7 +835,7 @@ pub fn orphans() -> Vec<(usize, u64)> {
         .filter_map(|i| {
             let r = t[i].as_ref()?;
             let (o, g) = r.owner?;
-            (ALIVE[o].load(Relaxed) != g).then_some((i, r.generation))
+            (ALIVE.get(o).map_or(0, |a| rref::rpc::key_generation(a.load(Relaxed))) != g).then_some((i, r.generation))
         })
         .collect()
 }
@@ -860,7 +879,7 @@ pub fn state_of(slot: usize) -> Option<State> {
 
 /// The generation currently alive in `slot` (0: none).
 pub fn alive_generation(slot: usize) -> u64 {
-    ALIVE.get(slot).map_or(0, |a| a.load(Relaxed))
+    ALIVE.get(slot).map_or(0, |a| rref::rpc::key_generation(a.load(Relaxed)))
 }
 
 /// Records why `slot`'s generation `generation` died (kept until the next death or removal).
@@ -922,7 +941,7 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
     if !in_window || !containable {
         return;
     }
-    if ALIVE[slot].load(Relaxed) != generation {
+    if alive_gen(slot) != generation {
         // Already dead: a thread that was in kernel code (a proxy, a service) when its
         // domain was killed went on into the unmapped image. Not a new fault: unwind.
         rpc::unwind(death_reason(slot));
@@ -947,7 +966,7 @@ pub fn fault_in_domain(frame: &crate::arch::trap::TrapFrame) {
 /// A fault in a generation that is already dead (its code was unmapped under a thread
 /// still inside it) reports why it died; otherwise the fault is the crash.
 fn reason_for_fault(slot: usize, generation: u64) -> RpcError {
-    if ALIVE[slot].load(Relaxed) == generation { RpcError::Panicked } else { death_reason(slot) }
+    if alive_gen(slot) == generation { RpcError::Panicked } else { death_reason(slot) }
 }
 
 /// Reports a crash of the running domain and reclaims it. Everything allocated here is

@@ -1,8 +1,9 @@
 //! Protected calls: the continuation mechanism behind every proxy.
 //!
 //! A proxied call records a resume point in a [`Cont`] on the caller's stack (what the
-//! System V ABI makes callee-saved — rbx, rbp, r12–r15 — plus rsp and the resume address:
-//! the inline assembly that makes the call declares every other register clobbered), links it on the thread's
+//! System V ABI makes callee-saved — rbx, rbp, r12–r15 — plus rsp; the resume address is
+//! the return address of the call, just below that rsp: the inline assembly that makes the
+//! call declares every other register clobbered), links it on the thread's
 //! continuation chain, and calls into the callee. If the callee's domain dies during the
 //! call, [`unwind`] loads that resume point: execution
 //! continues after that assembly block with a non-zero error code, and the frames of the
@@ -13,16 +14,17 @@
 //! a continuation re-enables them: an unwind out of an interrupt or exception handler
 //! needs no saved flags.
 //!
-//! The running thread's domain context — current domain, its generation and the innermost
-//! continuation — lives in three per-CPU words saved and restored by the scheduler on every
-//! switch ([`DomCtx`]). One CPU, so plain cells suffice.
+//! The running thread's domain context — current domain and its generation as one key
+//! ([`rref::rpc::key`]), and the innermost continuation — lives in two per-CPU words saved
+//! and restored by the scheduler on every switch ([`DomCtx`]). One CPU, so plain cells
+//! suffice.
 //!
 //! When a domain dies, threads inside it are unwound at the next point they would run its
 //! code again: at the end of an interrupt that preempted them ([`check_at_trap_exit`]),
 //! after a kernel service they called returns ([`check_unwind`]), or when a call they
 //! made from it returns (the caller-alive check in [`protected_call`]).
 
-use super::{ALIVE, MAX};
+use super::ALIVE;
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,25 +32,27 @@ use rref::rpc::{RpcError, Target};
 use rref::DomainId;
 
 /// A resume point. Field offsets are used by the assembly below.
+///
+/// Where execution resumes is not stored: it is the return address of the call into
+/// [`shim`], which that call pushed right below `rsp` (`[rsp - 8]`). That slot belongs to
+/// the call for as long as the call lasts — everything the callee and the kernel below it
+/// push goes below it — so it still holds the address when a resume abandons the frames
+/// under it.
 #[repr(C)]
 pub struct Cont {
     rbx: u64,
     rbp: u64,
     rsp: u64,
-    /// Where execution resumes: the end of the `asm!` block in [`protected_call`].
-    rip: u64,
     r12: u64,
     r13: u64,
     r14: u64,
     r15: u64,
-    /// The next outer resume point of this thread.
-    prev: *mut Cont,
     /// TSC ticks of CPU time charged to this call so far (time in the callee itself, not
     /// in calls it made), or [`EXEMPT`]. Written by the timer interrupt ([`charge`]).
     cpu: u64,
-    /// The domain (and generation) that made this call: [`caller`].
-    caller: u32,
-    caller_gen: u64,
+    /// The domain and generation that made this call, as a key ([`rref::rpc::key`]):
+    /// [`caller`].
+    caller: u64,
 }
 
 /// `Cont::cpu` of calls the watchdog never ends: the base call of a domain's own thread.
@@ -66,16 +70,20 @@ core::arch::global_asm!(
     .global frond_rpc_resume
 // noreturn frond_rpc_resume(const Cont *c /*rdi*/, u64 code /*rsi*/)
 frond_rpc_resume:
+// The resume address is read before rsp moves back up to the Cont's rsp: an interrupt
+// taken after that would push its frame over it.
+    mov rax, [rdi + 16]
+    mov rcx, [rax - 8]
     mov rbx, [rdi + 0]
     mov rbp, [rdi + 8]
-    mov rsp, [rdi + 16]
-    mov r12, [rdi + 32]
-    mov r13, [rdi + 40]
-    mov r14, [rdi + 48]
-    mov r15, [rdi + 56]
+    mov rsp, rax
+    mov r12, [rdi + 24]
+    mov r13, [rdi + 32]
+    mov r14, [rdi + 40]
+    mov r15, [rdi + 48]
     mov rax, rsi
     sti
-    jmp qword ptr [rdi + 24]
+    jmp rcx
 "#
 );
 
@@ -90,8 +98,8 @@ unsafe extern "C" {
 /// interrupts disabled) saves them for the outgoing thread and restores the incoming
 /// thread's — so whenever a thread runs, it sees exactly the values it left.
 struct PerCpu {
-    domain: Cell<u32>,
-    generation: Cell<u64>,
+    /// The current domain and its generation, as a key ([`rref::rpc::key`]).
+    ctx: Cell<u64>,
     cont: Cell<*mut Cont>,
     /// Lowest stack address a protected call may start at: the running thread's stack
     /// bottom plus [`STACK_RESERVE`].
@@ -109,16 +117,18 @@ struct CpuCell(PerCpu);
 unsafe impl Sync for CpuCell {}
 
 static CPU: CpuCell = CpuCell(PerCpu {
-    domain: Cell::new(0),
-    generation: Cell::new(super::KERNEL_GEN),
+    ctx: Cell::new(KERNEL_KEY),
     cont: Cell::new(core::ptr::null_mut()),
     stack_floor: Cell::new(0),
     charged_at: Cell::new(0),
     violation: Cell::new(false),
 });
 
+/// The kernel's key: slot 0, [`super::KERNEL_GEN`].
+pub const KERNEL_KEY: u64 = rref::rpc::key(DomainId::KERNEL, super::KERNEL_GEN);
+
 /// Calls into each domain slot.
-pub static CALLS: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+pub static CALLS: [AtomicU64; super::KEY_SLOTS] = [const { AtomicU64::new(0) }; super::KEY_SLOTS];
 
 /// A thread's saved domain context.
 #[derive(Clone, Copy, Debug)]
@@ -147,9 +157,10 @@ impl DomCtx {
 
 /// Scheduler hook: the outgoing thread's context.
 pub fn save() -> DomCtx {
+    let ctx = CPU.0.ctx.get();
     DomCtx {
-        domain: CPU.0.domain.get(),
-        generation: CPU.0.generation.get(),
+        domain: rref::rpc::key_domain(ctx).0,
+        generation: rref::rpc::key_generation(ctx),
         cont: CPU.0.cont.get(),
         stack_floor: CPU.0.stack_floor.get(),
         violation: CPU.0.violation.get(),
@@ -158,8 +169,7 @@ pub fn save() -> DomCtx {
 
 /// Scheduler hook: install the incoming thread's context. Its CPU time is charged from now.
 pub fn restore(c: DomCtx) {
-    CPU.0.domain.set(c.domain);
-    CPU.0.generation.set(c.generation);
+    CPU.0.ctx.set(rref::rpc::key(DomainId(c.domain), c.generation));
     CPU.0.cont.set(c.cont);
     CPU.0.stack_floor.set(c.stack_floor);
     CPU.0.charged_at.set(crate::time::rdtsc());
@@ -180,7 +190,8 @@ pub fn take_violation() -> bool {
 
 #[inline(always)]
 pub fn current() -> (DomainId, u64) {
-    (DomainId(CPU.0.domain.get()), CPU.0.generation.get())
+    let ctx = CPU.0.ctx.get();
+    (rref::rpc::key_domain(ctx), rref::rpc::key_generation(ctx))
 }
 
 /// The domain that made the innermost protected call of the running thread (the kernel
@@ -191,16 +202,26 @@ pub fn caller() -> (DomainId, u64) {
         return (DomainId::KERNEL, super::KERNEL_GEN);
     }
     // SAFETY: `c` is the running thread's innermost continuation, on its stack, linked
-    // for the duration of the call; `caller`/`caller_gen` were written before linking.
-    unsafe { (DomainId((*c).caller), (*c).caller_gen) }
+    // for the duration of the call; `caller` was written before linking.
+    let k = unsafe { (*c).caller };
+    (rref::rpc::key_domain(k), rref::rpc::key_generation(k))
 }
 
-/// `slot` comes from a `Target` (built only by the kernel, with a valid slot) or from the
-/// running context, so masking instead of a bounds check is exact.
+/// Whether the domain instance `key` is alive: one load and compare (the alive table holds
+/// the live instance's key). The slot comes from a `Target` (built only by the kernel, with
+/// a valid slot) or from the running context, so masking instead of a bounds check is
+/// exact. The kernel's key is always alive.
 #[inline(always)]
-fn alive(slot: usize, generation: u64) -> bool {
-    const _: () = assert!(MAX.is_power_of_two());
-    ALIVE[slot & (MAX - 1)].load(Relaxed) == generation
+fn alive(key: u64) -> bool {
+    ALIVE[slot_of(key)].load(Relaxed) == key
+}
+
+/// The slot bits of a key: an index into the alive table and [`CALLS`], which have an
+/// entry for every value (those of slots `MAX..` are never alive), so no bounds check.
+#[inline(always)]
+fn slot_of(key: u64) -> usize {
+    const _: () = assert!(rref::rpc::SLOT_BITS == 8 && super::KEY_SLOTS == 256);
+    key as u8 as usize
 }
 
 fn code_of(e: RpcError) -> u64 {
@@ -230,15 +251,25 @@ struct Frame<'a, T: ?Sized, F, O> {
     out: MaybeUninit<O>,
 }
 
-unsafe extern "C" fn shim<T: ?Sized, F: FnOnce(&T) -> O, O>(data: *mut u8) {
-    // SAFETY: `data` is the `Frame` that `protected_call` set up for exactly these type
-    // parameters; `f` was initialised there and is read once, here.
+/// Runs the call's closure on the callee's object. Returns 0, the code of a call that
+/// returned (a resume returns the error's code at the same point).
+unsafe extern "C" fn shim<T: ?Sized, F: FnOnce(&T) -> O, O>(data: *mut u8) -> u64 {
+    // SAFETY: `data` is the `Frame` that `call` set up for exactly these type parameters;
+    // `f` was initialised there and is read once, here.
     let fr = unsafe { &mut *(data as *mut Frame<'_, T, F, O>) };
     let f = unsafe { fr.f.assume_init_read() };
-    // SAFETY: `protected_call` checked the target's generation is alive just before; a
-    // death during the call unwinds past this frame before the memory is reused.
+    // SAFETY: `call` checked the target's generation is alive after switching into it; a
+    // death during the call defers reclaiming it while this thread is inside, and unwinds
+    // past this frame.
     let obj = unsafe { fr.target.get() };
     fr.out.write(f(obj));
+    0
+}
+
+#[cold]
+#[inline(never)]
+fn stack_exhausted<O>() -> Result<O, RpcError> {
+    Err(RpcError::StackExhausted)
 }
 
 /// Runs `f` on `target`'s object as a protected call into its domain. The watchdog ends
@@ -264,9 +295,9 @@ pub fn proxied_call<T: ?Sized, O, F: FnOnce(&T) -> O>(target: &Target<T>, f: F) 
 /// After a proxy ended its lends: unwind if the calling domain died during the call.
 #[inline(always)]
 pub fn leave() {
-    let caller = CPU.0.domain.get() as usize;
-    if caller != 0 && !alive(caller, CPU.0.generation.get()) {
-        unwind(super::death_reason(caller));
+    let caller = CPU.0.ctx.get();
+    if !alive(caller) {
+        unwind(super::death_reason(slot_of(caller)));
     }
 }
 
@@ -275,98 +306,93 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     target: &Target<T>,
     f: F,
 ) -> Result<O, RpcError> {
-    let slot = target.domain().0 as usize;
-    let generation = target.generation();
-    if !alive(slot, generation) {
-        return Err(RpcError::DomainDead);
-    }
-    let caller = CPU.0.domain.get();
-    let caller_gen = CPU.0.generation.get();
+    let key = target.key();
+    let caller = CPU.0.ctx.get();
     let mut cont = MaybeUninit::<Cont>::uninit();
     let c = cont.as_mut_ptr();
     // The Cont is on this stack: its address says how much room is left below.
     if (c as u64) < CPU.0.stack_floor.get() {
-        return Err(RpcError::StackExhausted);
+        return stack_exhausted();
     }
+    // The next outer resume point of this thread, linked again when the call is over.
+    let prev = CPU.0.cont.get();
     // SAFETY: writing plain fields of our own stack slot (the asm writes the others).
     unsafe {
-        (*c).prev = CPU.0.cont.get();
         (*c).cpu = if BUDGET { 0 } else { EXEMPT };
         (*c).caller = caller;
-        (*c).caller_gen = caller_gen;
     }
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
-    let counter = &CALLS[slot & (MAX - 1)];
-    counter.store(counter.load(Relaxed) + 1, Relaxed);
     // The timer interrupt reads `cpu` once the Cont is linked: write it first.
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     CPU.0.cont.set(c);
-    CPU.0.domain.set(slot as u32);
-    CPU.0.generation.set(generation);
+    CPU.0.ctx.set(key);
     // From here the thread counts as inside the callee (a preempted thread's saved context
-    // says so), and a death of the callee defers reclaiming its memory until the thread
-    // has left ([`super::die`]). A death between the check above and the switch may
-    // already have reclaimed it: check again before touching anything of the callee's.
+    // says so), so a death of the callee from now on defers reclaiming its memory until
+    // the thread has left ([`super::die`]). The one alive check comes after the switch:
+    // a death before it fails it (and may have reclaimed the memory, which is then never
+    // touched); a death after it finds this thread inside. Until the check passes nothing
+    // of the callee's is touched, and an interrupt in between sees kernel code (no unwind
+    // at trap exit).
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-    if !alive(slot, generation) {
-        // SAFETY: `prev` was written above and the Cont is still ours.
-        CPU.0.cont.set(unsafe { (*c).prev });
-        CPU.0.domain.set(caller);
-        CPU.0.generation.set(caller_gen);
-        // The call never happens: its arguments are dropped by the caller, as when the
-        // first check fails.
+    if !alive(key) {
+        CPU.0.cont.set(prev);
+        CPU.0.ctx.set(caller);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // A death between the switch and the check may have deferred its reclamation
+        // because of this thread.
+        super::left();
+        // The call never happens: its arguments are dropped by the caller.
         // SAFETY: `f` was initialised above and is read once, here; `shim` never ran.
         drop(unsafe { frame.f.assume_init_read() });
         return Err(RpcError::DomainDead);
     }
+    let counter = &CALLS[slot_of(key)];
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
     let code: u64;
-    // The resume point is the end of this block. It saves the registers the ABI makes
+    // The resume point is the end of this block: it saves the registers the ABI makes
     // callee-saved (rbx, rbp, r12–r15) and rsp in the Cont, and declares the others
-    // clobbered, so a resume restores exactly what the compiler may keep across it. The call is the only way
-    // into the callee, so from Rust's view this is one opaque operation, and a resume
-    // "returns" from it once, with a non-zero code in rax.
+    // clobbered, so a resume restores exactly what the compiler may keep across it; the
+    // resume address is the return address the call pushes (see [`Cont`]). The call is
+    // the only way into the callee, so from Rust's view this is one opaque operation that
+    // "returns" once: with 0 from `shim`, or with a non-zero code from a resume.
     // SAFETY: `c` is a live Cont on this stack, linked as the innermost resume point until
     // we unlink it below; `shim` matches `frame`'s type parameters; the function is not a
     // leaf (it calls `unwind`), so rsp is 16-byte aligned here as the call requires.
     unsafe {
         core::arch::asm!(
-            "lea rax, [rip + 2f]",
             "mov [{c}], rbx",
             "mov [{c} + 8], rbp",
             "mov [{c} + 16], rsp",
-            "mov [{c} + 24], rax",
-            "mov [{c} + 32], r12",
-            "mov [{c} + 40], r13",
-            "mov [{c} + 48], r14",
-            "mov [{c} + 56], r15",
+            "mov [{c} + 24], r12",
+            "mov [{c} + 32], r13",
+            "mov [{c} + 40], r14",
+            "mov [{c} + 48], r15",
             "call {f}",
-            "xor eax, eax",
-            "2:",
             c = in(reg) c,
-            f = in(reg) shim::<T, F, O> as unsafe extern "C" fn(*mut u8),
+            f = sym shim::<T, F, O>,
             in("rdi") &mut frame as *mut _ as *mut u8,
             out("rax") code,
             clobber_abi("C"),
         );
     }
-    // SAFETY: `prev` was written above and the Cont is still ours.
-    CPU.0.cont.set(unsafe { (*c).prev });
-    CPU.0.domain.set(caller);
-    CPU.0.generation.set(caller_gen);
+    CPU.0.cont.set(prev);
+    CPU.0.ctx.set(caller);
     // Left the callee: if it died with its reclamation waiting for threads inside it,
     // this may have been the last.
     super::left();
-    if caller as usize != 0 && !alive(caller as usize, caller_gen) {
+    // The kernel's key is always alive: no test for a kernel caller.
+    if !alive(caller) {
         // We were called from a domain that died meanwhile: never return into its code.
         if code == 0 {
             // SAFETY: the call returned normally, so `out` was written.
             drop(unsafe { frame.out.assume_init_read() });
         }
+        let reason = super::death_reason(slot_of(caller));
         if DEFER {
-            return Err(super::death_reason(caller as usize));
+            return Err(reason);
         }
-        unwind(super::death_reason(caller as usize));
+        unwind(reason);
     }
     if code != 0 {
         return Err(error_of(code));
@@ -388,14 +414,13 @@ pub fn unwind(reason: RpcError) -> ! {
 /// True if the running thread is inside a dead domain and must be unwound.
 #[inline]
 pub fn must_unwind() -> bool {
-    let d = CPU.0.domain.get() as usize;
-    d != 0 && !alive(d, CPU.0.generation.get())
+    !alive(CPU.0.ctx.get())
 }
 
 /// After a kernel service returns to a domain: unwind if the domain died meanwhile.
 pub fn check_unwind() {
     if must_unwind() {
-        unwind(super::death_reason(CPU.0.domain.get() as usize));
+        unwind(super::death_reason(slot_of(CPU.0.ctx.get())));
     }
 }
 
@@ -404,7 +429,7 @@ pub fn check_unwind() {
 /// it. (Kernel code running for a domain is left alone; it checks when it returns.)
 pub fn check_at_trap_exit(rip: u64) {
     if must_unwind() && rip >= crate::mem::paging::DOMAIN_REGION {
-        unwind(super::death_reason(CPU.0.domain.get() as usize));
+        unwind(super::death_reason(slot_of(CPU.0.ctx.get())));
     }
 }
 
@@ -423,7 +448,8 @@ pub fn stack_low() -> bool {
 pub fn charge(now: u64) -> Option<(usize, u64)> {
     let since = now.saturating_sub(CPU.0.charged_at.replace(now));
     let c = CPU.0.cont.get();
-    let d = CPU.0.domain.get() as usize;
+    let ctx = CPU.0.ctx.get();
+    let d = slot_of(ctx);
     if c.is_null() || d == 0 {
         return None;
     }
@@ -441,7 +467,7 @@ pub fn charge(now: u64) -> Option<(usize, u64)> {
     // SAFETY: as above.
     unsafe { cpu.write(spent) };
     let budget = super::limits::budget_tsc(d);
-    (budget != 0 && spent > budget).then(|| (d, CPU.0.generation.get()))
+    (budget != 0 && spent > budget).then(|| (d, rref::rpc::key_generation(ctx)))
 }
 
 /// True if the running thread is inside at least one protected call.
@@ -453,12 +479,8 @@ pub fn has_continuation() -> bool {
 /// as the kernel: a trap or a returning call cannot unwind it even if the domain the
 /// thread was running for dies meanwhile. The unwind happens after, at the next check.
 pub fn as_kernel<R>(f: impl FnOnce() -> R) -> R {
-    let saved_domain = CPU.0.domain.get();
-    let saved_gen = CPU.0.generation.get();
-    CPU.0.domain.set(0);
-    CPU.0.generation.set(super::KERNEL_GEN);
+    let saved = CPU.0.ctx.replace(KERNEL_KEY);
     let r = f();
-    CPU.0.domain.set(saved_domain);
-    CPU.0.generation.set(saved_gen);
+    CPU.0.ctx.set(saved);
     r
 }
