@@ -21,6 +21,17 @@ pub struct VirtioNet<T: Transport> {
     rx: Ring,
     tx: Ring,
     stats: NicStats,
+    /// The device broke the ring protocol in a way the driver cannot undo alone (see
+    /// [`VirtioNet::take_device_fault`]).
+    device_fault: Option<UsedFault>,
+}
+
+/// A used entry that named a descriptor the device does not hold: the buffer the device
+/// meant cannot be known, so only a reset gives it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsedFault {
+    pub queue: u16,
+    pub id: u32,
 }
 
 impl<T: Transport> VirtioNet<T> {
@@ -33,7 +44,9 @@ impl<T: Transport> VirtioNet<T> {
     /// On failure the device is left with `FAILED` set.
     pub fn new(mut t: T, msix: bool) -> Result<Self, Error> {
         match Self::init(&mut t, msix) {
-            Ok((features, mac, rx, tx)) => Ok(Self { t, features, mac, rx, tx, stats: NicStats::default() }),
+            Ok((features, mac, rx, tx)) => {
+                Ok(Self { t, features, mac, rx, tx, stats: NicStats::default(), device_fault: None })
+            }
             Err(e) => {
                 init::fail(&mut t);
                 Err(e)
@@ -117,6 +130,14 @@ impl<T: Transport> VirtioNet<T> {
         fence(Ordering::SeqCst);
     }
 
+    /// The first used entry since the last call that named a descriptor the device does
+    /// not hold (a wrong id, a duplicate): the entry was dropped, but the buffer the device
+    /// meant stays posted in the driver's books and only a device reset returns it. The
+    /// domain fails (and is restarted) on it.
+    pub fn take_device_fault(&mut self) -> Option<UsedFault> {
+        self.device_fault.take()
+    }
+
     /// True if either queue has used entries the driver has not processed. Called after
     /// enabling interrupts, it closes the race with an entry that arrived just before.
     pub fn has_work(&self) -> bool {
@@ -132,6 +153,7 @@ impl<T: Transport> VirtioNet<T> {
         while self.tx.q.last_used() != end {
             let (id, _) = self.tx.q.peek_used();
             if !self.tx.is_outstanding(id) {
+                self.device_fault.get_or_insert(UsedFault { queue: TX_QUEUE, id });
                 self.stats.dropped += 1;
                 self.tx.q.advance();
                 continue;
@@ -185,6 +207,7 @@ impl<T: Transport> VirtioNet<T> {
         while self.rx.q.last_used() != end {
             let (id, len) = self.rx.q.peek_used();
             if !self.rx.is_outstanding(id) {
+                self.device_fault.get_or_insert(UsedFault { queue: RX_QUEUE, id });
                 self.stats.dropped += 1;
                 self.rx.q.advance();
                 continue;

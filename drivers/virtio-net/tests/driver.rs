@@ -394,6 +394,10 @@ fn bad_used_ids_dropped_without_double_return() {
     assert_eq!(got[0].frame(), &frame(1, 61)[..]);
     assert_eq!(drv.stats().dropped, 3);
     assert_eq!(drv.outstanding().0, 2);
+    // The first bad id is reported once: the domain fails on it (a reset is the only way
+    // to get back a buffer a wrong id stands for).
+    assert_eq!(drv.take_device_fault(), Some(frond_virtio_net::UsedFault { queue: 0, id: id0 as u32 }));
+    assert_eq!(drv.take_device_fault(), None);
 
     // The same on the transmit queue.
     let b2 = drv.tx(batch_of([pkt(&frame(9, 60))]));
@@ -402,6 +406,7 @@ fn bad_used_ids_dropped_without_double_return() {
     let mut b2 = drv.tx(b2);
     assert_eq!(drain(&mut b2.done).len(), 1, "the real completion only");
     assert_eq!(drv.stats().dropped, 5);
+    assert_eq!(drv.take_device_fault(), Some(frond_virtio_net::UsedFault { queue: 1, id: 5 }));
 
     // Nothing was freed twice or lost: the domain owns exactly the buffers the test
     // holds plus the ones still posted, and all come back when the driver goes.
@@ -746,3 +751,4 @@ fn event_idx_notifications_follow_avail_event_across_the_index_wrap() {
     assert_eq!(m.queue(1).last_avail as u32, 3 * 23_000 % 65536, "the available index wrapped");
     assert!(m.violations().is_empty(), "{:?}", m.violations());
 }
+
