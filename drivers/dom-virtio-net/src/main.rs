@@ -76,6 +76,10 @@ impl Check for VirtioNet<PciTransport> {
     }
 }
 
+fn fault_hook() -> u32 {
+    frond_domrt::device_fault(frond_domrt::fault::NETDEV)
+}
+
 
 fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
     let dev = args.dev;
@@ -83,7 +87,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
     // uncached at its physical address (identity) before starting the domain, and gives
     // the device to this domain alone (see `NicArgs`/`PciDevice`).
     let transport = unsafe { PciTransport::new(&dev, DEVICE_CFG_LEN) };
-    let driver = match transport.and_then(|t| VirtioNet::new(t, dev.msix_vector != 0)) {
+    let mut driver = match transport.and_then(|t| VirtioNet::new(t, dev.msix_vector != 0)) {
         Ok(d) => d,
         Err(e) => {
             let mut line = Line::new();
@@ -92,6 +96,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
             panic!("virtio-net: {e}");
         }
     };
+    driver.set_fault_hook(fault_hook);
     let info = NicInfo { mac: driver.mac(), queue_size: driver.queue_size(), bdf: dev.bdf };
     let mut line = Line::new();
     let m = info.mac;

@@ -21,6 +21,9 @@ pub struct VirtioNet<T: Transport> {
     rx: Ring,
     tx: Ring,
     stats: NicStats,
+    /// Asked where a used entry is read: 0, or a corruption to apply to it (fault
+    /// injection: 1 = a length no buffer can have, 2 = an id the device does not hold).
+    fault_hook: fn() -> u32,
     /// The device broke the ring protocol in a way the driver cannot undo alone (see
     /// [`VirtioNet::take_device_fault`]).
     device_fault: Option<UsedFault>,
@@ -34,6 +37,10 @@ pub struct UsedFault {
     pub id: u32,
 }
 
+fn no_fault() -> u32 {
+    0
+}
+
 impl<T: Transport> VirtioNet<T> {
     /// Resets and initialises the device behind `t` (virtio 1.x §3.1.1): negotiates
     /// `VERSION_1` (+ `MAC` if offered), sets up the receive and transmit queues with at
@@ -45,7 +52,7 @@ impl<T: Transport> VirtioNet<T> {
     pub fn new(mut t: T, msix: bool) -> Result<Self, Error> {
         match Self::init(&mut t, msix) {
             Ok((features, mac, rx, tx)) => {
-                Ok(Self { t, features, mac, rx, tx, stats: NicStats::default(), device_fault: None })
+                Ok(Self { t, features, mac, rx, tx, stats: NicStats::default(), fault_hook: no_fault, device_fault: None })
             }
             Err(e) => {
                 init::fail(&mut t);
@@ -130,6 +137,11 @@ impl<T: Transport> VirtioNet<T> {
         fence(Ordering::SeqCst);
     }
 
+    /// Installs the fault-injection hook (asked once per used entry read).
+    pub fn set_fault_hook(&mut self, f: fn() -> u32) {
+        self.fault_hook = f;
+    }
+
     /// The first used entry since the last call that named a descriptor the device does
     /// not hold (a wrong id, a duplicate): the entry was dropped, but the buffer the device
     /// meant stays posted in the driver's books and only a device reset returns it. The
@@ -206,6 +218,11 @@ impl<T: Transport> VirtioNet<T> {
         let end = self.rx.q.used_end();
         while self.rx.q.last_used() != end {
             let (id, len) = self.rx.q.peek_used();
+            let (id, len) = match (self.fault_hook)() {
+                0 => (id, len),
+                1 => (id, u32::MAX),
+                _ => (id.wrapping_add(0x8000), len),
+            };
             if !self.rx.is_outstanding(id) {
                 self.device_fault.get_or_insert(UsedFault { queue: RX_QUEUE, id });
                 self.stats.dropped += 1;

@@ -752,3 +752,36 @@ fn event_idx_notifications_follow_avail_event_across_the_index_wrap() {
     assert!(m.violations().is_empty(), "{:?}", m.violations());
 }
 
+/// The fault-injection hook corrupts the used entry as the driver reads it: a bad length
+/// is refused (the buffer reposted), a bad id is refused and reported as a device fault —
+/// the real entry's buffer stays posted (only a reset returns it), never handed on.
+#[test]
+fn fault_hook_corruptions_are_refused() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    fn hook() -> u32 {
+        NEXT.swap(0, Ordering::SeqCst)
+    }
+    domain();
+    let (m, mut drv) = up(Knobs { max_queue_size: 8, ..Knobs::default() });
+    drv.set_fault_hook(hook);
+    let b = drv.rx(batch_of(empties(4)));
+    NEXT.store(1, Ordering::SeqCst);
+    m.inject(&frame(0, 60)).unwrap();
+    let mut b = drv.rx(b);
+    assert!(drain(&mut b.done).is_empty(), "a bad length is not handed on");
+    assert_eq!(drv.stats().dropped, 1);
+    assert_eq!(drv.outstanding().0, 4, "its buffer went back to the device");
+    assert_eq!(drv.take_device_fault(), None);
+    NEXT.store(2, Ordering::SeqCst);
+    m.inject(&frame(1, 60)).unwrap();
+    let mut b = drv.rx(b);
+    assert!(drain(&mut b.done).is_empty(), "a bad id is not handed on");
+    assert!(drv.take_device_fault().is_some(), "a bad id is a device fault");
+    m.inject(&frame(2, 60)).unwrap();
+    let mut b = drv.rx(b);
+    let got = drain(&mut b.done);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].frame(), &frame(2, 60)[..]);
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+}

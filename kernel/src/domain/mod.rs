@@ -516,7 +516,10 @@ fn restart_locked(slot: usize) -> Result<u64, String> {
             Ok(()) => {
                 r.restarts += 1;
                 r.last_restart_tsc = dt;
-                Ok(r.generation)
+                let g = r.generation;
+                drop(t);
+                crate::inject::restarted(slot, g);
+                Ok(g)
             }
             Err(e) => {
                 r.state = State::Dead;
