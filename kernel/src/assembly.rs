@@ -46,6 +46,14 @@ pub fn wait_done(ms: u64) {
     }
 }
 
+/// Names of the started entries whose restart policy is not `never`.
+static RESTARTABLE: spin::Once<Vec<String>> = spin::Once::new();
+
+/// The system domains that come back after a crash (the fault injector's default targets).
+pub fn restartable() -> Vec<String> {
+    RESTARTABLE.get().cloned().unwrap_or_default()
+}
+
 fn done() {
     DONE.store(true, core::sync::atomic::Ordering::Release);
 }
@@ -178,6 +186,20 @@ pub fn start(net: crate::net::Options<'static>, opts: crate::storage::Options<'s
     }
     if let Err(e) = crate::crashsched::start(crashes) {
         println!("crash schedule: {e}");
+    }
+    let restartable: Vec<String> =
+        ctx.started.iter().filter(|(_, _, r)| *r != Restart::Never).map(|(n, _, _)| n.clone()).collect();
+    RESTARTABLE.call_once(|| restartable);
+    let inject: Vec<(&str, &str)> =
+        opts.items.iter().flatten().filter(|(k, _)| *k == "inject" || k.starts_with("inject.")).copied().collect();
+    match crate::inject::parse(&inject) {
+        Ok(Some(c)) => {
+            if let Err(e) = crate::inject::start(c) {
+                println!("inject: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => println!("inject: {e}; no faults injected"),
     }
     let always: Vec<(String, DomainId)> =
         ctx.started.iter().filter(|(_, _, r)| *r == Restart::Always).map(|(n, d, _)| (n.clone(), *d)).collect();

@@ -7,7 +7,8 @@
 //! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.idle`, `fwd.a`, `fwd.b`, `crash`) are collected
 //! for the network kinds (`net.rs` documents them); the other keys of the system's
 //! assembly (`disk`, `ram.*`, `fs`, `fs.*`, `fsload*`, `rv6*`, `demo`) for the manifest's
-//! conditions and the storage and rv6 kinds (`storage.rs`, `rv6.rs`, `assembly.rs`). `limit=<domain>:key=value,...` sets a
+//! conditions and the storage and rv6 kinds (`storage.rs`, `rv6.rs`, `assembly.rs`), and the
+//! fault injector's (`inject`, `inject.*`: `inject.rs`, docs/reliability.md). `limit=<domain>:key=value,...` sets a
 //! domain's quotas and watchdog budget (`domain::limits` documents the keys).
 
 /// `limit=` options kept (parsing happens before the heap exists).

@@ -38,6 +38,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "mkdir", help: "mkdir PATH: make a directory", run: crate::storage::cmd_mkdir },
     Command { name: "rm", help: "rm PATH: remove a file or an empty directory", run: crate::storage::cmd_rm },
     Command { name: "sync", help: "make every completed file-system operation durable", run: crate::storage::cmd_sync },
+    Command { name: "inject", help: "fault injector totals per domain and kind (boot with inject=SEED)", run: crate::inject::cmd },
     Command { name: "quit", help: "stop the machine (QEMU exits with status 33)", run: cmd_quit },
 ];
 

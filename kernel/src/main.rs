@@ -38,6 +38,7 @@ mod crashsched;
 mod demo;
 mod domain;
 mod fault;
+mod inject;
 mod kbench;
 mod ktest;
 mod ktest_domains;
@@ -163,6 +164,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 fn on_tick() {
     sched::on_tick();
     domain::watchdog_tick();
+    inject::tick();
 }
 
 fn leak_str(s: &str) -> &'static str {

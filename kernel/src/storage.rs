@@ -19,7 +19,9 @@
 //!   large-file variant (an empty device is formatted; a device holding anything that is
 //!   not a file system is refused, never overwritten).
 //! * `fsload=verify|check|bench`, with `fsload.files=`, `fsload.bytes=`, `fsload.req=`,
-//!   `fsload.sync=`, `fsload.rounds=`, `fsload.seed=` (see `LoadArgs`).
+//!   `fsload.sync=`, `fsload.rounds=`, `fsload.seed=` (see `LoadArgs`); `fsload.delay=MS`
+//!   starts it MS milliseconds after the system is up (a test measures the idle system
+//!   first).
 //! * `fs.crash=NAME@MS,…` — a crash schedule started when storage is up.
 //!
 //! Bad values are reported and storage is not started; the kernel keeps running.
@@ -39,7 +41,7 @@ use frond_interface::{RRefVec, Remote};
 use rref::DomainId;
 
 /// Storage options kept from the command line (parsed before the heap exists).
-pub const MAX_OPTIONS: usize = 16;
+pub const MAX_OPTIONS: usize = 24;
 
 /// `key=value` tokens of the command line that belong to storage.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,7 +52,7 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// True if `key` is a storage option (and keeps it).
     pub fn take(&mut self, key: &'a str, value: &'a str) -> bool {
-        let ours = matches!(key, "disk" | "fs" | "rv6" | "demo") || key.starts_with("rv6.") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload");
+        let ours = matches!(key, "disk" | "fs" | "rv6" | "demo") || key.starts_with("rv6.") || key.starts_with("ram.") || key.starts_with("fs.") || key.starts_with("fsload") || key == "inject" || key.starts_with("inject.");
         if ours {
             match self.items.iter_mut().find(|i| i.is_none()) {
                 Some(free) => *free = Some((key, value)),
@@ -174,14 +176,21 @@ pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, Strin
                 (crate::assembly::link::<dyn Fs>(fs, r).expect("fs exports Fs"),)
             })?;
             let l = domain::grant::<dyn FsLoad>(id)?;
+            let delay_ms = number(o, "fsload.delay", 0)?;
             sched::Builder::new("fsload-run")
                 .priority(sched::Priority::Low)
-                .spawn(move || match l.run(args) {
-                    Ok(s) => println!(
-                        "fsload: done: {} rounds, {} files written, {} verified, {} mismatches, {} errors, {} syncs",
-                        s.rounds, s.files_written, s.files_verified, s.mismatches, s.errors, s.syncs
-                    ),
-                    Err(e) => println!("fsload: stopped: {}", e.as_str()),
+                .spawn(move || {
+                    if delay_ms > 0 {
+                        sched::sleep_ms(delay_ms);
+                        println!("fsload: starting");
+                    }
+                    match l.run(args) {
+                        Ok(s) => println!(
+                            "fsload: done: {} rounds, {} files written, {} verified, {} mismatches, {} errors, {} syncs",
+                            s.rounds, s.files_written, s.files_verified, s.mismatches, s.errors, s.syncs
+                        ),
+                        Err(e) => println!("fsload: stopped: {}", e.as_str()),
+                    }
                 })
                 .map_err(|e| format!("spawning the workload thread: {e:?}"))?;
             Ok(Some(id))

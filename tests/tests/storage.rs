@@ -305,3 +305,21 @@ fn power_loss_keeps_every_synced_write() {
         eprintln!("power loss {iteration}: killed {delay} ms after the third sync; last synced r{round}f{file}; all present, fsck clean");
     }
 }
+
+/// An explicit restart of the fs (whose commit thread sleeps inside it) reloads it every
+/// time: the next generation is loaded only once the previous one's image is unmapped,
+/// even when the thread reclaiming it is preempted half-way (a restart right after boot
+/// once failed with "page already mapped").
+#[test]
+fn restarting_the_fs_repeatedly_always_reloads_it() {
+    let mut s = boot_console("net=off disk=ram ram.mib=8", Vec::new());
+    wait_mounted(&mut s);
+    for i in 0..15 {
+        let r = console(&mut s, "restart fs");
+        assert!(r.contains("restarted: generation"), "restart {i}: {r}");
+    }
+    let w = console(&mut s, "write /after.txt still here");
+    assert!(w.contains("11 bytes"), "{w}");
+    s.send(b"quit\n").unwrap();
+    s.wait(CONSOLE_TIMEOUT).assert_pass();
+}

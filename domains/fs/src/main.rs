@@ -21,6 +21,11 @@
 //! tick's, makes it durable, so a power cut loses at most the last tick's worth of
 //! returned calls (`sync` is the durability point, as before).
 //!
+//! **Device errors.** A device error in the log machinery poisons the file system (the
+//! failing call returns `Io`; writes are refused after it). The commit thread notices
+//! within one tick and panics: the domain restarts and its mount recovers the last commit,
+//! so one transient I/O error costs the calls that saw it, not every later write.
+//!
 //! Buffers: `read`/`pread`/`write` copy between the caller's lent buffer and the file
 //! system's 64 KiB I/O buffer (reads) or 64 KiB staging buffer (whole blocks written to
 //! freshly allocated blocks), which are themselves lent to the block driver (the device
@@ -143,8 +148,15 @@ fn init(sys: &'static dyn Syscalls, (blk, args): (Remote<dyn Block>, FsArgs)) ->
         "fs-commit",
         Box::new(move || loop {
             sys.sleep_ns(TICK_NS);
-            if let Err(e) = s.fs.lock().tick() {
+            let mut fs = s.fs.lock();
+            if let Err(e) = fs.tick() {
                 sys.print(&format!("fs: periodic commit failed: {}", e.as_str()));
+            }
+            if fs.poisoned() {
+                // Poisoned, the file system would refuse every write until mounted again:
+                // fail, so the kernel restarts the domain, whose mount recovers the last
+                // commit (every call that returned success is in it).
+                panic!("fs: a device error poisoned the file system; restarting to recover from the log");
             }
         }),
     );

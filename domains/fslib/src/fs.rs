@@ -669,6 +669,12 @@ impl<D: BlockDev> FileSystem<D> {
 
     // ----- the log --------------------------------------------------------------------
 
+    /// A device error poisoned the file system (see the crate docs): it writes nothing
+    /// more until it is mounted again.
+    pub fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     pub(crate) fn writable(&self) -> FsResult<()> {
         if self.read_only {
             Err(FsError::ReadOnly)

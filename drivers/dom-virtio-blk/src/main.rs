@@ -50,13 +50,14 @@ fn init(sys: &'static dyn Syscalls, (args,): (BlkArgs,)) -> Remote<dyn Block> {
     // uncached at its physical address (identity) before starting the domain, and gives
     // the device to this domain alone (see `BlkArgs`/`PciDevice`).
     let transport = unsafe { PciTransport::new(&dev, DEVICE_CFG_LEN) };
-    let driver = match transport.and_then(|t| VirtioBlk::new(t, dev.msix_vector != 0)) {
+    let mut driver = match transport.and_then(|t| VirtioBlk::new(t, dev.msix_vector != 0)) {
         Ok(d) => d,
         Err(e) => {
             sys.print(&format!("virtio-blk: {e}"));
             panic!("virtio-blk: {e}");
         }
     };
+    driver.set_fault_hook(|| frond_domrt::device_fault(frond_domrt::fault::BLKDEV));
     let blocks = driver.blocks();
     sys.print(&format!(
         "virtio-blk {:02x}:{:02x}.{} capacity {} blocks ({} MiB) {} {} queue {} irq {}",

@@ -20,18 +20,65 @@
 
 extern crate alloc;
 
+// The `nic_device!` forwarding is written out below (this driver checks for device faults).
 #[path = "../../nic_export.rs"]
+#[allow(unused_macros, unused_imports)]
 mod nic_export;
 
 use frond_domrt::Syscalls;
 use frond_interface::net::{Nic, NicArgs, NicInfo, NicKind};
 use frond_interface::Remote;
-use nic_export::{export, nic_device, Line};
+use nic_export::{export, Line};
 use frond_virtio_net::{PciTransport, VirtioNet, DEVICE_CFG_LEN};
 
 frond_domrt::entry!(NicKind, init);
 
-nic_device!(VirtioNet<PciTransport>);
+/// Forwards to the driver; a used entry naming a descriptor the device does not hold
+/// leaves a buffer only a device reset returns, so the domain fails on it (and the
+/// kernel restarts it, which resets the device).
+impl nic_export::NicDevice for VirtioNet<PciTransport> {
+    fn stats(&self) -> frond_interface::net::NicStats {
+        VirtioNet::stats(self)
+    }
+    fn tx(&mut self, b: frond_interface::net::Batch) -> frond_interface::net::Batch {
+        let b = VirtioNet::tx(self, b);
+        self.check();
+        b
+    }
+    fn rx(&mut self, b: frond_interface::net::Batch) -> frond_interface::net::Batch {
+        let b = VirtioNet::rx(self, b);
+        self.check();
+        b
+    }
+    fn set_interrupts(&mut self, on: bool) {
+        VirtioNet::set_interrupts(self, on)
+    }
+    fn has_work(&self) -> bool {
+        VirtioNet::has_work(self)
+    }
+    fn count_irq(&mut self) {
+        VirtioNet::count_irq(self)
+    }
+    fn count_sleep(&mut self) {
+        VirtioNet::count_sleep(self)
+    }
+}
+
+trait Check {
+    fn check(&mut self);
+}
+
+impl Check for VirtioNet<PciTransport> {
+    fn check(&mut self) {
+        if let Some(f) = self.take_device_fault() {
+            panic!("virtio-net: device fault: a used entry of queue {} names descriptor {:#x}, which the device does not hold; refused, the device needs a reset", f.queue, f.id);
+        }
+    }
+}
+
+fn fault_hook() -> u32 {
+    frond_domrt::device_fault(frond_domrt::fault::NETDEV)
+}
 
 
 fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
@@ -40,7 +87,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
     // uncached at its physical address (identity) before starting the domain, and gives
     // the device to this domain alone (see `NicArgs`/`PciDevice`).
     let transport = unsafe { PciTransport::new(&dev, DEVICE_CFG_LEN) };
-    let driver = match transport.and_then(|t| VirtioNet::new(t, dev.msix_vector != 0)) {
+    let mut driver = match transport.and_then(|t| VirtioNet::new(t, dev.msix_vector != 0)) {
         Ok(d) => d,
         Err(e) => {
             let mut line = Line::new();
@@ -49,6 +96,7 @@ fn init(sys: &'static dyn Syscalls, (args,): (NicArgs,)) -> Remote<dyn Nic> {
             panic!("virtio-net: {e}");
         }
     };
+    driver.set_fault_hook(fault_hook);
     let info = NicInfo { mac: driver.mac(), queue_size: driver.queue_size(), bdf: dev.bdf };
     let mut line = Line::new();
     let m = info.mac;

@@ -131,6 +131,13 @@ pub struct VirtioBlk<T: Transport> {
     /// A reset did not complete: the device may still access the rings and the last
     /// call's buffer. Nothing is freed and every call fails.
     wedged: bool,
+    /// Asked where a request's status byte is read: non-zero makes it `IOERR` (fault
+    /// injection).
+    fault_hook: fn() -> u32,
+}
+
+fn no_fault() -> u32 {
+    0
 }
 
 impl<T: Transport> VirtioBlk<T> {
@@ -154,12 +161,18 @@ impl<T: Transport> VirtioBlk<T> {
                 resets: 0,
                 last_fault: None,
                 wedged: false,
+                fault_hook: no_fault,
             }),
             Err(e) => {
                 init::fail(&mut t);
                 Err(e)
             }
         }
+    }
+
+    /// Installs the fault-injection hook (asked once per completed request).
+    pub fn set_fault_hook(&mut self, f: fn() -> u32) {
+        self.fault_hook = f;
     }
 
     /// Blocks ([`BLOCK_SIZE`] bytes) on the device: its capacity in 512-byte sectors,
@@ -439,7 +452,10 @@ impl<T: Transport> VirtioBlk<T> {
             if len > writable {
                 return Err(Fault::Length { id, len, max: writable });
             }
-            let status = act.mem.read::<u8>(act.status_off(slot));
+            let mut status = act.mem.read::<u8>(act.status_off(slot));
+            if status == req::S_OK && (self.fault_hook)() != 0 {
+                status = req::S_IOERR;
+            }
             let s = &mut st[r.req];
             match status {
                 req::S_OK if r.data_in && len != writable => return Err(Fault::Length { id, len, max: writable }),

@@ -21,6 +21,24 @@ pub struct VirtioNet<T: Transport> {
     rx: Ring,
     tx: Ring,
     stats: NicStats,
+    /// Asked where a used entry is read: 0, or a corruption to apply to it (fault
+    /// injection: 1 = a length no buffer can have, 2 = an id the device does not hold).
+    fault_hook: fn() -> u32,
+    /// The device broke the ring protocol in a way the driver cannot undo alone (see
+    /// [`VirtioNet::take_device_fault`]).
+    device_fault: Option<UsedFault>,
+}
+
+/// A used entry that named a descriptor the device does not hold: the buffer the device
+/// meant cannot be known, so only a reset gives it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsedFault {
+    pub queue: u16,
+    pub id: u32,
+}
+
+fn no_fault() -> u32 {
+    0
 }
 
 impl<T: Transport> VirtioNet<T> {
@@ -33,7 +51,9 @@ impl<T: Transport> VirtioNet<T> {
     /// On failure the device is left with `FAILED` set.
     pub fn new(mut t: T, msix: bool) -> Result<Self, Error> {
         match Self::init(&mut t, msix) {
-            Ok((features, mac, rx, tx)) => Ok(Self { t, features, mac, rx, tx, stats: NicStats::default() }),
+            Ok((features, mac, rx, tx)) => {
+                Ok(Self { t, features, mac, rx, tx, stats: NicStats::default(), fault_hook: no_fault, device_fault: None })
+            }
             Err(e) => {
                 init::fail(&mut t);
                 Err(e)
@@ -117,6 +137,19 @@ impl<T: Transport> VirtioNet<T> {
         fence(Ordering::SeqCst);
     }
 
+    /// Installs the fault-injection hook (asked once per used entry read).
+    pub fn set_fault_hook(&mut self, f: fn() -> u32) {
+        self.fault_hook = f;
+    }
+
+    /// The first used entry since the last call that named a descriptor the device does
+    /// not hold (a wrong id, a duplicate): the entry was dropped, but the buffer the device
+    /// meant stays posted in the driver's books and only a device reset returns it. The
+    /// domain fails (and is restarted) on it.
+    pub fn take_device_fault(&mut self) -> Option<UsedFault> {
+        self.device_fault.take()
+    }
+
     /// True if either queue has used entries the driver has not processed. Called after
     /// enabling interrupts, it closes the race with an entry that arrived just before.
     pub fn has_work(&self) -> bool {
@@ -132,6 +165,7 @@ impl<T: Transport> VirtioNet<T> {
         while self.tx.q.last_used() != end {
             let (id, _) = self.tx.q.peek_used();
             if !self.tx.is_outstanding(id) {
+                self.device_fault.get_or_insert(UsedFault { queue: TX_QUEUE, id });
                 self.stats.dropped += 1;
                 self.tx.q.advance();
                 continue;
@@ -184,7 +218,13 @@ impl<T: Transport> VirtioNet<T> {
         let end = self.rx.q.used_end();
         while self.rx.q.last_used() != end {
             let (id, len) = self.rx.q.peek_used();
+            let (id, len) = match (self.fault_hook)() {
+                0 => (id, len),
+                1 => (id, u32::MAX),
+                _ => (id.wrapping_add(0x8000), len),
+            };
             if !self.rx.is_outstanding(id) {
+                self.device_fault.get_or_insert(UsedFault { queue: RX_QUEUE, id });
                 self.stats.dropped += 1;
                 self.rx.q.advance();
                 continue;

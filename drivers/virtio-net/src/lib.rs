@@ -44,7 +44,7 @@ extern crate alloc;
 mod driver;
 mod ring;
 
-pub use driver::{VirtioNet, RX_REFILL_BATCH};
+pub use driver::{UsedFault, VirtioNet, RX_REFILL_BATCH};
 pub use frond_virtio::{status, BarProblem, Error, PciTransport, Region, Transport, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1};
 pub use frond_virtio::{NO_VECTOR, QUEUE_SIZE_MAX};
 

@@ -394,6 +394,10 @@ fn bad_used_ids_dropped_without_double_return() {
     assert_eq!(got[0].frame(), &frame(1, 61)[..]);
     assert_eq!(drv.stats().dropped, 3);
     assert_eq!(drv.outstanding().0, 2);
+    // The first bad id is reported once: the domain fails on it (a reset is the only way
+    // to get back a buffer a wrong id stands for).
+    assert_eq!(drv.take_device_fault(), Some(frond_virtio_net::UsedFault { queue: 0, id: id0 as u32 }));
+    assert_eq!(drv.take_device_fault(), None);
 
     // The same on the transmit queue.
     let b2 = drv.tx(batch_of([pkt(&frame(9, 60))]));
@@ -402,6 +406,7 @@ fn bad_used_ids_dropped_without_double_return() {
     let mut b2 = drv.tx(b2);
     assert_eq!(drain(&mut b2.done).len(), 1, "the real completion only");
     assert_eq!(drv.stats().dropped, 5);
+    assert_eq!(drv.take_device_fault(), Some(frond_virtio_net::UsedFault { queue: 1, id: 5 }));
 
     // Nothing was freed twice or lost: the domain owns exactly the buffers the test
     // holds plus the ones still posted, and all come back when the driver goes.
@@ -744,5 +749,39 @@ fn event_idx_notifications_follow_avail_event_across_the_index_wrap() {
     assert_eq!(quiet_rounds, 10);
     assert_eq!(drv.stats().notifies, notifies);
     assert_eq!(m.queue(1).last_avail as u32, 3 * 23_000 % 65536, "the available index wrapped");
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+}
+
+/// The fault-injection hook corrupts the used entry as the driver reads it: a bad length
+/// is refused (the buffer reposted), a bad id is refused and reported as a device fault —
+/// the real entry's buffer stays posted (only a reset returns it), never handed on.
+#[test]
+fn fault_hook_corruptions_are_refused() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    fn hook() -> u32 {
+        NEXT.swap(0, Ordering::SeqCst)
+    }
+    domain();
+    let (m, mut drv) = up(Knobs { max_queue_size: 8, ..Knobs::default() });
+    drv.set_fault_hook(hook);
+    let b = drv.rx(batch_of(empties(4)));
+    NEXT.store(1, Ordering::SeqCst);
+    m.inject(&frame(0, 60)).unwrap();
+    let mut b = drv.rx(b);
+    assert!(drain(&mut b.done).is_empty(), "a bad length is not handed on");
+    assert_eq!(drv.stats().dropped, 1);
+    assert_eq!(drv.outstanding().0, 4, "its buffer went back to the device");
+    assert_eq!(drv.take_device_fault(), None);
+    NEXT.store(2, Ordering::SeqCst);
+    m.inject(&frame(1, 60)).unwrap();
+    let mut b = drv.rx(b);
+    assert!(drain(&mut b.done).is_empty(), "a bad id is not handed on");
+    assert!(drv.take_device_fault().is_some(), "a bad id is a device fault");
+    m.inject(&frame(2, 60)).unwrap();
+    let mut b = drv.rx(b);
+    let got = drain(&mut b.done);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].frame(), &frame(2, 60)[..]);
     assert!(m.violations().is_empty(), "{:?}", m.violations());
 }

@@ -85,6 +85,68 @@ pub trait Syscalls: Send + Sync {
     fn futex_wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> bool;
     /// Wakes up to `n` threads of the current domain waiting on `word`; returns how many.
     fn futex_wake(&self, word: &AtomicU32, n: u32) -> u32;
+    /// The kernel's fault injector's hint: which device-fault kinds are armed for some
+    /// domain right now (bit `1 << kind`). Read-only for domains.
+    fn fault_hint(&self) -> &'static FaultHint {
+        static NONE: FaultHint = FaultHint::new();
+        &NONE
+    }
+    /// Asks the fault injector whether the current domain's device should misbehave now
+    /// (`kind` one of [`fault`]'s kinds): 0 for no, else a kind-specific code. The kernel
+    /// decides (seeded) and logs the fault; a driver only applies it.
+    fn device_fault(&self, _kind: u32) -> u32 {
+        0
+    }
+}
+
+/// Device-fault kinds of the kernel's fault injector (`inject=`, docs/reliability.md).
+pub mod fault {
+    /// A NIC's used-ring entry: code [`USED_BAD_LEN`] or [`USED_BAD_ID`].
+    pub const NETDEV: u32 = 1;
+    /// A block request completes with `VIRTIO_BLK_S_IOERR` (code 1).
+    pub const BLKDEV: u32 = 2;
+    /// The entry's length is one no buffer can have.
+    pub const USED_BAD_LEN: u32 = 1;
+    /// The entry names a descriptor the device does not hold.
+    pub const USED_BAD_ID: u32 = 2;
+}
+
+/// A word the kernel sets and domains only read: the fast check in [`device_fault`].
+pub struct FaultHint(AtomicU32);
+
+impl FaultHint {
+    pub const fn new() -> Self {
+        FaultHint(AtomicU32::new(0))
+    }
+    pub fn get(&self) -> u32 {
+        self.0.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    /// # Safety
+    /// Only the kernel's fault injector sets the hint (domains may only read it).
+    pub unsafe fn set(&self, v: u32) {
+        self.0.store(v, core::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Default for FaultHint {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static HINT: spin::Once<&'static FaultHint> = spin::Once::new();
+
+/// For drivers, where they read what a device wrote: 0 normally; otherwise the kernel's
+/// fault injector chose this moment for a device fault of `kind` in this domain and the
+/// code says which ([`fault`]). One load when nothing is armed.
+#[inline]
+pub fn device_fault(kind: u32) -> u32 {
+    let Some(s) = SYS.get() else { return 0 };
+    let hint = HINT.call_once(|| s.fault_hint());
+    if hint.get() & (1 << kind) == 0 {
+        return 0;
+    }
+    s.device_fault(kind)
 }
 
 /// A kind of domain: what its init takes and what it exports.

@@ -207,6 +207,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         return;
     }
     DEPTH.fetch_add(1, Ordering::Relaxed);
+    crate::inject::note_rip(frame.rip);
     let handler = HANDLERS.lock()[vector as usize];
     match handler {
         Some(h) => h(),
@@ -219,6 +220,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     crate::sched::preempt_point();
     // ...unless the domain it was running died meanwhile: then it is unwound instead.
     if !in_interrupt() {
+        crate::inject::trap_exit();
         crate::domain::rpc::check_at_trap_exit(frame.rip);
     }
 }

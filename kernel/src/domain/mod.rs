@@ -412,7 +412,7 @@ pub fn left() {
 fn left_pending() {
     rpc::as_kernel(|| {
         for slot in 1..MAX {
-            if PENDING[slot].load(Relaxed) == 0 || sched::any_inside(slot as u32) {
+            if matches!(PENDING[slot].load(Relaxed), 0 | RECLAIMING) || sched::any_inside(slot as u32) {
                 continue;
             }
             if let Some(r) = reclaim_pending(slot) {
@@ -429,18 +429,28 @@ fn left_pending() {
     });
 }
 
+/// [`PENDING`] of a slot whose reclamation is under way: not free, not to be taken again.
+const RECLAIMING: u64 = u64::MAX;
+
 /// Frees the pending generation of `slot` (once: whoever takes the pending mark does it).
+/// The slot counts as pending until everything is freed and its image unmapped: the
+/// thread doing it may be preempted half-way, and a restart waiting for the slot must
+/// not load the next generation into a window that is still mapped.
 fn reclaim_pending(slot: usize) -> Option<Reclaim> {
-    let generation = PENDING[slot].swap(0, SeqCst);
-    if generation == 0 {
+    let generation = PENDING[slot].load(SeqCst);
+    if generation == 0 || generation == RECLAIMING {
         return None;
     }
-    PENDING_ANY.fetch_sub(1, SeqCst);
+    if PENDING[slot].compare_exchange(generation, RECLAIMING, SeqCst, SeqCst).is_err() {
+        return None;
+    }
     let rrefs = shared::SHARED.reclaim(DomainId(slot as u32));
     let heap = dheap::destroy(slot);
     if let Some(i) = PENDING_IMAGE.lock()[slot].take() {
         loader::unload(&i);
     }
+    PENDING[slot].store(0, SeqCst);
+    PENDING_ANY.fetch_sub(1, SeqCst);
     Some(Reclaim {
         rref_blocks: rrefs.freed_blocks as u64,
         rref_bytes: rrefs.freed_bytes as u64,
@@ -535,7 +545,10 @@ fn restart_locked(slot: usize) -> Result<u64, String> {
             Ok(()) => {
                 r.restarts += 1;
                 r.last_restart_tsc = dt;
-                Ok(r.generation)
+                let g = r.generation;
+                drop(t);
+                crate::inject::restarted(slot, g);
+                Ok(g)
             }
             Err(e) => {
                 r.state = State::Dead;

@@ -322,6 +322,44 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
         (*c).caller = caller;
     }
     let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
+    // The fault injector's armed panic: one load and a branch to an out-of-line copy of
+    // the rest of the call, so nothing on this path has to survive a function call.
+    if crate::inject::ARMED.load(Relaxed) {
+        return enter_armed::<T, O, F, BUDGET, DEFER>(&mut frame, c, prev, caller);
+    }
+    enter::<T, O, F, BUDGET, DEFER>(&mut frame, c, prev, caller)
+}
+
+/// The rest of [`call`] while the fault injector has a panic armed: if this call is the
+/// one (`crate::inject::proxy_entry`), the callee dies before it is entered, as a
+/// panicking domain does, and the caller drops the arguments.
+#[cold]
+#[inline(never)]
+fn enter_armed<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>(
+    frame: &mut Frame<'_, T, F, O>,
+    c: *mut Cont,
+    prev: *mut Cont,
+    caller: u64,
+) -> Result<O, RpcError> {
+    let (slot, generation) = (frame.target.domain().0 as usize, frame.target.generation());
+    if crate::inject::proxy_entry(slot, generation, core::any::type_name::<F>()) {
+        // SAFETY: `f` was initialised by `call` and is read once, here; `shim` never ran.
+        drop(unsafe { frame.f.assume_init_read() });
+        return Err(RpcError::Panicked);
+    }
+    enter::<T, O, F, BUDGET, DEFER>(frame, c, prev, caller)
+}
+
+/// Enters the callee of `frame` through the Cont `c` (see [`call`]); `prev` is the
+/// thread's outer continuation and `caller` its context before the call.
+#[inline(always)]
+fn enter<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>(
+    frame: &mut Frame<'_, T, F, O>,
+    c: *mut Cont,
+    prev: *mut Cont,
+    caller: u64,
+) -> Result<O, RpcError> {
+    let key = frame.target.key();
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
     // The timer interrupt reads `cpu` once the Cont is linked: write it first.
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
@@ -371,7 +409,7 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
             "call {f}",
             c = in(reg) c,
             f = sym shim::<T, F, O>,
-            in("rdi") &mut frame as *mut _ as *mut u8,
+            in("rdi") frame as *mut _ as *mut u8,
             out("rax") code,
             clobber_abi("C"),
         );
@@ -468,6 +506,14 @@ pub fn charge(now: u64) -> Option<(usize, u64)> {
     unsafe { cpu.write(spent) };
     let budget = super::limits::budget_tsc(d);
     (budget != 0 && spent > budget).then(|| (d, rref::rpc::key_generation(ctx)))
+}
+
+/// True if the running thread's innermost protected call is one the watchdog can end.
+pub fn in_budgeted_call() -> bool {
+    let c = CPU.0.cont.get();
+    // SAFETY: as in `charge`: the running thread's innermost continuation, whose `cpu`
+    // field was written before it was linked.
+    !c.is_null() && unsafe { (&raw const (*c).cpu).read() } != EXEMPT
 }
 
 /// True if the running thread is inside at least one protected call.

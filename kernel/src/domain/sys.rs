@@ -169,6 +169,15 @@ impl Syscalls for KernelSys {
         woken
     }
 
+    fn fault_hint(&self) -> &'static frond_domrt::FaultHint {
+        &crate::inject::HINT
+    }
+
+    fn device_fault(&self, kind: u32) -> u32 {
+        super::guard_stack();
+        crate::inject::device_fault(kind)
+    }
+
     fn futex_wake(&self, word: &AtomicU32, n: u32) -> u32 {
         super::guard_stack();
         futex_wake(word, n)
