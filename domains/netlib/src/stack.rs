@@ -16,7 +16,9 @@
 //! smoltcp sockets listening on it; an accepted one is replaced by a fresh listening
 //! socket) and connections. Closing a connection forgets its id at once and closes it
 //! gracefully; the smoltcp socket is freed when it reaches CLOSED or TIME-WAIT, or aborted
-//! after [`CLOSE_LINGER_NS`]. Ids start at a value derived from the random seed, so ids
+//! after [`CLOSE_LINGER_NS`]. A listening socket whose handshake the peer has not completed
+//! within [`HALF_OPEN_NS`] listens again (a SYN flood cannot hold a backlog for smoltcp's
+//! whole idle timeout). Ids start at a value derived from the random seed, so ids
 //! of an earlier generation of the stack are (almost certainly) unknown to a new one.
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -49,6 +51,13 @@ pub const POOL_MAX: usize = 128;
 pub const PENDING_MAX: usize = 4 * BATCH_MAX;
 /// A closed connection whose peer does not finish the close is aborted after this.
 pub const CLOSE_LINGER_NS: u64 = 30_000_000_000;
+/// A handshake a listening socket answered (SYN-RECEIVED) that the peer has not
+/// completed after this is given up: the socket listens again. smoltcp itself gives a
+/// half-open connection the whole idle timeout (120 s), so a burst of SYNs from addresses
+/// that never answer (a SYN flood) would hold every listening socket of a backlog for two
+/// minutes and the service would refuse everyone meanwhile. 3 s leaves a real peer on a
+/// lossy path two SYN retransmissions to complete its handshake.
+pub const HALF_OPEN_NS: u64 = 3_000_000_000;
 /// Keep-alive interval and idle timeout of TCP connections: a peer that vanished is
 /// noticed and its connection reset, so its socket can be freed.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -391,6 +400,11 @@ pub struct Stack {
     table: BTreeMap<u32, Entry>,
     /// Connections closed by their owner, not yet freed, with the time of the close.
     closing: Vec<(SocketHandle, u64)>,
+    /// Listening sockets in SYN-RECEIVED: since when (first seen by `maintain`) and with
+    /// which peer.
+    half_open: Vec<(SocketHandle, u64, Option<IpEndpoint>)>,
+    /// Half-open handshakes given up after [`HALF_OPEN_NS`].
+    half_open_expired: u64,
     next_id: u32,
     /// Sockets closed because a new bind or listen took their port over.
     pub taken_over: u64,
@@ -441,6 +455,8 @@ impl Stack {
             dev,
             table: BTreeMap::new(),
             closing: Vec::new(),
+            half_open: Vec::new(),
+            half_open_expired: 0,
             next_id: ((mix(seed) >> 40) as u32) | 1,
             taken_over: 0,
             polls: 0,
@@ -514,6 +530,11 @@ impl Stack {
     /// Frames smoltcp produced that were dropped for want of a buffer.
     pub fn tx_dropped(&self) -> u64 {
         self.dev.borrow().tx_dropped
+    }
+
+    /// Half-open handshakes given up after [`HALF_OPEN_NS`] so far.
+    pub fn half_open_expired(&self) -> u64 {
+        self.half_open_expired
     }
 
     /// Buffers sitting in the free pool.
@@ -781,12 +802,33 @@ impl Stack {
         }
 
         let mut short: Vec<(u32, u16, usize)> = Vec::new();
+        // Rebuilt every round from the sockets now in SYN-RECEIVED, so entries of
+        // sockets that moved on (or were freed) go; no allocation while there are none.
+        let mut half_open = Vec::new();
         for (id, e) in self.table.iter() {
             if let Entry::Listener { port, backlog, socks } = e {
                 for h in socks {
                     let sock = self.sockets.get_mut::<tcp::Socket>(*h);
-                    if matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
-                        let _ = sock.listen(*port);
+                    match sock.state() {
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            let _ = sock.listen(*port);
+                        }
+                        tcp::State::SynReceived => {
+                            let peer = sock.remote_endpoint();
+                            let since = match self.half_open.iter().find(|(x, _, p)| x == h && *p == peer) {
+                                Some(&(_, since, _)) => since,
+                                None => now,
+                            };
+                            if now.saturating_sub(since) > HALF_OPEN_NS {
+                                // Nothing is sent: the peer never answered the SYN-ACK.
+                                sock.abort();
+                                let _ = sock.listen(*port);
+                                self.half_open_expired += 1;
+                            } else {
+                                half_open.push((*h, since, peer));
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 if socks.len() < *backlog as usize {
@@ -794,6 +836,7 @@ impl Stack {
                 }
             }
         }
+        self.half_open = half_open;
         for (id, port, missing) in short {
             for _ in 0..missing {
                 if self.socket_count() >= MAX_SOCKETS {

@@ -733,6 +733,63 @@ fn failing_nic_calls_are_counted_and_the_stack_recovers() {
     assert_eq!(b.stack.stats().nic_errors, errors);
 }
 
+/// The TCP flags of the stack's answers to our port `sport` among `frames`.
+fn tcp_answers(frames: &[Vec<u8>], sport: u16) -> Vec<u8> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter(|f| u16::from_be_bytes([f[36], f[37]]) == sport)
+        .map(|f| f[47])
+        .collect()
+}
+
+/// A SYN flood from an address that never completes its handshakes fills a listener's
+/// backlog with half-open connections; smoltcp alone would keep them for its 120 s idle
+/// timeout and refuse every new connection meanwhile. The stack gives them up after
+/// `HALF_OPEN_NS` and the listener accepts again.
+#[test]
+fn half_open_connections_of_a_syn_flood_expire_and_the_listener_accepts_again() {
+    use crate::stack::HALF_OPEN_NS;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    let mut b = Bare::new();
+    b.inject(arp_request());
+    b.poll();
+    b.sent();
+    let l = b.stack.tcp_listen(80, 4).unwrap();
+    // Four SYNs take the four listening sockets; none is ever completed.
+    for i in 0..4u16 {
+        b.inject(eth(STACK_MAC, 0x0800, &ipv4(6, &tcp_syn(5000 + i, 80, 1000 * u32::from(i)))));
+        b.poll();
+        assert_eq!(tcp_answers(&b.sent(), 5000 + i), [SYN | ACK], "SYN {i} not answered with a SYN-ACK");
+    }
+    let syn = |b: &mut Bare, port: u16| {
+        b.inject(eth(STACK_MAC, 0x0800, &ipv4(6, &tcp_syn(port, 80, 77))));
+        b.poll();
+        let answers = tcp_answers(&b.sent(), port);
+        answers.first().copied()
+    };
+    // The backlog is full: a fifth is refused.
+    assert_eq!(syn(&mut b, 6000).map(|f| f & RST), Some(RST), "a full backlog answers RST");
+    // Still refused before the half-open ones expire.
+    b.now += HALF_OPEN_NS / 2;
+    b.poll();
+    b.sent();
+    assert_eq!(syn(&mut b, 6001).map(|f| f & RST), Some(RST));
+    assert_eq!(b.stack.half_open_expired(), 0);
+    // Past the bound: all four given up, quietly (the peer never answered), and a new
+    // SYN gets its SYN-ACK.
+    b.now += HALF_OPEN_NS;
+    b.poll();
+    assert_eq!(b.stack.half_open_expired(), 4);
+    assert!(b.sent().iter().all(|f| tcp_answers(&[f.clone()], 5000).iter().all(|&x| x & RST == 0)));
+    assert_eq!(syn(&mut b, 6002), Some(SYN | ACK), "the listener did not accept again");
+    // Nothing accepted, nothing leaked: the listener still has exactly its backlog.
+    assert_eq!(b.stack.tcp_accept(l), Ok(None));
+    assert_eq!(b.stack.stats().sockets, 4);
+}
+
 // ------------------------------------------------------------------------------------
 // The socket table.
 
