@@ -36,6 +36,8 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
+use crate::rst::{Key, Seen};
+
 /// Receive and send buffer of every TCP socket, each way.
 pub const TCP_BUF: usize = 64 * 1024;
 /// Most smoltcp sockets the stack holds (listening, connected and closing together).
@@ -143,6 +145,8 @@ struct Dev {
     in_flight: u64,
     /// Where a frame goes when there is no buffer for it (it is then dropped).
     scratch: Vec<u8>,
+    /// What the stack sent per connection, for screening received RSTs.
+    seen: Seen,
     rx_frames: u64,
     tx_frames: u64,
     tx_dropped: u64,
@@ -159,6 +163,7 @@ impl Dev {
             pending: VecDeque::new(),
             in_flight: 0,
             scratch: Vec::new(),
+            seen: Seen::default(),
             rx_frames: 0,
             tx_frames: 0,
             tx_dropped: 0,
@@ -333,7 +338,10 @@ impl Device for Port<'_> {
 impl smoltcp::phy::RxToken for RxTok<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         // No borrow of the device across `f`: smoltcp sends its reply from inside it.
-        let pkt = self.pkt.take();
+        let mut pkt = self.pkt.take();
+        if let Some(p) = pkt.as_mut() {
+            self.dev.borrow_mut().seen.screen(p.frame_mut());
+        }
         let r = match &pkt {
             Some(p) => f(p.frame()),
             None => f(&[]),
@@ -363,6 +371,7 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
                 p.len = len as u32;
                 let r = f(&mut p.data[..len]);
                 let mut dev = self.dev.borrow_mut();
+                dev.seen.note_sent(&p.data[..len]);
                 dev.pending.push_back(p);
                 if dev.pending.len() >= BATCH_MAX {
                     dev.flush_tx(self.nic, false);
@@ -530,6 +539,17 @@ impl Stack {
     /// Frames smoltcp produced that were dropped for want of a buffer.
     pub fn tx_dropped(&self) -> u64 {
         self.dev.borrow().tx_dropped
+    }
+
+    /// Received RSTs inside the window but not at its edge, turned into challenge ACKs
+    /// (see [`crate::rst`]).
+    pub fn rst_challenged(&self) -> u64 {
+        self.dev.borrow().seen.challenged
+    }
+
+    /// Connections the RST screen keeps a record of.
+    pub fn rst_records(&self) -> usize {
+        self.dev.borrow().seen.len()
     }
 
     /// Half-open handshakes given up after [`HALF_OPEN_NS`] so far.
@@ -779,6 +799,20 @@ impl Stack {
     /// tops backlogs up.
     fn maintain(&mut self) {
         let now = self.now_ns;
+        // The RST screen remembers only connections that still exist.
+        let seen = &mut self.dev.get_mut().seen;
+        if !seen.is_empty() {
+            let mut live: Vec<Key> = Vec::new();
+            for (_, sock) in self.sockets.iter() {
+                if let smoltcp::socket::Socket::Tcp(t) = sock {
+                    if let (Some(r), Some(l)) = (t.remote_endpoint(), t.local_endpoint()) {
+                        let IpAddress::Ipv4(a) = r.addr;
+                        live.push((a.octets(), r.port, l.port));
+                    }
+                }
+            }
+            seen.retain(|k| live.contains(k));
+        }
         let mut i = 0;
         while i < self.closing.len() {
             let (h, since) = self.closing[i];

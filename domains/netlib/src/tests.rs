@@ -47,6 +47,8 @@ struct Link {
     to_stack: VecDeque<Vec<u8>>,
     /// Frames the stack sent.
     from_stack: VecDeque<Vec<u8>>,
+    /// A copy of every frame the stack sent, for tests that read its sequence numbers.
+    log: Vec<Vec<u8>>,
 }
 
 type Wire = Arc<Mutex<Link>>;
@@ -96,7 +98,9 @@ impl Nic for FakeNic {
             let Some(p) = b.pkts.pop_front() else { break };
             assert!(p.len as usize <= PKT_DATA);
             if p.len as usize <= FRAME_MAX {
-                self.wire.lock().unwrap().from_stack.push_back(p.frame().to_vec());
+                let mut link = self.wire.lock().unwrap();
+                link.from_stack.push_back(p.frame().to_vec());
+                link.log.push(p.frame().to_vec());
             }
             completed.push_back(p);
             taken += 1;
@@ -431,6 +435,7 @@ impl System for FakeSystem {
 
 /// The full path: client ⇄ wire ⇄ fake NIC ⇄ stack ⇄ services.
 struct Net {
+    wire: Wire,
     clock: Arc<AtomicU64>,
     shared: SharedStack<TestEnv>,
     ctl: Arc<NicCtl>,
@@ -446,8 +451,8 @@ impl Net {
         let (nic, wire, ctl) = fake_nic();
         let stack = Stack::new(&nic, cfg(), clock.load(SeqCst)).unwrap();
         let shared = SharedStack::new(Remote::local(Box::new(nic)), stack, TestEnv { clock: clock.clone() });
-        let client = Client::new(wire, clock.load(SeqCst));
-        let mut net = Net { clock, shared, ctl, client, services: Services::new(), last_step: Step::default() };
+        let client = Client::new(wire.clone(), clock.load(SeqCst));
+        let mut net = Net { wire, clock, shared, ctl, client, services: Services::new(), last_step: Step::default() };
         net.tick();
         assert!(net.services.is_open(), "services did not open their sockets: {:?}", net.last_step);
         net
@@ -958,6 +963,106 @@ fn echo_roundtrip(net: &mut Net, datas: &[Vec<u8>]) -> Vec<Vec<u8>> {
         net.client.sockets.remove(h);
     }
     got
+}
+
+/// A TCP segment from the client to the stack with these fields (no options).
+fn tcp_seg(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let c = fold(sum16(&t, pseudo(6, t.len())));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    eth(STACK_MAC, 0x0800, &ipv4(6, &t))
+}
+
+/// (seq, ack, flags, payload length) of the stack's TCP frames to client port `port`,
+/// from `from` on in the wire's log.
+fn stack_segments(net: &Net, port: u16, from: usize) -> Vec<(u32, u32, u8, usize)> {
+    let link = net.wire.lock().unwrap();
+    link.log[from.min(link.log.len())..]
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter(|f| u16::from_be_bytes([f[36], f[37]]) == port)
+        .map(|f| {
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let off = usize::from(f[46] >> 4) * 4;
+            let be = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+            (be(38), be(42), f[47], total - 20 - off)
+        })
+        .collect()
+}
+
+/// Blind resets (RFC 5961 §3.2): RSTs inside the receive window but not at its left edge
+/// used to reset a connection in smoltcp; now they draw at most one challenge ACK per
+/// second and the connection carries on. RSTs outside the window change nothing; one at
+/// exactly RCV.NXT still resets.
+#[test]
+fn inexact_resets_draw_challenge_acks_and_the_connection_survives() {
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    const PORT: u16 = 41000;
+    let mut net = Net::new();
+    let h = net.client.connect(ECHO_PORT, PORT);
+    let exchange = |net: &mut Net, msg: &[u8]| {
+        let mut sent = false;
+        let mut got = Vec::new();
+        let ok = net.run(5_000, |n| {
+            let s = n.client.tcp(h);
+            if !sent && s.may_send() {
+                sent = s.send_slice(msg).unwrap() == msg.len();
+            }
+            let mut buf = [0u8; 64];
+            while let Ok(k) = s.recv_slice(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..k]);
+            }
+            got.len() == msg.len()
+        });
+        assert!(ok && got == msg, "echo of {msg:?}: got {got:?}");
+    };
+    exchange(&mut net, b"hello");
+    // Let the delayed ACKs go out, then read RCV.NXT off the stack's last segment.
+    net.run(50, |_| false);
+    let segs = stack_segments(&net, PORT, 0);
+    let &(seq, rcv_nxt, _, len) = segs.last().expect("the stack sent on the connection");
+    let snd_nxt = seq.wrapping_add(len as u32);
+    let mark = net.wire.lock().unwrap().log.len();
+    {
+        let mut link = net.wire.lock().unwrap();
+        for i in 0..50u32 {
+            // Inside the window, not at its edge.
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(1 + i * 97), snd_nxt, RST | ACK));
+            // Far outside it, both ways.
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(0x4000_0000 + i), 0, RST));
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_sub(100_000 + i), 0, RST));
+        }
+    }
+    net.run(100, |_| false);
+    // The connection still echoes, exactly (smoltcp alone would have reset its side on
+    // the first of them, silently, and answer this with a reset).
+    exchange(&mut net, b"still here");
+    assert_eq!(net.shared.with(|s, _| s.rst_challenged()), 50);
+    let answers = stack_segments(&net, PORT, mark);
+    assert!(answers.iter().all(|a| a.2 & RST == 0), "the stack answered with a reset: {answers:?}");
+    let challenges = answers.iter().filter(|a| a.2 & ACK != 0 && a.3 == 0 && a.1 == rcv_nxt).count();
+    // 100 ticks of 1 ms: one challenge ACK (smoltcp allows one per second).
+    assert_eq!(challenges, 1, "challenge ACKs: {answers:?}");
+    // A reset at exactly RCV.NXT is a genuine one: the stack's side closes.
+    net.run(50, |_| false);
+    let &(_, rcv_nxt, _, _) = stack_segments(&net, PORT, 0).last().unwrap();
+    net.wire.lock().unwrap().to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt, 0, RST));
+    net.run(20, |_| false);
+    let s = net.client.tcp(h);
+    s.send_slice(b"anyone?").unwrap();
+    let reset = net.run(2_000, |n| n.client.tcp(h).state() == tcp::State::Closed);
+    assert!(reset, "the exact reset did not close the stack's side");
+    // The screen forgets connections that are gone.
+    assert!(net.run(200, |n| n.shared.with(|s, _| s.rst_records()) == 0), "the RST screen kept a record of a closed connection");
 }
 
 /// The number of smoltcp sockets the services hold when idle: both listeners' backlogs
