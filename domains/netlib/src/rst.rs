@@ -1,4 +1,4 @@
-//! Blind-reset protection (RFC 5961 §3.2) in front of smoltcp.
+//! Blind-reset and SYN protection (RFC 5961 §3.2, §4.2) in front of smoltcp.
 //!
 //! smoltcp 0.14 resets a synchronised connection on any RST whose sequence number falls
 //! inside the receive window. Anyone who can guess a connection's addresses and ports then
@@ -18,6 +18,14 @@
 //!   answers with its own rate-limited challenge ACK (at most one per second per
 //!   connection) and otherwise ignores;
 //! * anywhere else: passed on, and smoltcp drops it (outside the window).
+//!
+//! A SYN (without ACK) on a synchronised connection gets the same rewrite (RFC 5961 §4.2:
+//! a challenge ACK). smoltcp would otherwise hand it to a listening socket on the same
+//! port, which answers with a SYN-ACK for the 4-tuple of the live connection; the peer's
+//! answer to that then draws a reset from the new socket that lands inside the peer's
+//! window and kills the connection on the peer's side. A connection counts as
+//! synchronised once the stack has sent on it a segment other than its SYN-ACK, so a
+//! peer retransmitting its SYN during the handshake is not affected.
 //!
 //! A peer that resets right after sending data the stack has not acknowledged yet
 //! (both in one receive batch) has its RST treated as inexact; the challenge ACK then
@@ -99,7 +107,7 @@ fn tcp_checksum(src: &[u8], dst: &[u8], seg: &[u8]) -> u16 {
 #[derive(Default, Debug)]
 pub struct Seen {
     conns: BTreeMap<Key, (u32, u32)>,
-    /// RSTs rewritten into challenges so far.
+    /// RSTs and SYNs rewritten into challenges so far.
     pub challenged: u64,
 }
 
@@ -108,7 +116,7 @@ impl Seen {
     pub fn note_sent(&mut self, f: &[u8]) {
         let Some((ip, ihl, t)) = tcp_at(f) else { return };
         let flags = f[t + 13];
-        if flags & ACK == 0 || flags & RST != 0 {
+        if flags & ACK == 0 || flags & (RST | SYN) != 0 {
             return;
         }
         let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
@@ -133,7 +141,8 @@ impl Seen {
     pub fn screen(&mut self, f: &mut [u8]) -> Screen {
         let Some((ip, ihl, t)) = tcp_at(f) else { return Screen::Pass };
         let flags = f[t + 13];
-        if flags & RST == 0 {
+        let syn = flags & (SYN | ACK | RST) == SYN;
+        if flags & RST == 0 && !syn {
             return Screen::Pass;
         }
         let key: Key = (
@@ -143,7 +152,7 @@ impl Seen {
         );
         let Some(&(rcv_nxt, snd_pos)) = self.conns.get(&key) else { return Screen::Pass };
         let d = be32(&f[t + 4..]).wrapping_sub(rcv_nxt);
-        if d == 0 || d > WINDOW_MAX {
+        if !syn && (d == 0 || d > WINDOW_MAX) {
             return Screen::Pass;
         }
         // An empty ACK half the sequence space away: outside any window, acknowledging

@@ -541,8 +541,8 @@ impl Stack {
         self.dev.borrow().tx_dropped
     }
 
-    /// Received RSTs inside the window but not at its edge, turned into challenge ACKs
-    /// (see [`crate::rst`]).
+    /// Received RSTs inside the window but not at its edge, and SYNs on synchronised
+    /// connections, turned into challenge ACKs (see [`crate::rst`]).
     pub fn rst_challenged(&self) -> u64 {
         self.dev.borrow().seen.challenged
     }
@@ -799,20 +799,6 @@ impl Stack {
     /// tops backlogs up.
     fn maintain(&mut self) {
         let now = self.now_ns;
-        // The RST screen remembers only connections that still exist.
-        let seen = &mut self.dev.get_mut().seen;
-        if !seen.is_empty() {
-            let mut live: Vec<Key> = Vec::new();
-            for (_, sock) in self.sockets.iter() {
-                if let smoltcp::socket::Socket::Tcp(t) = sock {
-                    if let (Some(r), Some(l)) = (t.remote_endpoint(), t.local_endpoint()) {
-                        let IpAddress::Ipv4(a) = r.addr;
-                        live.push((a.octets(), r.port, l.port));
-                    }
-                }
-            }
-            seen.retain(|k| live.contains(k));
-        }
         let mut i = 0;
         while i < self.closing.len() {
             let (h, since) = self.closing[i];
@@ -871,6 +857,21 @@ impl Stack {
             }
         }
         self.half_open = half_open;
+        // The RST screen remembers only connections that still exist (checked after the
+        // frees above, so a record never outlives its socket by more than a poll).
+        let seen = &mut self.dev.get_mut().seen;
+        if !seen.is_empty() {
+            let mut live: Vec<Key> = Vec::new();
+            for (_, sock) in self.sockets.iter() {
+                if let smoltcp::socket::Socket::Tcp(t) = sock {
+                    if let (Some(r), Some(l)) = (t.remote_endpoint(), t.local_endpoint()) {
+                        let IpAddress::Ipv4(a) = r.addr;
+                        live.push((a.octets(), r.port, l.port));
+                    }
+                }
+            }
+            seen.retain(|k| live.contains(k));
+        }
         for (id, port, missing) in short {
             for _ in 0..missing {
                 if self.socket_count() >= MAX_SOCKETS {

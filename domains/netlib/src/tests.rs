@@ -998,9 +998,11 @@ fn stack_segments(net: &Net, port: u16, from: usize) -> Vec<(u32, u32, u8, usize
 /// Blind resets (RFC 5961 §3.2): RSTs inside the receive window but not at its left edge
 /// used to reset a connection in smoltcp; now they draw at most one challenge ACK per
 /// second and the connection carries on. RSTs outside the window change nothing; one at
-/// exactly RCV.NXT still resets.
+/// exactly RCV.NXT still resets. SYNs on the connection (§4.2) are challenged too instead
+/// of being answered by a listener on the same port.
 #[test]
 fn inexact_resets_draw_challenge_acks_and_the_connection_survives() {
+    const SYN: u8 = 0x02;
     const RST: u8 = 0x04;
     const ACK: u8 = 0x10;
     const PORT: u16 = 41000;
@@ -1041,12 +1043,16 @@ fn inexact_resets_draw_challenge_acks_and_the_connection_survives() {
             link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(0x4000_0000 + i), 0, RST));
             link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_sub(100_000 + i), 0, RST));
         }
+        for i in 0..20u32 {
+            // SYNs on the synchronised connection (a listener on the port must not take them).
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(i * 1000), 0, SYN));
+        }
     }
     net.run(100, |_| false);
     // The connection still echoes, exactly (smoltcp alone would have reset its side on
     // the first of them, silently, and answer this with a reset).
     exchange(&mut net, b"still here");
-    assert_eq!(net.shared.with(|s, _| s.rst_challenged()), 50);
+    assert_eq!(net.shared.with(|s, _| s.rst_challenged()), 70);
     let answers = stack_segments(&net, PORT, mark);
     assert!(answers.iter().all(|a| a.2 & RST == 0), "the stack answered with a reset: {answers:?}");
     let challenges = answers.iter().filter(|a| a.2 & ACK != 0 && a.3 == 0 && a.1 == rcv_nxt).count();
