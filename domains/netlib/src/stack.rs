@@ -36,6 +36,7 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
+use crate::arp::{Arp, ArpGuard};
 use crate::rst::{Key, Seen};
 
 /// Receive and send buffer of every TCP socket, each way.
@@ -147,6 +148,10 @@ struct Dev {
     scratch: Vec<u8>,
     /// What the stack sent per connection, for screening received RSTs.
     seen: Seen,
+    /// The ARP screen.
+    arp: ArpGuard,
+    /// Time of the poll in progress (for the ARP screen's budget).
+    now_ns: u64,
     rx_frames: u64,
     tx_frames: u64,
     tx_dropped: u64,
@@ -154,7 +159,7 @@ struct Dev {
 }
 
 impl Dev {
-    fn new() -> Self {
+    fn new(arp: ArpGuard) -> Self {
         Self {
             pool: Vec::new(),
             rx_ready: VecDeque::new(),
@@ -164,6 +169,8 @@ impl Dev {
             in_flight: 0,
             scratch: Vec::new(),
             seen: Seen::default(),
+            arp,
+            now_ns: 0,
             rx_frames: 0,
             tx_frames: 0,
             tx_dropped: 0,
@@ -311,8 +318,27 @@ impl Device for Port<'_> {
         Self: 'b;
 
     fn receive(&mut self, _ts: Instant) -> Option<(RxTok<'_>, TxTok<'_>)> {
-        let pkt = self.dev.borrow_mut().rx_ready.pop_front()?;
-        Some((RxTok { pkt: Some(pkt), dev: self.dev }, TxTok { nic: self.nic, dev: self.dev }))
+        let mut dev = self.dev.borrow_mut();
+        loop {
+            let pkt = dev.rx_ready.pop_front()?;
+            let now = dev.now_ns;
+            match dev.arp.screen(pkt.frame(), now) {
+                Arp::Pass => {
+                    drop(dev);
+                    return Some((RxTok { pkt: Some(pkt), dev: self.dev }, TxTok { nic: self.nic, dev: self.dev }));
+                }
+                Arp::Drop => dev.give_back(pkt),
+                Arp::Answer(reply) => {
+                    dev.give_back(pkt);
+                    if dev.pending.len() < PENDING_MAX {
+                        if let Some(mut p) = dev.take_free() {
+                            p.set_frame(&reply);
+                            dev.pending.push_back(p);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn transmit(&mut self, _ts: Instant) -> Option<TxTok<'_>> {
@@ -372,6 +398,7 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
                 let r = f(&mut p.data[..len]);
                 let mut dev = self.dev.borrow_mut();
                 dev.seen.note_sent(&p.data[..len]);
+                dev.arp.note_sent(&p.data[..len]);
                 dev.pending.push_back(p);
                 if dev.pending.len() >= BATCH_MAX {
                     dev.flush_tx(self.nic, false);
@@ -444,7 +471,7 @@ impl Stack {
             ^ u64::from_le_bytes([info.mac[0], info.mac[1], info.mac[2], info.mac[3], info.mac[4], info.mac[5], 0, 0]));
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
         config.random_seed = seed;
-        let dev = RefCell::new(Dev::new());
+        let dev = RefCell::new(Dev::new(ArpGuard::new(info.mac, cfg.addr, cfg.gateway)));
         let mut iface = Interface::new(config, &mut Port { nic, dev: &dev }, instant(now_ns));
         let mut fits = true;
         iface.update_ip_addrs(|addrs| fits = addrs.push(IpCidr::new(IpAddress::Ipv4(addr), cfg.prefix)).is_ok());
@@ -499,6 +526,7 @@ impl Stack {
             (dev.rx_frames, dev.tx_frames)
         };
         self.dev.get_mut().rx_round(nic);
+        self.dev.get_mut().now_ns = self.now_ns;
         let r = self.iface.poll(ts, &mut Port { nic, dev: &self.dev }, &mut self.sockets);
         self.dev.get_mut().flush_tx(nic, true);
         self.maintain();
@@ -550,6 +578,13 @@ impl Stack {
     /// Connections the RST screen keeps a record of.
     pub fn rst_records(&self) -> usize {
         self.dev.borrow().seen.len()
+    }
+
+    /// ARP requests the ARP screen answered itself, and ARP packets it dropped (see
+    /// [`crate::arp`]).
+    pub fn arp_screened(&self) -> (u64, u64) {
+        let dev = self.dev.borrow();
+        (dev.arp.answered, dev.arp.dropped)
     }
 
     /// Half-open handshakes given up after [`HALF_OPEN_NS`] so far.

@@ -795,6 +795,55 @@ fn half_open_connections_of_a_syn_flood_expire_and_the_listener_accepts_again() 
     assert_eq!(b.stack.stats().sockets, 4);
 }
 
+/// An ARP request for the stack's address from `ip`/`mac`.
+fn arp_request_from(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    a.extend_from_slice(&mac);
+    a.extend_from_slice(&ip);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&STACK_IP);
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06]);
+    f.extend_from_slice(&a);
+    f
+}
+
+/// A flood of ARP requests for the stack's address from made-up senders in its subnet
+/// used to churn smoltcp's 8-entry neighbour cache, evicting the entry of the peer being
+/// served; its pings then went unanswered (smoltcp drops a reply while it resolves).
+/// Now every request is still answered, but only a few reach smoltcp's cache, and the
+/// peer keeps getting its replies. Gratuitous claims of the stack's own address are
+/// dropped.
+#[test]
+fn an_arp_flood_does_not_evict_the_peers_the_stack_serves() {
+    let mut b = Bare::new();
+    b.inject(arp_request());
+    b.poll();
+    b.sent();
+    let (mut answered, mut replies) = (0, 0);
+    for round in 0..100u16 {
+        for k in 0..50u16 {
+            let n = round * 50 + k;
+            let mac = [0x02, 0x99, 0, 0, (n >> 8) as u8, n as u8];
+            b.inject(arp_request_from(mac, [10, 0, 0, 3 + (n % 250) as u8]));
+        }
+        // A claim of the stack's own address, for another MAC.
+        b.inject(arp_request_from([0x02, 0x66, 0, 0, 0, 1], STACK_IP));
+        b.inject(ping_frame(0x4242, round, b"still there?"));
+        b.poll();
+        let sent = b.sent();
+        replies += usize::from(echo_reply(&sent, 0x4242, round).is_some());
+        answered += sent.iter().filter(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]).count();
+    }
+    assert_eq!(replies, 100, "pings answered during the ARP flood");
+    assert_eq!(answered, 100 * 50, "every ARP request for the stack is answered");
+    let (by_screen, dropped) = b.stack.arp_screened();
+    assert!(by_screen >= 100 * 50 - 8, "the screen answered only {by_screen}");
+    assert_eq!(dropped, 100, "claims of the stack's own address are dropped");
+}
+
 // ------------------------------------------------------------------------------------
 // The socket table.
 
