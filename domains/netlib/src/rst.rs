@@ -139,7 +139,7 @@ impl Seen {
 
     /// Screens a received frame (see the module documentation); may rewrite it.
     pub fn screen(&mut self, f: &mut [u8]) -> Screen {
-        let Some((ip, ihl, t)) = tcp_at(f) else { return Screen::Pass };
+        let Some((ip, _, t)) = tcp_at(f) else { return Screen::Pass };
         let flags = f[t + 13];
         let syn = flags & (SYN | ACK | RST) == SYN;
         if flags & RST == 0 && !syn {
@@ -151,6 +151,11 @@ impl Seen {
             u16::from_be_bytes([f[t + 2], f[t + 3]]),
         );
         let Some(&(rcv_nxt, snd_pos)) = self.conns.get(&key) else { return Screen::Pass };
+        // A damaged segment is smoltcp's to drop; the rewrite would make it whole again.
+        let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
+        if tcp_checksum(&f[ip + 12..ip + 16], &f[ip + 16..ip + 20], &f[t..ip + total]) != 0 {
+            return Screen::Pass;
+        }
         let d = be32(&f[t + 4..]).wrapping_sub(rcv_nxt);
         if !syn && (d == 0 || d > WINDOW_MAX) {
             return Screen::Pass;
@@ -160,13 +165,11 @@ impl Seen {
         f[t + 4..t + 8].copy_from_slice(&rcv_nxt.wrapping_add(0x8000_0000).to_be_bytes());
         f[t + 8..t + 12].copy_from_slice(&snd_pos.to_be_bytes());
         f[t + 13] = ACK;
-        let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
         f[t + 16] = 0;
         f[t + 17] = 0;
         let (src, dst) = ([f[ip + 12], f[ip + 13], f[ip + 14], f[ip + 15]], [f[ip + 16], f[ip + 17], f[ip + 18], f[ip + 19]]);
         let c = tcp_checksum(&src, &dst, &f[t..ip + total]);
         f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
-        let _ = ihl;
         self.challenged += 1;
         Screen::Challenged
     }

@@ -844,6 +844,53 @@ fn an_arp_flood_does_not_evict_the_peers_the_stack_serves() {
     assert_eq!(dropped, 100, "claims of the stack's own address are dropped");
 }
 
+/// The screens read hostile frames: every truncation and thousands of random corruptions
+/// of an RST, a SYN and an ARP request never make them panic or read past the frame.
+#[test]
+fn the_screens_survive_truncated_and_corrupted_frames() {
+    use crate::arp::ArpGuard;
+    use crate::rst::Seen;
+    let mut seen = Seen::default();
+    // A connection the stack has sent on (its ACK from STACK to CLIENT port 4000).
+    let mut ours = tcp_seg(7, 4000, 5000, 100, 0x10);
+    ours[6..12].copy_from_slice(&STACK_MAC);
+    ours[26..30].copy_from_slice(&STACK_IP);
+    ours[30..34].copy_from_slice(&CLIENT_IP);
+    seen.note_sent(&ours);
+    let mut guard = ArpGuard::new(STACK_MAC, STACK_IP, [10, 0, 0, 254]);
+    let frames = [tcp_seg(4000, 7, 150, 5000, 0x04), tcp_seg(4000, 7, 150, 0, 0x02), arp_request()];
+    let mut x: u64 = 0x1234_5678;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for f in &frames {
+        for n in 0..=f.len() {
+            let mut g = f[..n].to_vec();
+            seen.screen(&mut g);
+            seen.note_sent(&g);
+            guard.screen(&g, 0);
+            guard.note_sent(&g);
+        }
+        for _ in 0..5000 {
+            let mut g = f.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() as usize) % g.len();
+                g[i] ^= 1 << (rnd() % 8);
+            }
+            if rnd() % 4 == 0 {
+                g.truncate((rnd() as usize) % g.len());
+            }
+            seen.screen(&mut g);
+            seen.note_sent(&g);
+            guard.screen(&g, rnd());
+            guard.note_sent(&g);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------
 // The socket table.
 
