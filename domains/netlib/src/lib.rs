@@ -12,6 +12,10 @@
 //!   [`services::Services::step`] over `&dyn Sockets` and `&dyn System` (used by
 //!   `dom-services`).
 //! * [`http`]: request parsing and page rendering, pure functions.
+//! * [`arp`]: the ARP screen in front of smoltcp: floods of ARP packets cannot churn its
+//!   neighbour cache.
+//! * [`rst`]: blind-reset protection (RFC 5961 §3.2) in front of smoltcp: received RSTs
+//!   inside the window but not at its edge draw a challenge ACK instead of a reset.
 //!
 //! May depend on: `frond-interface`, `rref`, `spin`, `smoltcp` (no `std`, no `log`).
 //!
@@ -28,7 +32,9 @@
 
 extern crate alloc;
 
+pub mod arp;
 pub mod http;
+pub mod rst;
 pub mod services;
 pub mod shared;
 pub mod stack;

@@ -16,7 +16,9 @@
 //! smoltcp sockets listening on it; an accepted one is replaced by a fresh listening
 //! socket) and connections. Closing a connection forgets its id at once and closes it
 //! gracefully; the smoltcp socket is freed when it reaches CLOSED or TIME-WAIT, or aborted
-//! after [`CLOSE_LINGER_NS`]. Ids start at a value derived from the random seed, so ids
+//! after [`CLOSE_LINGER_NS`]. A listening socket whose handshake the peer has not completed
+//! within [`HALF_OPEN_NS`] listens again (a SYN flood cannot hold a backlog for smoltcp's
+//! whole idle timeout). Ids start at a value derived from the random seed, so ids
 //! of an earlier generation of the stack are (almost certainly) unknown to a new one.
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -34,6 +36,9 @@ use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
+use crate::arp::{Arp, ArpGuard};
+use crate::rst::{Key, Seen};
+
 /// Receive and send buffer of every TCP socket, each way.
 pub const TCP_BUF: usize = 64 * 1024;
 /// Most smoltcp sockets the stack holds (listening, connected and closing together).
@@ -49,6 +54,13 @@ pub const POOL_MAX: usize = 128;
 pub const PENDING_MAX: usize = 4 * BATCH_MAX;
 /// A closed connection whose peer does not finish the close is aborted after this.
 pub const CLOSE_LINGER_NS: u64 = 30_000_000_000;
+/// A handshake a listening socket answered (SYN-RECEIVED) that the peer has not
+/// completed after this is given up: the socket listens again. smoltcp itself gives a
+/// half-open connection the whole idle timeout (120 s), so a burst of SYNs from addresses
+/// that never answer (a SYN flood) would hold every listening socket of a backlog for two
+/// minutes and the service would refuse everyone meanwhile. 3 s leaves a real peer on a
+/// lossy path two SYN retransmissions to complete its handshake.
+pub const HALF_OPEN_NS: u64 = 3_000_000_000;
 /// Keep-alive interval and idle timeout of TCP connections: a peer that vanished is
 /// noticed and its connection reset, so its socket can be freed.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -134,6 +146,12 @@ struct Dev {
     in_flight: u64,
     /// Where a frame goes when there is no buffer for it (it is then dropped).
     scratch: Vec<u8>,
+    /// What the stack sent per connection, for screening received RSTs.
+    seen: Seen,
+    /// The ARP screen.
+    arp: ArpGuard,
+    /// Time of the poll in progress (for the ARP screen's budget).
+    now_ns: u64,
     rx_frames: u64,
     tx_frames: u64,
     tx_dropped: u64,
@@ -141,7 +159,7 @@ struct Dev {
 }
 
 impl Dev {
-    fn new() -> Self {
+    fn new(arp: ArpGuard) -> Self {
         Self {
             pool: Vec::new(),
             rx_ready: VecDeque::new(),
@@ -150,6 +168,9 @@ impl Dev {
             pending: VecDeque::new(),
             in_flight: 0,
             scratch: Vec::new(),
+            seen: Seen::default(),
+            arp,
+            now_ns: 0,
             rx_frames: 0,
             tx_frames: 0,
             tx_dropped: 0,
@@ -297,8 +318,27 @@ impl Device for Port<'_> {
         Self: 'b;
 
     fn receive(&mut self, _ts: Instant) -> Option<(RxTok<'_>, TxTok<'_>)> {
-        let pkt = self.dev.borrow_mut().rx_ready.pop_front()?;
-        Some((RxTok { pkt: Some(pkt), dev: self.dev }, TxTok { nic: self.nic, dev: self.dev }))
+        let mut dev = self.dev.borrow_mut();
+        loop {
+            let pkt = dev.rx_ready.pop_front()?;
+            let now = dev.now_ns;
+            match dev.arp.screen(pkt.frame(), now) {
+                Arp::Pass => {
+                    drop(dev);
+                    return Some((RxTok { pkt: Some(pkt), dev: self.dev }, TxTok { nic: self.nic, dev: self.dev }));
+                }
+                Arp::Drop => dev.give_back(pkt),
+                Arp::Answer(reply) => {
+                    dev.give_back(pkt);
+                    if dev.pending.len() < PENDING_MAX {
+                        if let Some(mut p) = dev.take_free() {
+                            p.set_frame(&reply);
+                            dev.pending.push_back(p);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn transmit(&mut self, _ts: Instant) -> Option<TxTok<'_>> {
@@ -324,7 +364,10 @@ impl Device for Port<'_> {
 impl smoltcp::phy::RxToken for RxTok<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         // No borrow of the device across `f`: smoltcp sends its reply from inside it.
-        let pkt = self.pkt.take();
+        let mut pkt = self.pkt.take();
+        if let Some(p) = pkt.as_mut() {
+            self.dev.borrow_mut().seen.screen(p.frame_mut());
+        }
         let r = match &pkt {
             Some(p) => f(p.frame()),
             None => f(&[]),
@@ -354,6 +397,8 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
                 p.len = len as u32;
                 let r = f(&mut p.data[..len]);
                 let mut dev = self.dev.borrow_mut();
+                dev.seen.note_sent(&p.data[..len]);
+                dev.arp.note_sent(&p.data[..len]);
                 dev.pending.push_back(p);
                 if dev.pending.len() >= BATCH_MAX {
                     dev.flush_tx(self.nic, false);
@@ -391,6 +436,11 @@ pub struct Stack {
     table: BTreeMap<u32, Entry>,
     /// Connections closed by their owner, not yet freed, with the time of the close.
     closing: Vec<(SocketHandle, u64)>,
+    /// Listening sockets in SYN-RECEIVED: since when (first seen by `maintain`) and with
+    /// which peer.
+    half_open: Vec<(SocketHandle, u64, Option<IpEndpoint>)>,
+    /// Half-open handshakes given up after [`HALF_OPEN_NS`].
+    half_open_expired: u64,
     next_id: u32,
     /// Sockets closed because a new bind or listen took their port over.
     pub taken_over: u64,
@@ -421,7 +471,7 @@ impl Stack {
             ^ u64::from_le_bytes([info.mac[0], info.mac[1], info.mac[2], info.mac[3], info.mac[4], info.mac[5], 0, 0]));
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
         config.random_seed = seed;
-        let dev = RefCell::new(Dev::new());
+        let dev = RefCell::new(Dev::new(ArpGuard::new(info.mac, cfg.addr, cfg.gateway)));
         let mut iface = Interface::new(config, &mut Port { nic, dev: &dev }, instant(now_ns));
         let mut fits = true;
         iface.update_ip_addrs(|addrs| fits = addrs.push(IpCidr::new(IpAddress::Ipv4(addr), cfg.prefix)).is_ok());
@@ -441,6 +491,8 @@ impl Stack {
             dev,
             table: BTreeMap::new(),
             closing: Vec::new(),
+            half_open: Vec::new(),
+            half_open_expired: 0,
             next_id: ((mix(seed) >> 40) as u32) | 1,
             taken_over: 0,
             polls: 0,
@@ -474,6 +526,7 @@ impl Stack {
             (dev.rx_frames, dev.tx_frames)
         };
         self.dev.get_mut().rx_round(nic);
+        self.dev.get_mut().now_ns = self.now_ns;
         let r = self.iface.poll(ts, &mut Port { nic, dev: &self.dev }, &mut self.sockets);
         self.dev.get_mut().flush_tx(nic, true);
         self.maintain();
@@ -514,6 +567,29 @@ impl Stack {
     /// Frames smoltcp produced that were dropped for want of a buffer.
     pub fn tx_dropped(&self) -> u64 {
         self.dev.borrow().tx_dropped
+    }
+
+    /// Received RSTs inside the window but not at its edge, and SYNs on synchronised
+    /// connections, turned into challenge ACKs (see [`crate::rst`]).
+    pub fn rst_challenged(&self) -> u64 {
+        self.dev.borrow().seen.challenged
+    }
+
+    /// Connections the RST screen keeps a record of.
+    pub fn rst_records(&self) -> usize {
+        self.dev.borrow().seen.len()
+    }
+
+    /// ARP requests the ARP screen answered itself, and ARP packets it dropped (see
+    /// [`crate::arp`]).
+    pub fn arp_screened(&self) -> (u64, u64) {
+        let dev = self.dev.borrow();
+        (dev.arp.answered, dev.arp.dropped)
+    }
+
+    /// Half-open handshakes given up after [`HALF_OPEN_NS`] so far.
+    pub fn half_open_expired(&self) -> u64 {
+        self.half_open_expired
     }
 
     /// Buffers sitting in the free pool.
@@ -781,18 +857,55 @@ impl Stack {
         }
 
         let mut short: Vec<(u32, u16, usize)> = Vec::new();
+        // Rebuilt every round from the sockets now in SYN-RECEIVED, so entries of
+        // sockets that moved on (or were freed) go; no allocation while there are none.
+        let mut half_open = Vec::new();
         for (id, e) in self.table.iter() {
             if let Entry::Listener { port, backlog, socks } = e {
                 for h in socks {
                     let sock = self.sockets.get_mut::<tcp::Socket>(*h);
-                    if matches!(sock.state(), tcp::State::Closed | tcp::State::TimeWait) {
-                        let _ = sock.listen(*port);
+                    match sock.state() {
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            let _ = sock.listen(*port);
+                        }
+                        tcp::State::SynReceived => {
+                            let peer = sock.remote_endpoint();
+                            let since = match self.half_open.iter().find(|(x, _, p)| x == h && *p == peer) {
+                                Some(&(_, since, _)) => since,
+                                None => now,
+                            };
+                            if now.saturating_sub(since) > HALF_OPEN_NS {
+                                // Nothing is sent: the peer never answered the SYN-ACK.
+                                sock.abort();
+                                let _ = sock.listen(*port);
+                                self.half_open_expired += 1;
+                            } else {
+                                half_open.push((*h, since, peer));
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 if socks.len() < *backlog as usize {
                     short.push((*id, *port, *backlog as usize - socks.len()));
                 }
             }
+        }
+        self.half_open = half_open;
+        // The RST screen remembers only connections that still exist (checked after the
+        // frees above, so a record never outlives its socket by more than a poll).
+        let seen = &mut self.dev.get_mut().seen;
+        if !seen.is_empty() {
+            let mut live: Vec<Key> = Vec::new();
+            for (_, sock) in self.sockets.iter() {
+                if let smoltcp::socket::Socket::Tcp(t) = sock {
+                    if let (Some(r), Some(l)) = (t.remote_endpoint(), t.local_endpoint()) {
+                        let IpAddress::Ipv4(a) = r.addr;
+                        live.push((a.octets(), r.port, l.port));
+                    }
+                }
+            }
+            seen.retain(|k| live.contains(k));
         }
         for (id, port, missing) in short {
             for _ in 0..missing {

@@ -47,6 +47,8 @@ struct Link {
     to_stack: VecDeque<Vec<u8>>,
     /// Frames the stack sent.
     from_stack: VecDeque<Vec<u8>>,
+    /// A copy of every frame the stack sent, for tests that read its sequence numbers.
+    log: Vec<Vec<u8>>,
 }
 
 type Wire = Arc<Mutex<Link>>;
@@ -96,7 +98,9 @@ impl Nic for FakeNic {
             let Some(p) = b.pkts.pop_front() else { break };
             assert!(p.len as usize <= PKT_DATA);
             if p.len as usize <= FRAME_MAX {
-                self.wire.lock().unwrap().from_stack.push_back(p.frame().to_vec());
+                let mut link = self.wire.lock().unwrap();
+                link.from_stack.push_back(p.frame().to_vec());
+                link.log.push(p.frame().to_vec());
             }
             completed.push_back(p);
             taken += 1;
@@ -431,6 +435,7 @@ impl System for FakeSystem {
 
 /// The full path: client ⇄ wire ⇄ fake NIC ⇄ stack ⇄ services.
 struct Net {
+    wire: Wire,
     clock: Arc<AtomicU64>,
     shared: SharedStack<TestEnv>,
     ctl: Arc<NicCtl>,
@@ -446,8 +451,8 @@ impl Net {
         let (nic, wire, ctl) = fake_nic();
         let stack = Stack::new(&nic, cfg(), clock.load(SeqCst)).unwrap();
         let shared = SharedStack::new(Remote::local(Box::new(nic)), stack, TestEnv { clock: clock.clone() });
-        let client = Client::new(wire, clock.load(SeqCst));
-        let mut net = Net { clock, shared, ctl, client, services: Services::new(), last_step: Step::default() };
+        let client = Client::new(wire.clone(), clock.load(SeqCst));
+        let mut net = Net { wire, clock, shared, ctl, client, services: Services::new(), last_step: Step::default() };
         net.tick();
         assert!(net.services.is_open(), "services did not open their sockets: {:?}", net.last_step);
         net
@@ -733,6 +738,159 @@ fn failing_nic_calls_are_counted_and_the_stack_recovers() {
     assert_eq!(b.stack.stats().nic_errors, errors);
 }
 
+/// The TCP flags of the stack's answers to our port `sport` among `frames`.
+fn tcp_answers(frames: &[Vec<u8>], sport: u16) -> Vec<u8> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter(|f| u16::from_be_bytes([f[36], f[37]]) == sport)
+        .map(|f| f[47])
+        .collect()
+}
+
+/// A SYN flood from an address that never completes its handshakes fills a listener's
+/// backlog with half-open connections; smoltcp alone would keep them for its 120 s idle
+/// timeout and refuse every new connection meanwhile. The stack gives them up after
+/// `HALF_OPEN_NS` and the listener accepts again.
+#[test]
+fn half_open_connections_of_a_syn_flood_expire_and_the_listener_accepts_again() {
+    use crate::stack::HALF_OPEN_NS;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    let mut b = Bare::new();
+    b.inject(arp_request());
+    b.poll();
+    b.sent();
+    let l = b.stack.tcp_listen(80, 4).unwrap();
+    // Four SYNs take the four listening sockets; none is ever completed.
+    for i in 0..4u16 {
+        b.inject(eth(STACK_MAC, 0x0800, &ipv4(6, &tcp_syn(5000 + i, 80, 1000 * u32::from(i)))));
+        b.poll();
+        assert_eq!(tcp_answers(&b.sent(), 5000 + i), [SYN | ACK], "SYN {i} not answered with a SYN-ACK");
+    }
+    let syn = |b: &mut Bare, port: u16| {
+        b.inject(eth(STACK_MAC, 0x0800, &ipv4(6, &tcp_syn(port, 80, 77))));
+        b.poll();
+        let answers = tcp_answers(&b.sent(), port);
+        answers.first().copied()
+    };
+    // The backlog is full: a fifth is refused.
+    assert_eq!(syn(&mut b, 6000).map(|f| f & RST), Some(RST), "a full backlog answers RST");
+    // Still refused before the half-open ones expire.
+    b.now += HALF_OPEN_NS / 2;
+    b.poll();
+    b.sent();
+    assert_eq!(syn(&mut b, 6001).map(|f| f & RST), Some(RST));
+    assert_eq!(b.stack.half_open_expired(), 0);
+    // Past the bound: all four given up, quietly (the peer never answered), and a new
+    // SYN gets its SYN-ACK.
+    b.now += HALF_OPEN_NS;
+    b.poll();
+    assert_eq!(b.stack.half_open_expired(), 4);
+    assert!(b.sent().iter().all(|f| tcp_answers(&[f.clone()], 5000).iter().all(|&x| x & RST == 0)));
+    assert_eq!(syn(&mut b, 6002), Some(SYN | ACK), "the listener did not accept again");
+    // Nothing accepted, nothing leaked: the listener still has exactly its backlog.
+    assert_eq!(b.stack.tcp_accept(l), Ok(None));
+    assert_eq!(b.stack.stats().sockets, 4);
+}
+
+/// An ARP request for the stack's address from `ip`/`mac`.
+fn arp_request_from(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    a.extend_from_slice(&mac);
+    a.extend_from_slice(&ip);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&STACK_IP);
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06]);
+    f.extend_from_slice(&a);
+    f
+}
+
+/// A flood of ARP requests for the stack's address from made-up senders in its subnet
+/// used to churn smoltcp's 8-entry neighbour cache, evicting the entry of the peer being
+/// served; its pings then went unanswered (smoltcp drops a reply while it resolves).
+/// Now every request is still answered, but only a few reach smoltcp's cache, and the
+/// peer keeps getting its replies. Gratuitous claims of the stack's own address are
+/// dropped.
+#[test]
+fn an_arp_flood_does_not_evict_the_peers_the_stack_serves() {
+    let mut b = Bare::new();
+    b.inject(arp_request());
+    b.poll();
+    b.sent();
+    let (mut answered, mut replies) = (0, 0);
+    for round in 0..100u16 {
+        for k in 0..50u16 {
+            let n = round * 50 + k;
+            let mac = [0x02, 0x99, 0, 0, (n >> 8) as u8, n as u8];
+            b.inject(arp_request_from(mac, [10, 0, 0, 3 + (n % 250) as u8]));
+        }
+        // A claim of the stack's own address, for another MAC.
+        b.inject(arp_request_from([0x02, 0x66, 0, 0, 0, 1], STACK_IP));
+        b.inject(ping_frame(0x4242, round, b"still there?"));
+        b.poll();
+        let sent = b.sent();
+        replies += usize::from(echo_reply(&sent, 0x4242, round).is_some());
+        answered += sent.iter().filter(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]).count();
+    }
+    assert_eq!(replies, 100, "pings answered during the ARP flood");
+    assert_eq!(answered, 100 * 50, "every ARP request for the stack is answered");
+    let (by_screen, dropped) = b.stack.arp_screened();
+    assert!(by_screen >= 100 * 50 - 8, "the screen answered only {by_screen}");
+    assert_eq!(dropped, 100, "claims of the stack's own address are dropped");
+}
+
+/// The screens read hostile frames: every truncation and thousands of random corruptions
+/// of an RST, a SYN and an ARP request never make them panic or read past the frame.
+#[test]
+fn the_screens_survive_truncated_and_corrupted_frames() {
+    use crate::arp::ArpGuard;
+    use crate::rst::Seen;
+    let mut seen = Seen::default();
+    // A connection the stack has sent on (its ACK from STACK to CLIENT port 4000).
+    let mut ours = tcp_seg(7, 4000, 5000, 100, 0x10);
+    ours[6..12].copy_from_slice(&STACK_MAC);
+    ours[26..30].copy_from_slice(&STACK_IP);
+    ours[30..34].copy_from_slice(&CLIENT_IP);
+    seen.note_sent(&ours);
+    let mut guard = ArpGuard::new(STACK_MAC, STACK_IP, [10, 0, 0, 254]);
+    let frames = [tcp_seg(4000, 7, 150, 5000, 0x04), tcp_seg(4000, 7, 150, 0, 0x02), arp_request()];
+    let mut x: u64 = 0x1234_5678;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for f in &frames {
+        for n in 0..=f.len() {
+            let mut g = f[..n].to_vec();
+            seen.screen(&mut g);
+            seen.note_sent(&g);
+            guard.screen(&g, 0);
+            guard.note_sent(&g);
+        }
+        for _ in 0..5000 {
+            let mut g = f.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() as usize) % g.len();
+                g[i] ^= 1 << (rnd() % 8);
+            }
+            if rnd() % 4 == 0 {
+                g.truncate((rnd() as usize) % g.len());
+            }
+            seen.screen(&mut g);
+            seen.note_sent(&g);
+            guard.screen(&g, rnd());
+            guard.note_sent(&g);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------
 // The socket table.
 
@@ -901,6 +1059,112 @@ fn echo_roundtrip(net: &mut Net, datas: &[Vec<u8>]) -> Vec<Vec<u8>> {
         net.client.sockets.remove(h);
     }
     got
+}
+
+/// A TCP segment from the client to the stack with these fields (no options).
+fn tcp_seg(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let c = fold(sum16(&t, pseudo(6, t.len())));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    eth(STACK_MAC, 0x0800, &ipv4(6, &t))
+}
+
+/// (seq, ack, flags, payload length) of the stack's TCP frames to client port `port`,
+/// from `from` on in the wire's log.
+fn stack_segments(net: &Net, port: u16, from: usize) -> Vec<(u32, u32, u8, usize)> {
+    let link = net.wire.lock().unwrap();
+    link.log[from.min(link.log.len())..]
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter(|f| u16::from_be_bytes([f[36], f[37]]) == port)
+        .map(|f| {
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let off = usize::from(f[46] >> 4) * 4;
+            let be = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+            (be(38), be(42), f[47], total - 20 - off)
+        })
+        .collect()
+}
+
+/// Blind resets (RFC 5961 §3.2): RSTs inside the receive window but not at its left edge
+/// used to reset a connection in smoltcp; now they draw at most one challenge ACK per
+/// second and the connection carries on. RSTs outside the window change nothing; one at
+/// exactly RCV.NXT still resets. SYNs on the connection (§4.2) are challenged too instead
+/// of being answered by a listener on the same port.
+#[test]
+fn inexact_resets_draw_challenge_acks_and_the_connection_survives() {
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    const PORT: u16 = 41000;
+    let mut net = Net::new();
+    let h = net.client.connect(ECHO_PORT, PORT);
+    let exchange = |net: &mut Net, msg: &[u8]| {
+        let mut sent = false;
+        let mut got = Vec::new();
+        let ok = net.run(5_000, |n| {
+            let s = n.client.tcp(h);
+            if !sent && s.may_send() {
+                sent = s.send_slice(msg).unwrap() == msg.len();
+            }
+            let mut buf = [0u8; 64];
+            while let Ok(k) = s.recv_slice(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..k]);
+            }
+            got.len() == msg.len()
+        });
+        assert!(ok && got == msg, "echo of {msg:?}: got {got:?}");
+    };
+    exchange(&mut net, b"hello");
+    // Let the delayed ACKs go out, then read RCV.NXT off the stack's last segment.
+    net.run(50, |_| false);
+    let segs = stack_segments(&net, PORT, 0);
+    let &(seq, rcv_nxt, _, len) = segs.last().expect("the stack sent on the connection");
+    let snd_nxt = seq.wrapping_add(len as u32);
+    let mark = net.wire.lock().unwrap().log.len();
+    {
+        let mut link = net.wire.lock().unwrap();
+        for i in 0..50u32 {
+            // Inside the window, not at its edge.
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(1 + i * 97), snd_nxt, RST | ACK));
+            // Far outside it, both ways.
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(0x4000_0000 + i), 0, RST));
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_sub(100_000 + i), 0, RST));
+        }
+        for i in 0..20u32 {
+            // SYNs on the synchronised connection (a listener on the port must not take them).
+            link.to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt.wrapping_add(i * 1000), 0, SYN));
+        }
+    }
+    net.run(100, |_| false);
+    // The connection still echoes, exactly (smoltcp alone would have reset its side on
+    // the first of them, silently, and answer this with a reset).
+    exchange(&mut net, b"still here");
+    assert_eq!(net.shared.with(|s, _| s.rst_challenged()), 70);
+    let answers = stack_segments(&net, PORT, mark);
+    assert!(answers.iter().all(|a| a.2 & RST == 0), "the stack answered with a reset: {answers:?}");
+    let challenges = answers.iter().filter(|a| a.2 & ACK != 0 && a.3 == 0 && a.1 == rcv_nxt).count();
+    // 100 ticks of 1 ms: one challenge ACK (smoltcp allows one per second).
+    assert_eq!(challenges, 1, "challenge ACKs: {answers:?}");
+    // A reset at exactly RCV.NXT is a genuine one: the stack's side closes.
+    net.run(50, |_| false);
+    let &(_, rcv_nxt, _, _) = stack_segments(&net, PORT, 0).last().unwrap();
+    net.wire.lock().unwrap().to_stack.push_back(tcp_seg(PORT, ECHO_PORT, rcv_nxt, 0, RST));
+    net.run(20, |_| false);
+    let s = net.client.tcp(h);
+    s.send_slice(b"anyone?").unwrap();
+    let reset = net.run(2_000, |n| n.client.tcp(h).state() == tcp::State::Closed);
+    assert!(reset, "the exact reset did not close the stack's side");
+    // The screen forgets connections that are gone.
+    assert!(net.run(200, |n| n.shared.with(|s, _| s.rst_records()) == 0), "the RST screen kept a record of a closed connection");
 }
 
 /// The number of smoltcp sockets the services hold when idle: both listeners' backlogs
