@@ -351,3 +351,230 @@ fn hostile_programs_get_errors_and_nothing_else_is_affected() {
     let doms = sh(&mut s, "mon domains");
     assert!(!doms.contains("t-forkbomb"), "their domains are gone\n{doms}");
 }
+
+// ---- kill mid-write
+
+/// Kills after the workload's start line fall uniformly in this window.
+const KILL_WINDOW_MS: u64 = 4000;
+
+/// One kill of [`kill_mid_write`].
+#[derive(Debug)]
+struct Kill {
+    /// The workload's seed.
+    seed: u64,
+    /// From the workload's start line to the kill, as drawn.
+    delay_ms: u64,
+    /// From the last `synced` line seen (or the start line) to the kill.
+    since_sync_ms: u64,
+    /// The last operation reported synced (0: the empty start).
+    synced: u32,
+    /// Syncs reported before the kill.
+    syncs: u32,
+    /// Blocks of a committed log fsck found to replay.
+    log_pending: u32,
+    /// The operation whose state the check found, and whether inside the next one.
+    found: u32,
+    partial: Option<String>,
+}
+
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The last complete `t-durable: synced OP …` line's operation, and how many there were.
+fn last_synced(serial: &str) -> (u32, u32) {
+    // A line the kill cut short has no newline (and no full `state=` field).
+    let complete = serial.rsplit_once('\n').map_or("", |(done, _)| done);
+    let ops: Vec<u32> = complete
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("t-durable: synced ").nth(1)?;
+            let state = rest.split(" state=").nth(1)?;
+            (state.trim().len() == 16).then_some(())?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    (ops.last().copied().unwrap_or(0), ops.len() as u32)
+}
+
+/// The crashed image's `/dur`, checked on the host against the workload's model (fsck's
+/// own reader, with the committed log replayed on a copy).
+fn host_check(img: &Path, seed: u64, synced: u32) -> Result<ulib::durable::Found, String> {
+    let tree = frond_fslib::fsck::tree(&std::fs::read(img).unwrap())?;
+    let prefix = format!("{}/", ulib::durable::DIR);
+    let listing: Vec<(String, Vec<u8>)> = tree
+        .into_iter()
+        .filter_map(|(p, _, data)| p.strip_prefix(&prefix).map(|n| (n.to_string(), data)))
+        .collect();
+    ulib::durable::check(seed, synced, &listing, ulib::durable::MAX_AHEAD)
+}
+
+/// Runs `t-durable check` in the booted system; returns the operation it found.
+fn guest_check(s: &mut Session, seed: u64, synced: u32, what: &str) -> u32 {
+    let out = sh_wait(s, &format!("t-durable check {seed} {synced}"), Duration::from_secs(300));
+    let line = out.lines().find(|l| l.starts_with("t-durable: check ")).unwrap_or_else(|| panic!("{what}: no check result\n{out}"));
+    assert!(line.starts_with("t-durable: check ok "), "{what}: the check on the next boot failed: {line}\n{out}");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("found="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: {line}"))
+}
+
+/// Figures of a run of kills, as the docs report them.
+fn kill_summary(kills: &[Kill], seed: u64, wall: Duration) -> String {
+    let n = kills.len();
+    let mut since: Vec<u64> = kills.iter().map(|k| k.since_sync_ms).collect();
+    since.sort_unstable();
+    let q = |p: usize| since[(n - 1) * p / 100];
+    let bucket = |lo: u64, hi: u64| since.iter().filter(|&&t| t >= lo && t < hi).count();
+    let ahead = |lo: u32, hi: u32| kills.iter().filter(|k| (lo..hi).contains(&(k.found - k.synced))).count();
+    let mut s = String::new();
+    s += &format!("kill mid-write: {n} kills, seed {seed} (FROND_DURABILITY_SEED={seed} replays the schedule), {:.0} s\n", wall.as_secs_f64());
+    s += &format!(
+        "  time from the last completed sync to the kill, ms: min {} / p25 {} / median {} / p75 {} / max {}\n",
+        since[0],
+        q(25),
+        q(50),
+        q(75),
+        since[n - 1]
+    );
+    s += &format!(
+        "  kills by that time: <100 ms {}, 100-300 ms {}, 300-1000 ms {}, >=1000 ms {}\n",
+        bucket(0, 100),
+        bucket(100, 300),
+        bucket(300, 1000),
+        bucket(1000, u64::MAX)
+    );
+    s += &format!(
+        "  kills before the first sync (only the empty start synced): {}\n",
+        kills.iter().filter(|k| k.syncs == 0).count()
+    );
+    s += &format!(
+        "  fsck: {n} of {n} clean; a committed log to replay in {}\n",
+        kills.iter().filter(|k| k.log_pending > 0).count()
+    );
+    s += &format!(
+        "  synced operations verified: {} (last synced op per kill: median {}, max {}); syncs reported: {}\n",
+        kills.iter().map(|k| k.synced as u64).sum::<u64>(),
+        {
+            let mut v: Vec<u32> = kills.iter().map(|k| k.synced).collect();
+            v.sort_unstable();
+            v[(n - 1) / 2]
+        },
+        kills.iter().map(|k| k.synced).max().unwrap_or(0),
+        kills.iter().map(|k| k.syncs as u64).sum::<u64>()
+    );
+    s += &format!(
+        "  state found, in operations past the last sync: 0: {}, 1-2: {}, 3-5: {}, 6+: {}; inside an operation: {}\n",
+        ahead(0, 1),
+        ahead(1, 3),
+        ahead(3, 6),
+        ahead(6, u32::MAX),
+        kills.iter().filter(|k| k.partial.is_some()).count()
+    );
+    s += "  failures: 0\n";
+    s
+}
+
+/// Boots rv6 on a fresh image and, `iters` times: runs `t-durable run` with a seed drawn
+/// from `seed`, SIGKILLs QEMU's process group at a moment drawn from the same seed
+/// (uniform in the first [`KILL_WINDOW_MS`] after the workload's start line), requires a
+/// clean fsck of the image and the host's check of `/dur` against the model, then boots
+/// again, where `t-durable check` must pass and find the same state the host found; the
+/// next iteration's workload runs in that boot. Panics at the first failure, naming the
+/// seed and the iteration (the crashed image is kept as `crashed.img`).
+fn kill_mid_write(iters: u64, seed: u64) -> String {
+    let started = std::time::Instant::now();
+    let dir = scratch("kill_mid_write");
+    let img = rv6_image(&dir, &[]);
+    eprintln!("kill mid-write: {iters} iterations, seed {seed}");
+    let mut kills = Vec::new();
+    let mut prev: Option<(u64, u32, u32)> = None;
+    for i in 0..=iters {
+        let mut s = boot(&img, "", Duration::from_secs(900));
+        if let Some((wseed, synced, host_found)) = prev {
+            let what = format!("seed {seed} iteration {}", i - 1);
+            let found = guest_check(&mut s, wseed, synced, &what);
+            assert_eq!(found, host_found, "{what}: the guest found the state after op {found}, the host after op {host_found}");
+        }
+        if i == iters {
+            break;
+        }
+        let what = format!("seed {seed} iteration {i}");
+        let wseed = mix(seed, 2 * i);
+        let delay_ms = mix(seed, 2 * i + 1) % KILL_WINDOW_MS;
+        s.send(format!("t-durable run {wseed}\n").as_bytes()).unwrap();
+        s.expect("t-durable: start", STEP).unwrap_or_else(|e| panic!("{what}: the workload did not start: {e}"));
+        let start = std::time::Instant::now();
+        let kill_at = start + Duration::from_millis(delay_ms);
+        let mut seen = vec![start];
+        loop {
+            let now = std::time::Instant::now();
+            if now >= kill_at {
+                break;
+            }
+            match s.expect("t-durable: synced ", kill_at - now) {
+                Ok(_) => seen.push(std::time::Instant::now()),
+                Err(_) => break,
+            }
+        }
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(s.pid()), nix::sys::signal::Signal::SIGKILL);
+        let killed = std::time::Instant::now();
+        let out = s.wait(Duration::from_secs(30));
+        assert!(!out.serial.contains("t-durable: FAILED"), "{what}: the workload failed\n{}", out.serial);
+        let (synced, syncs) = last_synced(&out.serial);
+        let last_seen = seen.get(syncs as usize).or(seen.last()).copied().unwrap_or(start);
+        let since_sync_ms = killed.saturating_duration_since(last_seen).as_millis() as u64;
+        let _ = std::fs::copy(&img, dir.join("crashed.img"));
+        let report = frond_fslib::fsck::check_report(&std::fs::read(&img).unwrap());
+        assert!(
+            report.problems.is_empty(),
+            "{what}: killed {delay_ms} ms after the start, {since_sync_ms} ms after the sync of op {synced}: fsck: {:?}",
+            report.problems
+        );
+        let host = host_check(&img, wseed, synced).unwrap_or_else(|e| {
+            panic!("{what}: killed {delay_ms} ms after the start, {since_sync_ms} ms after the sync of op {synced}: on the host: {e}")
+        });
+        let k = Kill {
+            seed: wseed,
+            delay_ms,
+            since_sync_ms,
+            synced,
+            syncs,
+            log_pending: report.log_pending,
+            found: host.op,
+            partial: host.partial.clone(),
+        };
+        eprintln!(
+            "kill {i}: workload seed {} killed {} ms after its start, {} ms after the sync of op {} ({} syncs); fsck clean ({} log blocks pending); state after op {}{}",
+            k.seed,
+            k.delay_ms,
+            k.since_sync_ms,
+            k.synced,
+            k.syncs,
+            k.log_pending,
+            k.found,
+            k.partial.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+        );
+        prev = Some((wseed, synced, host.op));
+        kills.push(k);
+    }
+    let summary = kill_summary(&kills, seed, started.elapsed());
+    let _ = std::fs::write(dir.join("summary.txt"), &summary);
+    summary
+}
+
+/// `FROND_DURABILITY_ITERS` kills (default 3; `make durability` runs 100), seeded by
+/// `FROND_DURABILITY_SEED` (default: the clock; printed, so a failure replays).
+#[test]
+fn kill_mid_write_keeps_every_synced_write() {
+    let iters = std::env::var("FROND_DURABILITY_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let seed = std::env::var("FROND_DURABILITY_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let summary = kill_mid_write(iters, seed);
+    eprint!("{summary}");
+}
