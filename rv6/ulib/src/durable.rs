@@ -4,7 +4,8 @@
 //! its host tests and the test harness (which checks the disk image on the host too) run
 //! the same model.
 //!
-//! **The workload.** Files `f0` … `f7` in [`DIR`], starting empty. Each operation
+//! **The workload.** Files `f0` … `f7` in one directory ([`DIR`] unless given),
+//! starting empty. Each operation
 //! ([`Op`]) is chosen from the current state: create an absent file, append to a file,
 //! overwrite a range of one (from an offset inside it, possibly growing it), rewrite one
 //! (`O_TRUNC`, then new contents), rename one to an absent name (a link, then the old
@@ -36,7 +37,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// The workload's directory.
+/// The workload's directory unless the program is given another (several workloads
+/// run at once, each in its own directory).
 pub const DIR: &str = "/dur";
 /// The files' names (in `DIR`).
 pub const NAMES: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
@@ -181,15 +183,16 @@ impl Workload {
         checksum(&b)
     }
 
-    /// The line the program prints once the sync after `step` returned.
-    pub fn report(&self, step: &Step) -> String {
+    /// The line the program prints once the sync after `step` returned; `dir` is the
+    /// workload's directory.
+    pub fn report(&self, dir: &str, step: &Step) -> String {
         let f = step.op.file();
         let what = match self.summary(f) {
             Some((len, sum)) => format!("{len} {sum:016x}"),
             None => String::from("absent -"),
         };
         let files = self.files.iter().filter(|f| f.is_some()).count();
-        format!("t-durable: synced {} {} {what} files={files} state={:016x}", step.n, NAMES[f], self.state_sum())
+        format!("t-durable: synced {} {dir}/{} {what} files={files} state={:016x}", step.n, NAMES[f], self.state_sum())
     }
 
     fn len_choice(&mut self) -> usize {
@@ -298,14 +301,14 @@ pub struct Found {
 /// The directory as read back: each file's name and contents.
 pub type Listing = [(String, Vec<u8>)];
 
-/// Checks that `disk` (the entries of [`DIR`], `.` and `..` left out) holds a state the
+/// Checks that `disk` (the entries of the workload's directory, `.` and `..` left out) holds a state the
 /// workload `seed` may leave after a crash that came after operation `synced` was synced
 /// (0: after the empty start), looking up to `ahead` operations further. `Err` says what
 /// is wrong, against the synced state.
 pub fn check(seed: u64, synced: u32, disk: &Listing, ahead: u32) -> Result<Found, String> {
     let mut found: [Option<&[u8]>; 8] = [None; 8];
     for (name, data) in disk {
-        let i = NAMES.iter().position(|n| n == name).ok_or_else(|| format!("an unexpected entry {name:?} in {DIR}"))?;
+        let i = NAMES.iter().position(|n| n == name).ok_or_else(|| format!("an unexpected entry {name:?}"))?;
         if found[i].is_some() {
             return Err(format!("{name} listed twice"));
         }
@@ -573,9 +576,9 @@ mod tests {
         let mut w = Workload::new(3);
         let s = w.next_op();
         w.apply(&s);
-        let line = w.report(&s);
+        let line = w.report("/dur", &s);
         let f = s.op.file();
         let data = w.files()[f].as_ref().unwrap();
-        assert!(line.starts_with(&format!("t-durable: synced 1 {} {} {:016x} files=1 state=", NAMES[f], data.len(), checksum(data))), "{line}");
+        assert!(line.starts_with(&format!("t-durable: synced 1 /dur/{} {} {:016x} files=1 state=", NAMES[f], data.len(), checksum(data))), "{line}");
     }
 }
