@@ -218,7 +218,8 @@ impl Workload {
                     let len = self.len_choice();
                     Op::Create { file, data: contents(self.seed, n, len) }
                 }
-                25..=44 | 45..=64 if any_present => {
+                // Append (25..=44) or overwrite (45..=64).
+                25..=64 if any_present => {
                     let file = present[self.rng.below(present.len() as u64) as usize];
                     let size = self.files[file].as_ref().map_or(0, |f| f.len());
                     if size >= GROW_BELOW {
