@@ -4,6 +4,10 @@
 #                 namespace (root) or user-mode networking, open the kernel console (quit: `quit`)
 #   make test     host unit tests + in-QEMU tests (each boots its own QEMU)
 #   make bench    benchmarks (figures, never pass/fail)
+#   make durability
+#                 kill mid-write: QEMU SIGKILLed 100 times during rv6 file writes, each time
+#                 fsck and a check on the next boot that every synced write survived
+#                 (ITERS=N kills, SEED=S replays a schedule; docs/rv6.md "Kill mid-write")
 #   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
 #                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
@@ -38,7 +42,7 @@ export FROND_USER_DIR    := $(abspath $(USER_DIR))
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build disk run test bench profile gdb clean
+.PHONY: all setup build disk run test durability bench profile gdb clean
 
 all: build
 
@@ -76,6 +80,12 @@ run: build $(if $(filter $(DISK_IMG),$(DISK)),disk)
 
 test: build
 	$(CARGO) test
+
+# `make test` runs the same test with 3 kills. Prints a summary of the figures, also
+# left in target/rv6-tests/kill_mid_write/summary.txt.
+durability: build
+	FROND_DURABILITY_ITERS=$(or $(ITERS),100) $(if $(SEED),FROND_DURABILITY_SEED=$(SEED)) \
+		$(CARGO) test -p frond-tests --test rv6 kill_mid_write_keeps_every_synced_write -- --nocapture
 
 # frond-bench finds the packet tools (frond-pktgen, frond-pktcount) next to itself, so all
 # of the harness's binaries are built together, in release. FROND_BENCH_ONLY=boot,kbench,

@@ -351,3 +351,246 @@ fn hostile_programs_get_errors_and_nothing_else_is_affected() {
     let doms = sh(&mut s, "mon domains");
     assert!(!doms.contains("t-forkbomb"), "their domains are gone\n{doms}");
 }
+
+// ---- kill mid-write
+
+/// Kills after the workloads' start lines fall uniformly in this window.
+const KILL_WINDOW_MS: u64 = 4000;
+
+/// One workload of one kill: its directory and seed, the last operation it reported
+/// synced (0: the empty start) and how many syncs it reported, and the operation whose
+/// state the check found (with `partial`: inside the next one).
+#[derive(Debug, Clone)]
+struct Writer {
+    dir: String,
+    seed: u64,
+    synced: u32,
+    syncs: u32,
+    found: u32,
+    partial: Option<String>,
+}
+
+/// One kill of [`kill_mid_write`].
+#[derive(Debug)]
+struct Kill {
+    /// From the last workload's start line to the kill, as drawn.
+    delay_ms: u64,
+    /// From the last `synced` line seen (or the start line) to the kill.
+    since_sync_ms: u64,
+    /// Blocks of a committed log fsck found to replay.
+    log_pending: u32,
+    writers: Vec<Writer>,
+}
+
+fn mix(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The last complete `t-durable: synced OP DIR/FILE …` line's operation for `dir`, and
+/// how many such lines there were.
+fn last_synced(serial: &str, dir: &str) -> (u32, u32) {
+    // A line the kill cut short has no newline (and no full `state=` field).
+    let complete = serial.rsplit_once('\n').map_or("", |(done, _)| done);
+    let ops: Vec<u32> = complete
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("t-durable: synced ").nth(1)?;
+            let state = rest.split(" state=").nth(1)?;
+            (state.trim().len() == 16).then_some(())?;
+            let mut w = rest.split_whitespace();
+            let op = w.next()?.parse().ok()?;
+            w.next()?.strip_prefix(dir)?.strip_prefix('/')?;
+            Some(op)
+        })
+        .collect();
+    (ops.last().copied().unwrap_or(0), ops.len() as u32)
+}
+
+/// The crashed image's `dir`, checked on the host against the workload's model (fsck's
+/// own reader, with the committed log replayed on a copy).
+fn host_check(img: &Path, dir: &str, seed: u64, synced: u32) -> Result<ulib::durable::Found, String> {
+    let tree = frond_fslib::fsck::tree(&std::fs::read(img).unwrap())?;
+    let prefix = format!("{dir}/");
+    let listing: Vec<(String, Vec<u8>)> = tree
+        .into_iter()
+        .filter_map(|(p, _, data)| p.strip_prefix(&prefix).map(|n| (n.to_string(), data)))
+        .collect();
+    ulib::durable::check(seed, synced, &listing, ulib::durable::MAX_AHEAD)
+}
+
+/// Runs `t-durable check` in the booted system; returns the operation it found.
+fn guest_check(s: &mut Session, w: &Writer, what: &str) -> u32 {
+    let out = sh_wait(s, &format!("t-durable check {} {} {}", w.seed, w.synced, w.dir), Duration::from_secs(300));
+    let line = out.lines().find(|l| l.starts_with("t-durable: check ")).unwrap_or_else(|| panic!("{what}: no check result\n{out}"));
+    assert!(line.starts_with("t-durable: check ok "), "{what}: the check on the next boot failed: {line}\n{out}");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("found="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: {line}"))
+}
+
+/// Figures of a run of kills, as the docs report them.
+fn kill_summary(kills: &[Kill], seed: u64, wall: Duration) -> String {
+    let n = kills.len();
+    let ws: Vec<&Writer> = kills.iter().flat_map(|k| &k.writers).collect();
+    let mut since: Vec<u64> = kills.iter().map(|k| k.since_sync_ms).collect();
+    since.sort_unstable();
+    let q = |p: usize| since[(n - 1) * p / 100];
+    let bucket = |lo: u64, hi: u64| since.iter().filter(|&&t| t >= lo && t < hi).count();
+    let ahead = |lo: u32, hi: u32| ws.iter().filter(|w| (lo..hi).contains(&(w.found - w.synced))).count();
+    let mut last: Vec<u32> = ws.iter().map(|w| w.synced).collect();
+    last.sort_unstable();
+    let mut s = String::new();
+    s += &format!(
+        "kill mid-write: {n} kills ({} with one workload, {} with two at once), seed {seed} (FROND_DURABILITY_SEED={seed} replays the schedule), {:.0} s\n",
+        kills.iter().filter(|k| k.writers.len() == 1).count(),
+        kills.iter().filter(|k| k.writers.len() == 2).count(),
+        wall.as_secs_f64()
+    );
+    s += &format!(
+        "  time from the last completed sync to the kill, ms: min {} / p25 {} / median {} / p75 {} / max {}\n",
+        since[0],
+        q(25),
+        q(50),
+        q(75),
+        since[n - 1]
+    );
+    let mut delays: Vec<u64> = kills.iter().map(|k| k.delay_ms).collect();
+    delays.sort_unstable();
+    s += &format!(
+        "  kill moments drawn, ms after the (last) start line: min {} / median {} / max {}\n",
+        delays[0],
+        delays[(n - 1) / 2],
+        delays[n - 1]
+    );
+    s += &format!(
+        "  kills by that time: <100 ms {}, 100-300 ms {}, 300-1000 ms {}, >=1000 ms {}\n",
+        bucket(0, 100),
+        bucket(100, 300),
+        bucket(300, 1000),
+        bucket(1000, u64::MAX)
+    );
+    s += &format!("  fsck: {n} of {n} clean; a committed log to replay in {}\n", kills.iter().filter(|k| k.log_pending > 0).count());
+    s += &format!(
+        "  workloads checked: {}, {} of them killed before their first sync; synced operations verified: {} (last synced op per workload: median {}, max {}); syncs reported: {}\n",
+        ws.len(),
+        ws.iter().filter(|w| w.syncs == 0).count(),
+        ws.iter().map(|w| w.synced as u64).sum::<u64>(),
+        last[(last.len() - 1) / 2],
+        last[last.len() - 1],
+        ws.iter().map(|w| w.syncs as u64).sum::<u64>()
+    );
+    s += &format!(
+        "  state found, in operations past the last sync: 0: {}, 1-2: {}, 3-5: {}, 6+: {}; inside an operation: {}\n",
+        ahead(0, 1),
+        ahead(1, 3),
+        ahead(3, 6),
+        ahead(6, u32::MAX),
+        ws.iter().filter(|w| w.partial.is_some()).count()
+    );
+    s += "  failures: 0\n";
+    s
+}
+
+/// Boots rv6 on a fresh image and, `iters` times: starts `t-durable run` — one workload
+/// in `/dur0` on even iterations, two at once in `/dur0` and `/dur1` on odd ones — with
+/// seeds drawn from `seed`, SIGKILLs QEMU's process group at a moment drawn from the
+/// same seed (uniform in the first [`KILL_WINDOW_MS`] after the last start line),
+/// requires a clean fsck of the image and the host's check of each directory against
+/// its model, then boots again, where `t-durable check` must pass for each and find the
+/// same state the host found; the next iteration's workloads run in that boot. Panics at
+/// the first failure, naming the seed and the iteration (the crashed image is kept as
+/// `crashed.img`).
+fn kill_mid_write(iters: u64, seed: u64) -> String {
+    let started = std::time::Instant::now();
+    let dir = scratch("kill_mid_write");
+    let img = rv6_image(&dir, &[]);
+    eprintln!("kill mid-write: {iters} iterations, seed {seed}");
+    let mut kills: Vec<Kill> = Vec::new();
+    for i in 0..=iters {
+        let mut s = boot(&img, "", Duration::from_secs(900));
+        if let Some(k) = kills.last() {
+            let what = format!("seed {seed} iteration {}", i - 1);
+            for w in &k.writers {
+                let found = guest_check(&mut s, w, &what);
+                assert_eq!(found, w.found, "{what}: {}: the guest found the state after op {found}, the host after op {}", w.dir, w.found);
+            }
+        }
+        if i == iters {
+            break;
+        }
+        let what = format!("seed {seed} iteration {i}");
+        let mut writers: Vec<Writer> = (0..1 + i % 2)
+            .map(|k| Writer { dir: format!("/dur{k}"), seed: mix(seed, 3 * i + k), synced: 0, syncs: 0, found: 0, partial: None })
+            .collect();
+        let delay_ms = mix(seed, 3 * i + 2) % KILL_WINDOW_MS;
+        for w in &writers {
+            let bg = if writers.len() > 1 { " &" } else { "" };
+            s.send(format!("t-durable run {} {}{bg}\n", w.seed, w.dir).as_bytes()).unwrap();
+            s.expect(&format!("t-durable: start seed={} dir={}", w.seed, w.dir), STEP)
+                .unwrap_or_else(|e| panic!("{what}: the workload in {} did not start: {e}", w.dir));
+        }
+        let start = std::time::Instant::now();
+        let kill_at = start + Duration::from_millis(delay_ms);
+        let mut seen = start;
+        loop {
+            let now = std::time::Instant::now();
+            if now >= kill_at {
+                break;
+            }
+            match s.expect("t-durable: synced ", kill_at - now) {
+                Ok(_) => seen = std::time::Instant::now(),
+                Err(_) => break,
+            }
+        }
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(s.pid()), nix::sys::signal::Signal::SIGKILL);
+        let since_sync_ms = seen.elapsed().as_millis() as u64;
+        let out = s.wait(Duration::from_secs(30));
+        assert!(!out.serial.contains("t-durable: FAILED"), "{what}: a workload failed\n{}", out.serial);
+        let _ = std::fs::copy(&img, dir.join("crashed.img"));
+        let report = frond_fslib::fsck::check_report(&std::fs::read(&img).unwrap());
+        assert!(
+            report.problems.is_empty(),
+            "{what}: killed {delay_ms} ms after the start, {since_sync_ms} ms after the last sync: fsck: {:?}",
+            report.problems
+        );
+        let mut line = format!("kill {i}: {delay_ms} ms after the start, {since_sync_ms} ms after the last sync; fsck clean ({} log blocks pending)", report.log_pending);
+        for w in &mut writers {
+            (w.synced, w.syncs) = last_synced(&out.serial, &w.dir);
+            let host = host_check(&img, &w.dir, w.seed, w.synced).unwrap_or_else(|e| {
+                panic!("{what}: killed {delay_ms} ms after the start: {} (seed {}) synced op {}: on the host: {e}", w.dir, w.seed, w.synced)
+            });
+            w.found = host.op;
+            w.partial = host.partial;
+            line += &format!(
+                "; {} seed {}: synced op {} ({} syncs), state after op {}{}",
+                w.dir,
+                w.seed,
+                w.synced,
+                w.syncs,
+                w.found,
+                w.partial.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+            );
+        }
+        eprintln!("{line}");
+        kills.push(Kill { delay_ms, since_sync_ms, log_pending: report.log_pending, writers });
+    }
+    let summary = kill_summary(&kills, seed, started.elapsed());
+    let _ = std::fs::write(dir.join("summary.txt"), &summary);
+    summary
+}
+
+/// `FROND_DURABILITY_ITERS` kills (default 3; `make durability` runs 100), seeded by
+/// `FROND_DURABILITY_SEED` (default: the clock; printed, so a failure replays).
+#[test]
+fn kill_mid_write_keeps_every_synced_write() {
+    let iters = std::env::var("FROND_DURABILITY_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let seed = std::env::var("FROND_DURABILITY_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let summary = kill_mid_write(iters, seed);
+    eprint!("{summary}");
+}

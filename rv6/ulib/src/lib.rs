@@ -16,6 +16,7 @@
 //!   formatted into a small stack buffer and written with as few `write`s as fit — no
 //!   allocation, no call per byte) and [`LineReader`]/[`read_line`].
 //! * [`shell`]: the shell's tokenizer and parser (pure, host-tested).
+//! * [`durable`]: the kill-mid-write workload of `t-durable` and its check (pure, host-tested).
 //! * [`pattern`]: grep's matcher (xv6's `^ $ . *`; pure, host-tested).
 //!
 //! **The rv6 core's failure is fatal.** A system call returns `RpcResult<SysResult<T>>`:
@@ -40,6 +41,7 @@
 extern crate alloc;
 
 pub mod io;
+pub mod durable;
 pub mod pattern;
 pub mod shell;
 pub mod sys;
