@@ -15,9 +15,10 @@ use super::{SeenEvent, SoakOptions};
 use crate::pkt::CountReport;
 use crate::HarnessError;
 
-/// Domains behind the forwarder (their faults cost forwarded frames).
-pub const FORWARD_NICS: &[&str] = &["virtio-net1", "virtio-net2"];
-/// Window after a NIC-driver fault in which missing frames are charged to it.
+/// The forwarding path: its NIC drivers and the forwarder (their faults cost forwarded
+/// frames).
+pub const FORWARD_PATH: &[&str] = &["virtio-net1", "virtio-net2", "forward"];
+/// Window after a forwarding-path fault in which missing frames are charged to it.
 pub const LOSS_WINDOW_S: f64 = 3.0;
 
 /// What [`super::run`] hands over.
@@ -43,7 +44,7 @@ pub struct Inputs<'a> {
     pub serial_log: Option<PathBuf>,
 }
 
-/// Frames lost around one NIC-driver fault.
+/// Frames lost around one fault of the forwarding path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NicLoss {
     pub n: u64,
@@ -80,7 +81,7 @@ impl Report {
             let per_bucket = i.opts.fwd_pps as f64 * bucket_s;
             for e in &i.events {
                 let Event::Fault(f) = &e.event else { continue };
-                if !FORWARD_NICS.contains(&f.domain.as_str()) {
+                if !FORWARD_PATH.contains(&f.domain.as_str()) {
                     continue;
                 }
                 let a = ((e.t - from) / bucket_s).max(0.0) as usize;
@@ -218,9 +219,20 @@ fn table(i: &Inputs<'_>, tally: &Tally, losses: &[NicLoss], thr: &BTreeMap<Strin
         let (p50, p99, max) = inject::percentiles(v);
         let _ = writeln!(t, "  {d:<14} {:>6} {p50:>9} {p99:>9} {max:>9}", v.len());
     }
-    let _ = writeln!(t, "\nframes lost per forwarding-NIC fault ({} s window): {}", LOSS_WINDOW_S, if losses.is_empty() { "(no such fault)".to_string() } else { String::new() });
+    let _ = writeln!(t, "\nframes lost per fault on the forwarding path (NIC drivers virtio-net1/2, forward; {} s window): {}", LOSS_WINDOW_S, if losses.is_empty() { "(no such fault)".to_string() } else { String::new() });
+    let mut per: BTreeMap<(&str, &str), Vec<u64>> = BTreeMap::new();
     for l in losses {
-        let _ = writeln!(t, "  n={:<6} t={:>7.1} s {:<12} {:<7} lost {}", l.n, l.t, l.domain, l.kind, l.lost);
+        per.entry((l.domain.as_str(), l.kind.as_str())).or_default().push(l.lost);
+    }
+    for ((d, k), v) in &per {
+        let (p50, _, max) = inject::percentiles(v);
+        let _ = writeln!(t, "  {d:<12} {k:<9} faults {:>5}  lost {:>8} in all, median {p50}, max {max}", v.len(), v.iter().sum::<u64>());
+    }
+    for l in losses.iter().take(12) {
+        let _ = writeln!(t, "    n={:<6} t={:>7.1} s {:<12} {:<9} lost {}", l.n, l.t, l.domain, l.kind, l.lost);
+    }
+    if losses.len() > 12 {
+        let _ = writeln!(t, "    … {} more in results.json", losses.len() - 12);
     }
     let _ = writeln!(t, "\nworkloads:\n  {:<8} {:>10} {:>8} {:>12} {:>8} {:>8} {:>9} {:>6}  {}", "workload", "ok", "failed", "bytes", "errors", "corrupt", "max gap", "bound", "per second");
     for s in &i.series {
