@@ -501,7 +501,7 @@ fn console_line(line: &str, t: f64, rv6: &mut Rv6State, series: &SeriesRef, even
         events.push(SeenEvent { t, event: e });
         return false;
     }
-    if let Some(f) = parse_scheduled_crash(line, events.len() as u64) {
+    if let Some(f) = parse_scheduled_crash(line, SCHEDULED_N + events.len() as u64) {
         events.push(SeenEvent { t, event: Event::Fault(f) });
         return false;
     }
@@ -541,6 +541,9 @@ fn console_line(line: &str, t: f64, rv6: &mut Rv6State, series: &SeriesRef, even
 
     line.contains("KERNEL PANIC") || line.contains("!!! PANIC")
 }
+
+/// Scheduled crashes are numbered from here (apart from the injector's `n`).
+pub const SCHEDULED_N: u64 = 1_000_000_000;
 
 /// A kill of the kernel's crash schedule (`crash=NAME@MS`, [`SoakOptions::append`]):
 /// `crash: killed `NAME` at MS ms (uptime US us)`, as a fault of kind `scheduled`

@@ -21,6 +21,9 @@ fn short_soak_every_workload_under_faults() {
         return;
     }
     let mut o = SoakOptions::from_env(SECS, FAULTS).expect("soak options (run `make build` and `cargo build -p frond-tests --bins -p frond-mkfs`)");
+    // Short whatever `make soak`'s variables say (the seed may still be chosen).
+    o.secs = SECS;
+    o.faults = FAULTS;
     // Its own report directory and log name, so a `make soak` run is not overwritten.
     o.out_dir = o.out_dir.join("short");
     o.name = "soak-short".into();
