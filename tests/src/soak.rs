@@ -476,7 +476,7 @@ struct Rv6State {
     final_slots: [Option<u64>; series::SLOTS as usize],
     launches: u64,
     running: bool,
-    /// Whether the most recent launch ended with `done`.
+    /// Whether the most recent launch ended with `done` and no failed iteration.
     last_done: bool,
     /// The shell printed its prompt since the last launch (kernel lines may follow it on
     /// the same line).
@@ -525,10 +525,11 @@ fn console_line(line: &str, t: f64, rv6: &mut Rv6State, series: &SeriesRef, even
                     rv6.synced[slot as usize] = Some(i);
                 }
             }
-            Rv6Line::Done { next, .. } => {
+            Rv6Line::Done { next, failed, .. } => {
                 rv6.next_i = next;
                 rv6.running = false;
-                rv6.last_done = true;
+                // A run with a failed iteration leaves that slot's contents unknown.
+                rv6.last_done = failed == 0;
             }
         }
         return false;
@@ -658,19 +659,27 @@ fn phase(s: &mut Session, o: &SoakOptions, ns_s: &Netns, ns_b: &Netns, secs: u64
     Ok(Phase { t0: sh.t0, series, events, kernel_died, forward: fwd_result })
 }
 
-/// If the last t-soak did not end on its own (a fault ended it), one short run that
-/// rewrites every slot and ends with a sync, so the disk's final contents are known.
+/// If the last t-soak did not end cleanly (a fault ended it, or an iteration failed), a
+/// short run that rewrites every slot and ends with a sync, so the disk's final contents
+/// are known (up to three tries: faults may still be landing).
 fn finish_rv6(s: &mut Session, o: &SoakOptions, rv6: &mut Rv6State) -> Result<(), HarnessError> {
     if rv6.last_done {
         return Ok(());
     }
-    let _ = s.expect(PROMPT, Duration::from_secs(60));
-    let out = shell(s, &format!("t-soak 0 {} {}", o.seed, rv6.next_i), Duration::from_secs(300))?;
-    rv6.final_slots = Default::default();
-    let scratch = new_series("rv6", "iteration");
-    let mut ev = Vec::new();
-    for l in out.lines() {
-        console_line(l, 0.0, rv6, &scratch, &mut ev);
+    if !rv6.prompt {
+        let _ = s.expect(PROMPT, Duration::from_secs(60));
+    }
+    for _ in 0..3 {
+        let out = shell(s, &format!("t-soak 0 {} {}", o.seed, rv6.next_i), Duration::from_secs(300))?;
+        rv6.final_slots = Default::default();
+        let scratch = new_series("rv6", "iteration");
+        let mut ev = Vec::new();
+        for l in out.lines() {
+            console_line(l, 0.0, rv6, &scratch, &mut ev);
+        }
+        if rv6.last_done {
+            break;
+        }
     }
     Ok(())
 }

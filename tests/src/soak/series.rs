@@ -230,12 +230,13 @@ pub fn parse_rv6_line(line: &str) -> Option<Rv6Line> {
 
 // --- memory counters --------------------------------------------------------------------
 
-/// How far the kernel heap may end from its start (bytes). Kernel state that keeps a
-/// high-water mark or depends on history rather than on what is alive now (a queue keeps
-/// the capacity its longest length needed) moves it by a few dozen bytes: seen +16 and
-/// +32 B after 40 s in which about 4,000 program domains started and ended. A leak per
-/// operation, connection or fault passes this bound within seconds.
-pub const KERNEL_HEAP_SLACK: u64 = 512;
+/// How far the kernel heap may end from its start (bytes). Kernel tables and queues keep
+/// the capacity their longest length needed (the scheduler's thread table, run and wait
+/// queues), so the level after the warm-up is not yet the run's high-water mark: seen
+/// between −16 and +576 B after 40–60 s without faults, ending at the same 21,800 B in
+/// every such run. A leak per operation, connection or fault (a 30-minute soak does
+/// millions) passes this bound early.
+pub const KERNEL_HEAP_SLACK: u64 = 2048;
 
 /// How far the shared heap may end from its start when nothing restarted (bytes): live
 /// domains keep pools of packet buffers whose size depends on the last batches (seen: the
@@ -449,7 +450,7 @@ mod tests {
         let hw = Counters { kernel_heap_used: c.kernel_heap_used + 32, ..c };
         assert!(hw.differences(&c).is_empty());
         // A frame lost outside every domain, a shared block nobody owns, kernel heap growth.
-        let leak = Counters { frames_free: 200122, shared_heap_used: 540776, kernel_heap_used: 1234567 + 600, crashes_restarts: 4, ..c };
+        let leak = Counters { frames_free: 200122, shared_heap_used: 540776, kernel_heap_used: 1234567 + 2100, crashes_restarts: 4, ..c };
         assert_eq!(leak.differences(&c).len(), 3, "{:?}", leak.differences(&c));
         // A kernel thread ended: its stack's frames came back, its heap with it.
         let ended = Counters { frames_free: 200139, threads: 11, stack_kib: 704, kernel_heap_used: 1234567 - 840, crashes_restarts: 4, ..c };
