@@ -6,7 +6,7 @@
 #   make bench    benchmarks (figures, never pass/fail)
 #   make soak     every workload at once on one Frond under injected faults (root; minutes:
 #                 SOAK_SECS=300 SOAK_FAULTS=1500 SOAK_SEED=42; the full campaign is
-#                 SOAK_FAULTS=10000 SOAK_SECS=1740, 6 faults/s, about 30 min)
+#                 SOAK_FAULTS=10000 SOAK_SECS=1700, 6 faults/s, under 30 min)
 #   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
 #                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command

@@ -264,26 +264,14 @@ fn forward_workload(sh: &Shared_, ns_s: &Netns, ns_b: &Netns, tools: &Tools, pps
     let g = gen.wait_success(Duration::from_secs(30))?;
     let g = crate::pkt::GenReport::from_output(&g).map_err(|e| cmd_err("frond-pktgen", e.to_string()))?;
     let mut s = lock(series);
-    let per_bucket = pps as f64 * c.bucket_ms as f64 / 1000.0;
-    let buckets_per_sec = (1000 / c.bucket_ms.max(1)) as usize;
-    let gen_buckets = (secs as usize) * buckets_per_sec;
-    let (mut expected_cum, mut got_cum, mut charged) = (0f64, 0u64, 0u64);
-    for (sec, chunk) in c.buckets.chunks(buckets_per_sec).enumerate() {
-        let t_sec = counting_from + sec as f64;
-        for (j, &n) in chunk.iter().enumerate() {
-            if n > 0 {
-                s.ok(t_sec + j as f64 * c.bucket_ms as f64 / 1000.0, n, n * crate::pkt::FRAME_LEN as u64);
-            }
+    let bucket_s = c.bucket_ms.max(1) as f64 / 1000.0;
+    for (j, l) in forward_series(&c.buckets, bucket_s, pps, secs).into_iter().enumerate() {
+        let t = counting_from + j as f64 * bucket_s;
+        if l.0 > 0 {
+            s.ok(t, l.0, l.0 * crate::pkt::FRAME_LEN as u64);
         }
-        // Loss per second: growth of the cumulative deficit (frames arriving a bucket
-        // late are not lost).
-        let in_gen = chunk.len().min(gen_buckets.saturating_sub(sec * buckets_per_sec));
-        expected_cum += per_bucket * in_gen as f64;
-        got_cum += chunk.iter().sum::<u64>();
-        let deficit = (expected_cum.round() as u64).saturating_sub(got_cum);
-        if deficit > charged {
-            s.lost(t_sec, deficit - charged);
-            charged = deficit;
+        if l.1 > 0 {
+            s.lost(t, l.1);
         }
     }
     s.end(counting_from + secs as f64);
@@ -303,6 +291,35 @@ fn forward_workload(sh: &Shared_, ns_s: &Netns, ns_b: &Netns, tools: &Tools, pps
         s.fail(since(sh.t0), "the guest ended");
     }
     Ok((c, counting_from, g.sent))
+}
+
+/// Per counter bucket: (frames counted, frames charged as lost there). The generator's
+/// schedule starts at the first counted frame (the counter starts first); a frame is lost
+/// when the running count falls behind the schedule for good — each second's loss is the
+/// growth of that deficit, so frames arriving a bucket late are not lost.
+pub fn forward_series(buckets: &[u64], bucket_s: f64, pps: u64, secs: u64) -> Vec<(u64, u64)> {
+    let per_sec = (1.0 / bucket_s).round().max(1.0) as usize;
+    let first = buckets.iter().position(|&n| n > 0).unwrap_or(0);
+    let gen_buckets = secs as usize * per_sec;
+    let per_bucket = pps as f64 * bucket_s;
+    let (mut expected, mut got, mut charged) = (0f64, 0u64, 0u64);
+    let mut out = Vec::with_capacity(buckets.len());
+    for (j, &n) in buckets.iter().enumerate() {
+        if j >= first && j < first + gen_buckets {
+            expected += per_bucket;
+        }
+        got += n;
+        let mut lost = 0;
+        if (j + 1) % per_sec == 0 || j + 1 == buckets.len() {
+            let deficit = (expected.round() as u64).saturating_sub(got);
+            if deficit > charged {
+                lost = deficit - charged;
+                charged = deficit;
+            }
+        }
+        out.push((n, lost));
+    }
+    out
 }
 
 /// `ping -i 0.05` for `secs`, parsed afterwards (`-D` timestamps, `-O` for each miss).
@@ -864,6 +881,27 @@ mod tests {
         assert!(n.iter().all(|x| x.pci_slot != crate::qemu::DISK_SLOT));
         assert_eq!((n[1].tap.as_str(), n[2].tap.as_str()), ("tapA", "tapB"));
         crate::net::check_ifname(STACK_TAP).unwrap();
+    }
+
+    #[test]
+    fn forwarded_frames_late_are_not_lost() {
+        // 100 pps for 2 s in 10 ms buckets; the first frame 0.3 s after counting began.
+        let mut b = vec![0u64; 30];
+        b.extend(std::iter::repeat_n(1, 200));
+        b.extend([0; 40]);
+        let s = forward_series(&b, 0.01, 100, 2);
+        assert_eq!(s.iter().map(|x| x.0).sum::<u64>(), 200);
+        assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 0, "all arrived");
+        // 50 frames missing in the middle: charged once.
+        let mut g = b.clone();
+        for x in &mut g[100..150] {
+            *x = 0;
+        }
+        let s = forward_series(&g, 0.01, 100, 2);
+        assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 50);
+        // Nothing at all: everything lost.
+        let s = forward_series(&[0; 250], 0.01, 100, 2);
+        assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 200);
     }
 
     #[test]

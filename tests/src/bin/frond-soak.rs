@@ -2,7 +2,7 @@
 //! (`make soak`; see `frond_tests::soak` and docs/reliability.md, "Soak").
 //!
 //! Environment: `SOAK_SECS` (default 300), `SOAK_SEED` (42), `SOAK_FAULTS` (1500; the full
-//! campaign is `SOAK_FAULTS=10000 SOAK_SECS=1740`, 6 faults/s), `SOAK_PPS` (1000).
+//! campaign is `SOAK_FAULTS=10000 SOAK_SECS=1700`, 6 faults/s, under 30 min), `SOAK_PPS` (1000).
 //! Writes `target/soak/results.json`, `target/soak/soak.svg` and the serial log there;
 //! prints the report; exits 0 if every pass criterion holds, 1 if one failed, 2 if the
 //! soak could not run (e.g. not root).
