@@ -280,7 +280,7 @@ fn plot(series: &[Series], faults: &[(f64, String)], secs: u64) -> String {
         let root = SVGBackend::with_string(&mut out, (900, h)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let (title, body) = root.split_vertically(40);
-        let _ = title.titled(&format!("Soak: every workload at once, {} faults marked (red)", faults.len()), ("sans-serif", 16));
+        let _ = title.titled(&format!("Soak: every workload at once, per second (x: seconds since the soak began); {} faults marked (red)", faults.len()), ("sans-serif", 16));
         let panels = body.split_evenly((series.len().max(1), 1));
         let x_max = (secs.max(1) as f64) * 1.02;
         for (s, area) in series.iter().zip(panels.iter()) {
