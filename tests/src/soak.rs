@@ -294,30 +294,45 @@ fn forward_workload(sh: &Shared_, ns_s: &Netns, ns_b: &Netns, tools: &Tools, pps
 }
 
 /// Per counter bucket: (frames counted, frames charged as lost there). The generator's
-/// schedule starts at the first counted frame (the counter starts first); a frame is lost
-/// when the running count falls behind the schedule for good — each second's loss is the
-/// growth of that deficit, so frames arriving a bucket late are not lost.
+/// schedule starts at the first counted frame (the counter starts first); each second the
+/// running count's deficit against the schedule is compared with the last: growth is
+/// charged to that second, shrinking (frames arriving late, after a stall) takes back the
+/// latest charges. The charges add up to the frames that never came.
 pub fn forward_series(buckets: &[u64], bucket_s: f64, pps: u64, secs: u64) -> Vec<(u64, u64)> {
     let per_sec = (1.0 / bucket_s).round().max(1.0) as usize;
     let first = buckets.iter().position(|&n| n > 0).unwrap_or(0);
     let gen_buckets = secs as usize * per_sec;
     let per_bucket = pps as f64 * bucket_s;
     let (mut expected, mut got, mut charged) = (0f64, 0u64, 0u64);
-    let mut out = Vec::with_capacity(buckets.len());
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(buckets.len());
+    // Buckets charged so far, latest last.
+    let mut charges: Vec<usize> = Vec::new();
     for (j, &n) in buckets.iter().enumerate() {
         if j >= first && j < first + gen_buckets {
             expected += per_bucket;
         }
         got += n;
-        let mut lost = 0;
+        out.push((n, 0));
         if (j + 1) % per_sec == 0 || j + 1 == buckets.len() {
             let deficit = (expected.round() as u64).saturating_sub(got);
             if deficit > charged {
-                lost = deficit - charged;
-                charged = deficit;
+                out[j].1 = deficit - charged;
+                charges.push(j);
             }
+            // Frames that came late (after a stall) were not lost: take back the latest
+            // charges.
+            let mut excess = charged.max(deficit) - deficit;
+            while excess > 0 {
+                let Some(&k) = charges.last() else { break };
+                let take = excess.min(out[k].1);
+                out[k].1 -= take;
+                excess -= take;
+                if out[k].1 == 0 {
+                    charges.pop();
+                }
+            }
+            charged = deficit;
         }
-        out.push((n, lost));
     }
     out
 }
@@ -899,6 +914,14 @@ mod tests {
         }
         let s = forward_series(&g, 0.01, 100, 2);
         assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 50);
+        // A stall: 50 frames held back, then delivered in one bucket a second later.
+        let mut h = b.clone();
+        for x in &mut h[100..150] {
+            *x = 0;
+        }
+        h[210] += 50;
+        let s = forward_series(&h, 0.01, 100, 2);
+        assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 0, "late is not lost: {:?}", s.iter().enumerate().filter(|x| x.1 .1 > 0).collect::<Vec<_>>());
         // Nothing at all: everything lost.
         let s = forward_series(&[0; 250], 0.01, 100, 2);
         assert_eq!(s.iter().map(|x| x.1).sum::<u64>(), 200);
