@@ -8,6 +8,9 @@
 #                 kill mid-write: QEMU SIGKILLed 100 times during rv6 file writes, each time
 #                 fsck and a check on the next boot that every synced write survived
 #                 (ITERS=N kills, SEED=S replays a schedule; docs/rv6.md "Kill mid-write")
+#   make soak     every workload at once on one Frond under injected faults (root; minutes:
+#                 SOAK_SECS=300 SOAK_FAULTS=1500 SOAK_SEED=42; the full campaign is
+#                 SOAK_FAULTS=10000 SOAK_SECS=1700, 6 faults/s, under 30 min)
 #   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
 #                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
@@ -42,7 +45,7 @@ export FROND_USER_DIR    := $(abspath $(USER_DIR))
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build disk run test durability bench profile gdb clean
+.PHONY: all setup build disk run test durability bench soak profile gdb clean
 
 all: build
 
@@ -78,7 +81,9 @@ run: build $(if $(filter $(DISK_IMG),$(DISK)),disk)
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
 	@APPEND="rv6=on $(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --disk "$(DISK)"
 
+# The short soak (tests/tests/soak.rs) runs frond-mkfs from target/debug.
 test: build
+	$(CARGO) build -q -p frond-mkfs
 	$(CARGO) test
 
 # `make test` runs the same test with 3 kills. Prints a summary of the figures, also
@@ -94,6 +99,17 @@ bench: build
 	$(CARGO) build -q --release -p frond-tests --bins
 	$(CARGO) build -q -p frond-mkfs
 	$(CARGO) run -q --release -p frond-tests --bin frond-bench
+
+# The soak (tests/src/soak.rs, docs/reliability.md "Soak"): frond-soak finds the packet
+# tools next to itself and frond-mkfs in target/debug. Writes target/soak/results.json,
+# target/soak/soak.svg and the serial log; exits non-zero if a pass criterion failed.
+SOAK_SECS   ?= 300
+SOAK_FAULTS ?= 1500
+SOAK_SEED   ?= 42
+soak: build
+	$(CARGO) build -q -p frond-tests --bins
+	$(CARGO) build -q -p frond-mkfs
+	SOAK_SECS=$(SOAK_SECS) SOAK_FAULTS=$(SOAK_FAULTS) SOAK_SEED=$(SOAK_SEED) target/debug/frond-soak
 
 # Counts every guest instruction of one benchmark's measured region (QEMU's execution log,
 # one instruction per block, -icount shift=0) and attributes it to kernel and domain

@@ -162,6 +162,12 @@ pub fn start(net: crate::net::Options<'static>, opts: crate::storage::Options<'s
         if ctx.failed.contains(&g) || !e.when.as_deref().is_none_or(|c| ctx.holds(c)) {
             continue;
         }
+        // Alternatives of one name (the manifest allows them on different conditions):
+        // the first that applies starts, a second is refused.
+        if ctx.domain(&e.name).is_some() {
+            println!("assembly: manifest line {}: `{}` already started; this alternative is not", e.line, e.name);
+            continue;
+        }
         match construct(e, &mut ctx) {
             Ok(Some(id)) => ctx.started.push((e.name.clone(), id, e.restart)),
             Ok(None) => {}

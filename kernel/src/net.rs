@@ -19,10 +19,14 @@
 //!   a kernel thread: it polls while there is work and, after `fwd.idle` rounds in a row
 //!   without a frame (default [`DEFAULT_IDLE_ROUNDS`]), blocks on a NIC's interrupt
 //!   (`fwd.idle=0`: pure polling, interrupts never used).
+//! * `net=both`: the stack and its services on NIC 0 and the forwarder between NICs 1
+//!   and 2 (`fwd.a` is NIC 1's side, `fwd.b` NIC 2's); the forwarder has
+//!   `restart=always`: when it dies the supervisor restarts it and the forwarding thread
+//!   runs the new instance. The soak (`make soak`) runs this.
 //! * `crash=NAME@MS[,NAME@MS…]`: kills domain NAME MS milliseconds after the manifest's
 //!   domains are up (a crash-under-traffic schedule any harness can drive).
 //!
-//! Command line: `net=off|stack|fwd`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`, `fwd.idle=N`,
+//! Command line: `net=off|stack|fwd|both`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`, `fwd.idle=N`,
 //! `fwd.a=IP/P,PEER_IP,PEER_MAC`, `fwd.b=…`, `crash=…`. Bad values are reported and the
 //! network is not started; the kernel keeps running.
 
@@ -210,12 +214,29 @@ pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, Strin
             // `Forward::run` is one call that forwards until stopped: no watchdog budget.
             domain::limits::configure_default(&format!("{}:budget=0ms", e.name))?;
             let fwd = domain::create::<ForwardKind>(&e.name, &e.image, move || (na.remote(), nb.remote(), cfg))?;
-            let f = domain::grant::<dyn Forward>(fwd)?;
+            // restart=always: the supervisor restarts a dead forwarder, and this thread
+            // runs the new one; otherwise its death ends forwarding.
+            let again = e.restart == crate::assembly::Restart::Always;
+            let mut f = domain::grant::<dyn Forward>(fwd)?;
             sched::Builder::new("forward-run")
                 .priority(sched::Priority::Low)
-                .spawn(move || match f.run(0) {
-                    Ok(s) => println!("forward: stopped after {} packets", s.forwarded),
-                    Err(e) => println!("forward: stopped: {}", e.as_str()),
+                .spawn(move || loop {
+                    match f.run(0) {
+                        Ok(s) => break println!("forward: stopped after {} packets", s.forwarded),
+                        Err(e) if again && e.is_crash() => {
+                            println!("forward: {}; waiting for its restart", e.as_str());
+                            loop {
+                                sched::sleep_ms(10);
+                                if domain::alive_generation(fwd.0 as usize) != 0 {
+                                    if let Ok(g) = domain::grant::<dyn Forward>(fwd) {
+                                        f = g;
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => break println!("forward: stopped: {}", e.as_str()),
+                    }
                 })
                 .map_err(|e| format!("spawning the forwarding thread: {e:?}"))?;
             Ok(Some(fwd))
@@ -225,8 +246,8 @@ pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, Strin
 
 /// After the manifest ran: what the network is made of, for the console and tests.
 pub fn finish(ctx: &mut Ctx<'_>) {
-    if let Some(m) = ctx.net.mode.filter(|m| !matches!(*m, "off" | "stack" | "fwd")) {
-        println!("net: not started: net={m}: expected off, stack or fwd");
+    if let Some(m) = ctx.net.mode.filter(|m| !matches!(*m, "off" | "stack" | "fwd" | "both")) {
+        println!("net: not started: net={m}: expected off, stack, fwd or both");
     }
     let mut nics = NICS.lock().clone();
     if nics.is_empty() {

@@ -55,6 +55,7 @@ pub mod pkt;
 pub mod qemu;
 mod run;
 pub mod serial;
+pub mod soak;
 
 pub use error::HarnessError;
 pub use exit::Exit;

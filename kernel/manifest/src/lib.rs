@@ -11,6 +11,9 @@
 //! nic PREFIX image=IMAGE pci=VENDOR:DEVICE[,...] [when=COND]
 //! ```
 //!
+//! A name may appear on several lines only as alternatives: every such line has a `when=`,
+//! each a different one (the kernel starts at most one entry of a name).
+//!
 //! `#` starts a comment. Errors name the line; nothing in a manifest can make the parser
 //! panic, and its size is bounded ([`MAX_LINES`] lines of at most [`MAX_FIELDS`] fields).
 //!
@@ -126,8 +129,13 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         if e.kind.is_empty() || e.image.is_empty() {
             return Err(format!("manifest line {line}: `{name}` needs kind= and image="));
         }
-        if out.iter().any(|o: &Entry| o.name == e.name) {
-            return Err(format!("manifest line {line}: `{name}` is listed twice"));
+        // A name may come back on another line as an alternative: both lines conditional,
+        // on different conditions (e.g. the forwarder wired per `net=` mode). The kernel
+        // starts at most one entry of a name.
+        if let Some(o) = out.iter().find(|o: &&Entry| o.name == e.name) {
+            if o.when.is_none() || e.when.is_none() || o.when == e.when {
+                return Err(format!("manifest line {line}: `{name}` is listed twice"));
+            }
         }
         out.push(e);
     }

@@ -42,6 +42,8 @@ fn bad_lines_are_refused_with_their_number() {
         ("domain a kind=k image=i oops", "line 1: `oops`: expected key=value"),
         ("domain a kind=k image=i restart=sometimes", "line 1: restart=sometimes: expected on-call, always or never"),
         ("domain a kind=k image=i\ndomain a kind=k image=i", "line 2: `a` is listed twice"),
+        ("domain a kind=k image=i when=x\ndomain a kind=k image=i", "line 2: `a` is listed twice"),
+        ("domain a kind=k image=i when=x\ndomain a kind=k image=i when=x", "line 2: `a` is listed twice"),
         ("nic n kind=k image=i", "line 1: a `nic` line has no kind="),
         ("nic n pci=1:2", "line 1: `n` needs kind= and image="),
     ];
@@ -73,4 +75,27 @@ fn garbage_never_panics() {
         let _ = parse(&s);
         let _ = parse(&(s.to_string() + "\u{fffd}\u{0}"));
     }
+}
+
+#[test]
+fn a_name_may_come_back_as_an_alternative() {
+    let e = parse("domain f kind=forward image=i a=0 b=1 when=net=fwd\ndomain f kind=forward image=i a=1 b=2 when=net=both").unwrap();
+    assert_eq!(e.len(), 2);
+    assert_eq!((e[0].param("a"), e[1].param("a"), e[1].when.as_deref()), (Some("0"), Some("1"), Some("net=both")));
+}
+
+#[test]
+fn the_system_manifest_has_net_both() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../domains/system.manifest")).unwrap();
+    let entries = parse(&text).unwrap();
+    let holds = |e: &Entry, mode: &str| e.when.as_deref().and_then(|w| w.strip_prefix("net=")).is_some_and(|vs| vs.split(',').any(|v| v == mode));
+    for (name, modes) in [("netstack", ["stack", "both"]), ("services", ["stack", "both"])] {
+        let e = entries.iter().find(|e| e.name == name).unwrap();
+        assert!(modes.iter().all(|m| holds(e, m)), "{name} starts with net={modes:?}");
+    }
+    let fwd: std::vec::Vec<&Entry> = entries.iter().filter(|e| e.name == "forward").collect();
+    let wiring = |mode: &str| fwd.iter().find(|e| holds(e, mode)).map(|e| (e.param("a"), e.param("b"), e.restart));
+    assert_eq!(wiring("fwd"), Some((Some("0"), Some("1"), Restart::Never)), "net=fwd: unchanged");
+    assert_eq!(wiring("both"), Some((Some("1"), Some("2"), Restart::Always)), "net=both: NICs 1 and 2, restarted");
+    assert_eq!(fwd.iter().filter(|e| holds(e, "stack")).count(), 0);
 }

@@ -47,7 +47,7 @@ use frond_fslib::layout::{Variant, BPB, BSIZE, DIRENT_SIZE, DIRSIZ, IPB, NINDIRE
 use frond_fslib::mkfs::{self, Params};
 use frond_fslib::FileSystem;
 
-const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [[--into DIR] [NAME=]HOST_PATH...]\n       frond-mkfs fsck IMAGE";
+const USAGE: &str = "usage: frond-mkfs build [--large] [--size BLOCKS] [--inodes N] [--log BLOCKS] OUT.img [[--into DIR] [NAME=]HOST_PATH...]\n       frond-mkfs fsck IMAGE\n       frond-mkfs cat IMAGE PATH";
 
 /// What `build` makes.
 #[derive(Debug)]
@@ -65,6 +65,7 @@ enum Command {
     Help,
     Build(Build),
     Fsck(PathBuf),
+    Cat(PathBuf, String),
 }
 
 fn parse(args: &[OsString]) -> Result<Command, String> {
@@ -73,6 +74,10 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "fsck" => match rest {
             [img] => Ok(Command::Fsck(img.into())),
+            _ => Err(USAGE.into()),
+        },
+        "cat" => match rest {
+            [img, path] => Ok(Command::Cat(img.into(), path.to_string_lossy().into_owned())),
             _ => Err(USAGE.into()),
         },
         "build" => {
@@ -293,6 +298,17 @@ fn fsck(image: &Path) -> Result<bool, String> {
     Ok(problems.is_empty())
 }
 
+/// Writes the file at `path` of the image (a committed log installed first, as mount
+/// would) to stdout.
+fn cat(image: &Path, path: &str) -> Result<bool, String> {
+    use std::io::Write as _;
+    let bytes = fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let tree = frond_fslib::fsck::tree(&bytes)?;
+    let (_, _, data) = tree.iter().find(|(p, _, _)| p == path).ok_or_else(|| format!("{}: no {path}", image.display()))?;
+    std::io::stdout().write_all(data).map_err(|e| format!("stdout: {e}"))?;
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let r = match parse(&args) {
@@ -302,6 +318,7 @@ fn main() -> ExitCode {
         }
         Ok(Command::Build(b)) => build(&b).map(|()| true),
         Ok(Command::Fsck(img)) => fsck(&img),
+        Ok(Command::Cat(img, path)) => cat(&img, &path),
         Err(e) => Err(e),
     };
     match r {

@@ -1,0 +1,33 @@
+//! The short soak of `make test`: one Frond running every workload at once (forwarding,
+//! ping, HTTP, TCP echo, rv6 files and pipelines) for about a minute under a few dozen
+//! injected faults, judged by the full soak's pass criteria (`frond_tests::soak`,
+//! docs/reliability.md, "Soak"). `make soak` is the long one.
+//!
+//! Needs root (namespaces and taps); otherwise prints `SKIPPED: …`. Until the kernel has
+//! the fault injector the soak runs without faults and says so on stderr.
+
+use frond_tests::net::can_manage_netns;
+use frond_tests::soak::{self, SoakOptions};
+use frond_tests::skipped;
+
+/// Seconds of workload and faults injected (1 per second from 30 s after boot).
+const SECS: u64 = 60;
+const FAULTS: u64 = 30;
+
+#[test]
+fn short_soak_every_workload_under_faults() {
+    if !can_manage_netns() {
+        skipped("short_soak_every_workload_under_faults", "needs root (network namespaces and taps)");
+        return;
+    }
+    let mut o = SoakOptions::from_env(SECS, FAULTS).expect("soak options (run `make build` and `cargo build -p frond-tests --bins -p frond-mkfs`)");
+    // Short whatever `make soak`'s variables say (the seed may still be chosen).
+    o.secs = SECS;
+    o.faults = FAULTS;
+    // Its own report directory and log name, so a `make soak` run is not overwritten.
+    o.out_dir = o.out_dir.join("short");
+    o.name = "soak-short".into();
+    let r = soak::run(&o).unwrap_or_else(|e| panic!("the soak could not run: {e}"));
+    eprintln!("{r}");
+    assert!(r.passed(), "soak failed ({} in {}):\n{}", r.failures.join("; "), o.out_dir.display(), r);
+}
