@@ -2,13 +2,14 @@
 //!
 //! The same input goes to both readers. The cpio "newc" bundle: `validate`, `entries` and
 //! `find` must never panic and must agree — `entries` yields exactly the count `validate`
-//! returned, `find` returns the first entry of each name, and a bundle that is rejected
-//! is rejected by all three. An accepted bundle whose entries `check_entry` allows is
-//! written again with `write_newc` and must read back to the same entries. The symbol
-//! table (`kernel.sym`): `SymbolTable::parse` must never panic; an accepted table's
-//! symbols are in strictly increasing address order, `get` and `iter` agree, and
-//! `lookup` of each symbol's address (and of addresses the input names) returns a symbol
-//! at or below it. A `kernel.sym` entry inside an accepted bundle is parsed too.
+//! returned, `find` returns the first entry of a name (checked for the first eight), and
+//! a bundle that is rejected is rejected by all three. An accepted bundle whose entries
+//! `check_entry` allows is written again with `write_newc` and must read back to the same
+//! entries. The symbol table (`kernel.sym`): `SymbolTable::parse` must never panic; an
+//! accepted table's symbols are in strictly increasing address order, `get` and `iter`
+//! agree, and `lookup` of a symbol's address (the first and last 16 symbols) and of
+//! addresses the input names returns a symbol at or below it. A `kernel.sym` entry
+//! inside an accepted bundle is parsed too.
 
 #![no_main]
 
@@ -21,10 +22,14 @@ fn symbols(bytes: &[u8]) {
     assert_eq!(all.len(), t.len());
     assert_eq!(t.is_empty(), all.is_empty());
     for (i, s) in all.iter().enumerate() {
-        assert_eq!(t.get(i).as_ref(), Some(s));
         if i > 0 {
             assert!(all[i - 1].addr < s.addr, "symbols out of order");
         }
+        // The per-symbol checks below for the first and last few (keeps each run linear).
+        if i >= 16 && i + 16 < all.len() {
+            continue;
+        }
+        assert_eq!(t.get(i).as_ref(), Some(s));
         let found = t.lookup(s.addr).expect("a symbol's own address finds it");
         assert_eq!((found.addr, found.offset), (s.addr, 0));
         if s.size > 0 {
@@ -51,11 +56,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(n) => {
             let list: Vec<(&str, &[u8])> = entries(data).expect("validate accepted it").collect();
             assert_eq!(list.len(), n, "entries and validate disagree on the count");
-            for (name, bytes) in &list {
+            // `find` validates the whole archive each time: the first 8 entries only.
+            for (name, _) in list.iter().take(8) {
                 let first = list.iter().find(|(m, _)| m == name).unwrap().1;
-                assert_eq!(find(data, name).ok(), Some(first));
-                assert_eq!(first.as_ptr(), find(data, name).unwrap().as_ptr());
-                let _ = bytes;
+                let found = find(data, name).expect("an entry's own name is found");
+                assert_eq!(found, first);
+                assert_eq!(found.as_ptr(), first.as_ptr(), "find returns the first entry of a name");
             }
             if list.iter().all(|(name, bytes)| check_entry(name, bytes.len()).is_ok()) {
                 let again = write_newc(&list);

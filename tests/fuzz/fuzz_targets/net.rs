@@ -286,6 +286,9 @@ fuzz_target!(
                 }
             };
             if let Some(f) = frame {
+                if frond_fuzz::debug() {
+                    eprintln!("op {ops}: frame of {} bytes: {:02x?}", f.len(), &f[..f.len().min(60)]);
+                }
                 nic.w.lock().unwrap().to_stack.push_back(f);
                 put += 1;
             }
@@ -299,6 +302,12 @@ fuzz_target!(
             assert!(st.pool_len() <= POOL_MAX);
             assert!(stats.sockets as usize <= MAX_SOCKETS);
             check_sent(&w.from_stack[checked..]);
+            if frond_fuzz::debug() {
+                for f in &w.from_stack[checked..] {
+                    eprintln!("  sent {} bytes: {:02x?}", f.len(), &f[..f.len().min(60)]);
+                }
+                eprintln!("  connections {:?}", app.conns);
+            }
             checked = w.from_stack.len();
         }
     }

@@ -256,7 +256,11 @@ fuzz_target!(
         while !inp.is_empty() && steps < 200 {
             steps += 1;
             let pid = if inp.u8() < 0xF0 { live[inp.u8() as usize % live.len()] } else { inp.u32() as i32 };
-            match inp.u8() % 24 {
+            let call = inp.u8() % 24;
+            if frond_fuzz::debug() {
+                eprintln!("step {steps}: pid {pid} call {call}");
+            }
+            match call {
                 0 => {
                     let (p, f) = (path(&mut inp), flags(&mut inp));
                     let _ = core.open(&fs, pid, &p, f);
@@ -390,6 +394,9 @@ fuzz_target!(
             }
             if let Err(e) = core.check() {
                 panic!("step {steps}: {e}");
+            }
+            if frond_fuzz::debug() {
+                eprintln!("  live {live:?} {:?}", core.usage());
             }
         }
         // Everything ends; pid 1 reaps all and closes what it holds.

@@ -189,6 +189,13 @@ pub fn write_seeds(seeds: &[(&str, Vec<u8>)]) {
     }
 }
 
+/// True when the environment variable `FROND_FUZZ_DEBUG` is set: targets then print
+/// what each input does (run the target binary on one file to see it).
+pub fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FROND_FUZZ_DEBUG").is_some())
+}
+
 /// Internet checksum (RFC 1071) of `data` with `acc` already summed in.
 pub fn inet_csum(data: &[u8], mut acc: u32) -> u16 {
     for c in data.chunks(2) {
