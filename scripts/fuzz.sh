@@ -96,12 +96,14 @@ for t in "${TARGETS[@]}"; do
   corp=$(find "$corpus" -type f | wc -l)
   found=$(( $(find "$arts" -type f | wc -l) - before ))
   status=ok
-  if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
+  if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 72 ]; }; then
     status=finding
     failed=1
+  elif [ "$rc" -eq 72 ]; then
+    status=interrupted # libFuzzer's exit code when stopped by a signal
   fi
   printf '%-8s %12s %8s %9s %8s %8s %9s  %s\n' "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" \
-    "${feats:-0}" "$corp" "$([ $status = ok ] && echo none || echo "see $arts and $log")"
+    "${feats:-0}" "$corp" "$(case $status in ok) echo none ;; interrupted) echo "none (interrupted)" ;; *) echo "see $arts and $log" ;; esac)"
   results+=("$(printf '    "%s": {"executions": %s, "seconds": %s, "exec_per_sec": %s, "edges": %s, "features": %s, "corpus_files": %s, "new_findings": %s, "status": "%s"}' \
     "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" "${feats:-0}" "$corp" "$found" "$status")")
 done
