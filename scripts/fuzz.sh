@@ -93,7 +93,10 @@ for t in "${TARGETS[@]}"; do
   last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
   edges=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "$last")
   feats=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "$last")
-  corp=$(find "$corpus" -type f | wc -l)
+  # libFuzzer's corpus (the inputs it keeps in memory; the directory also holds inputs
+  # it has since replaced with smaller ones).
+  corp=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<< "$last")
+  files=$(find "$corpus" -type f | wc -l)
   found=$(( $(find "$arts" -type f | wc -l) - before ))
   status=ok
   if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 72 ]; }; then
@@ -103,9 +106,9 @@ for t in "${TARGETS[@]}"; do
     status=interrupted # libFuzzer's exit code when stopped by a signal
   fi
   printf '%-8s %12s %8s %9s %8s %8s %9s  %s\n' "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" \
-    "${feats:-0}" "$corp" "$(case $status in ok) echo none ;; interrupted) echo "none (interrupted)" ;; *) echo "see $arts and $log" ;; esac)"
-  results+=("$(printf '    "%s": {"executions": %s, "seconds": %s, "exec_per_sec": %s, "edges": %s, "features": %s, "corpus_files": %s, "new_findings": %s, "status": "%s"}' \
-    "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" "${feats:-0}" "$corp" "$found" "$status")")
+    "${feats:-0}" "${corp:-0}" "$(case $status in ok) echo none ;; interrupted) echo "none (interrupted)" ;; *) echo "see $arts and $log" ;; esac)"
+  results+=("$(printf '    "%s": {"executions": %s, "seconds": %s, "exec_per_sec": %s, "edges": %s, "features": %s, "corpus": %s, "corpus_files": %s, "new_findings": %s, "status": "%s"}' \
+    "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" "${feats:-0}" "${corp:-0}" "$files" "$found" "$status")")
 done
 
 {
