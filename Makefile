@@ -14,6 +14,9 @@
 #   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
 #                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
+#   make fuzz [FUZZ_SECS=N] [FUZZ_TARGETS=a,b]
+#                 coverage-guided fuzzing of the host crates with libFuzzer, N seconds per
+#                 target (default 60); targets elf,bootfmt,fwd,net,fs,rv6 (docs/fuzzing.md)
 #   make clean    remove build output
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").
@@ -45,7 +48,7 @@ export FROND_USER_DIR    := $(abspath $(USER_DIR))
 
 QEMU_RUN := $(CARGO) run -q -p frond-tests --bin frond-qemu --
 
-.PHONY: all setup build disk run test durability bench soak profile gdb clean
+.PHONY: all setup build disk run test durability bench soak profile gdb fuzz clean
 
 all: build
 
@@ -121,6 +124,12 @@ profile: build
 gdb: build
 	@$(CARGO) build -q -p frond-tests --bin frond-qemu
 	@APPEND="$(APPEND)" NIC="$(NIC)" scripts/run.sh target/debug/frond-qemu --gdb
+
+# Runs each fuzz target (tests/fuzz, its own cargo workspace) for FUZZ_SECS seconds at
+# nice 19, one at a time; prints executions, exec/s, coverage and corpus size per target
+# and writes target/fuzz/results.json. FUZZ_RUNS=N also stops a target after N executions.
+fuzz: setup
+	@FUZZ_SECS="$(FUZZ_SECS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_RUNS="$(FUZZ_RUNS)" scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

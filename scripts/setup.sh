@@ -6,8 +6,8 @@
 #    directory named by $FROND_OFFLINE_TOOLCHAIN (checked against its SHA256SUMS and against
 #    the rustc version it was built for).
 # 2. Host tools: qemu-system-x86 (QEMU + firmware), iproute2, tcpdump, the network test
-#    clients iputils-ping, curl, netcat-openbsd, and cpio (the benchmark's Linux guest
-#    image). Installed with apt
+#    clients iputils-ping, curl, netcat-openbsd, cpio (the benchmark's Linux guest
+#    image) and g++ (libFuzzer, which `make fuzz` builds, is C++). Installed with apt
 #    when missing and running as root; otherwise we stop and print the exact command.
 #
 # 3. QEMU with the 82576 (igb) device: from the release's backports suite when missing.
@@ -69,6 +69,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v nc >/dev/null || missing+=(netcat-openbsd)
 # The Linux baseline guest of `make bench` is packed with cpio (scripts/linux-guest.sh).
 command -v cpio >/dev/null || missing+=(cpio)
+# `make fuzz` links libFuzzer, whose C++ sources the libfuzzer-sys crate compiles.
+command -v c++ >/dev/null || missing+=(g++)
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
