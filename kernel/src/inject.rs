@@ -493,12 +493,6 @@ fn one(n: u64, c: &Config, d: &Draw) {
         domain::die(slot, generation, RpcError::Killed);
     }
     count(&d.domain, |t| t.injected[d.kind as usize] += 1);
-    println!(
-        "inject: n={n} seed={seed} t_ms={} kind={} domain={} slot={slot} gen={generation} at={at}",
-        a.t_us / 1000,
-        d.kind.name(),
-        d.domain
-    );
     // A kill, panic or hang ends the generation; so does a used entry with a bad id (the
     // driver fails on it). A bad length or an I/O error the driver survives.
     let ends = match a.kind {
@@ -506,6 +500,13 @@ fn one(n: u64, c: &Config, d: &Draw) {
         Kind::Netdev => a.at as u32 == frond_domrt::fault::USED_BAD_ID,
         Kind::Blkdev => false,
     };
+    println!(
+        "inject: n={n} seed={seed} t_ms={} kind={} domain={} slot={slot} gen={generation} ends={} at={at}",
+        a.t_us / 1000,
+        d.kind.name(),
+        d.domain,
+        ends as u8
+    );
     if ends || domain::alive_generation(slot) != generation {
         WAITING.lock().push((n, slot, generation, a.t_us));
         // A restart may already have finished.

@@ -92,6 +92,10 @@ pub fn parse_line(line: &str) -> Option<Event> {
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut recovered = false;
     for w in words {
+        // A fault that found no moment ended nothing: not an event.
+        if w == "skipped" {
+            return None;
+        }
         match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 fields.insert(k.to_string(), v.to_string());
@@ -141,7 +145,11 @@ impl Tally {
             match e {
                 Event::Fault(f) => {
                     *t.faults.entry((f.domain.clone(), f.kind.clone())).or_default() += 1;
-                    open.insert(f.n, ());
+                    // `ends=0`: a fault the domain survives (an I/O error, a bad length)
+                    // has no restart to wait for.
+                    if f.extra.get("ends").map(String::as_str) != Some("0") {
+                        open.insert(f.n, ());
+                    }
                 }
                 Event::Recovered(r) => {
                     t.recoveries.entry(r.domain.clone()).or_default().push(r.after_us);
@@ -168,6 +176,20 @@ pub fn percentiles(v: &[u64]) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_faults_are_no_events_and_survived_faults_need_no_recovery() {
+        assert!(parse_line("inject: n=4 seed=1 t_ms=900 kind=kill domain=fs skipped (not alive)").is_none());
+        let ev: Vec<Event> = [
+            "inject: n=1 seed=1 t_ms=10 kind=blkdev domain=virtio-blk0 slot=3 gen=2 ends=0 at=status",
+            "inject: n=2 seed=1 t_ms=20 kind=netdev domain=virtio-net0 slot=3 gen=2 ends=1 at=used-ring id",
+        ]
+        .iter()
+        .filter_map(|l| parse_line(l))
+        .collect();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(Tally::of(&ev).unrecovered, vec![2]);
+    }
 
     #[test]
     fn fault_lines_parse_with_extra_fields() {
