@@ -218,6 +218,9 @@ struct Shared {
 const PROMPT: &str = "$ ";
 
 /// Runs `mon CMD` at the rv6 shell and returns what was printed up to the next prompt.
+/// How long the end waits for the injector's last fault after the workloads stopped.
+const INJECT_DONE_TIMEOUT: Duration = Duration::from_secs(300);
+
 fn mon(s: &mut Session, cmd: &str) -> Result<String, HarnessError> {
     shell(s, &format!("mon {cmd}"), Duration::from_secs(60))
 }
@@ -802,6 +805,13 @@ pub fn run(o: &SoakOptions) -> Result<Report, HarnessError> {
     let mut after_text = String::new();
     let mut inject_totals = String::new();
     if kernel_died.is_none() {
+        // The injector draws its faults in guest time, which runs slower than the host's
+        // under load: the end is judged only once every fault has been injected (the
+        // final rv6 run, the counters and the disk must not meet a fault in flight).
+        if injector && o.faults > 0 && !s.serial().contains("inject: done:") {
+            s.expect("inject: done:", INJECT_DONE_TIMEOUT)
+                .map_err(|_| cmd_err("the end", format!("the injector did not finish within {} s of the workloads' end", INJECT_DONE_TIMEOUT.as_secs())))?;
+        }
         finish_rv6(&mut s, o, &mut rv6)?;
         // Settle (closing connections, restarts in flight), then read until they match.
         for _ in 0..10 {

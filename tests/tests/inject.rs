@@ -285,7 +285,8 @@ fn injected_block_io_errors_reach_the_caller_and_leave_the_fs_consistent() {
     // I/O error during that mount fails the restart; the next call tries again).
     for l in serial.lines().filter(|l| l.contains("panicked:")) {
         assert!(
-            l.contains("domain `fs`") && (l.contains("poisoned the file system") || l.contains("device error while mounting")),
+            l.contains("domain `fs`")
+                && (l.contains("poisoned the file system") || l.contains("device error while mounting") || l.contains("fs: not mounted:")),
             "{l}\n{serial}"
         );
     }
