@@ -101,10 +101,12 @@ pub struct SoakOptions {
     pub name: String,
     /// More kernel command line (`SOAK_APPEND`), e.g. a `crash=NAME@MS,…` schedule.
     pub append: String,
+    /// Fault kinds to inject (`SOAK_KINDS`, comma-separated; empty: every kind).
+    pub kinds: Vec<String>,
 }
 
 impl SoakOptions {
-    /// Defaults, then `SOAK_SECS`, `SOAK_SEED`, `SOAK_FAULTS`, `SOAK_PPS`, `SOAK_APPEND`
+    /// Defaults, then `SOAK_SECS`, `SOAK_SEED`, `SOAK_FAULTS`, `SOAK_PPS`, `SOAK_APPEND`, `SOAK_KINDS`
     /// from the environment; tools next to the running executable (or `FROND_PKTGEN`, …,
     /// `FROND_MKFS`).
     pub fn from_env(secs: u64, faults: u64) -> Result<SoakOptions, HarnessError> {
@@ -127,11 +129,18 @@ impl SoakOptions {
             out_dir: root.join("target/soak"),
             name: "soak".into(),
             append: std::env::var("SOAK_APPEND").unwrap_or_default(),
+            kinds: std::env::var("SOAK_KINDS").unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect(),
         })
     }
 
     pub fn inject(&self) -> Option<InjectOptions> {
-        (self.faults > 0).then(|| InjectOptions::spread(self.seed, self.faults, self.secs, self.inject_start_ms))
+        (self.faults > 0).then(|| {
+            let mut i = InjectOptions::spread(self.seed, self.faults, self.secs, self.inject_start_ms);
+            if !self.kinds.is_empty() {
+                i.kinds = self.kinds.clone();
+            }
+            i
+        })
     }
 }
 
