@@ -109,9 +109,9 @@ impl Core {
         p.fds[fd as usize].ok_or(Errno::BadF)
     }
 
-    /// `pid`'s lowest free descriptor: `MFile` if none.
+    /// `pid`'s lowest free descriptor: `MFile` if none, `Srch` for a zombie.
     fn free_fd(&self, pid: i32) -> SysResult<usize> {
-        self.proc(pid)?.fds.iter().position(Option::is_none).ok_or(Errno::MFile)
+        self.live_proc(pid)?.fds.iter().position(Option::is_none).ok_or(Errno::MFile)
     }
 
     /// A new open file for `obj` on `pid`'s lowest free descriptor (checked free by the
@@ -396,7 +396,7 @@ impl Core {
     /// A pipe: `[read end, write end]` on the two lowest free descriptors (`MFile` if
     /// there are not two; `NoMem` if its ring cannot be allocated).
     pub fn pipe(&mut self, pid: i32) -> SysResult<[i32; 2]> {
-        let free = self.proc(pid)?.fds.iter().filter(|f| f.is_none()).count();
+        let free = self.live_proc(pid)?.fds.iter().filter(|f| f.is_none()).count();
         if free < 2 {
             return Err(Errno::MFile);
         }

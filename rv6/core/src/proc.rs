@@ -78,6 +78,12 @@ impl Core {
         self.slot(pid).and_then(|i| self.procs.get(i)).ok_or(Errno::Srch)
     }
 
+    /// Process `pid` as the caller of a call that gives it something (a descriptor, a
+    /// child): `Srch` if there is none or it is a zombie, which holds nothing.
+    pub(crate) fn live_proc(&self, pid: i32) -> SysResult<&Proc> {
+        self.proc(pid).and_then(|p| if let PState::Zombie(_) = p.state { Err(Errno::Srch) } else { Ok(p) })
+    }
+
     pub(crate) fn proc_mut(&mut self, pid: i32) -> SysResult<&mut Proc> {
         let i = self.slot(pid).ok_or(Errno::Srch)?;
         self.procs.get_mut(i).ok_or(Errno::Srch)
@@ -151,7 +157,7 @@ impl Core {
     /// 1..=`IMAGE_MAX` bytes.
     pub fn spawn(&mut self, fs: &dyn Fs, parent: i32, prog: &Path, map: &FdMap) -> SysResult<Exec> {
         let (cwd, cwd_path) = {
-            let p = self.proc(parent)?;
+            let p = self.live_proc(parent)?;
             (p.cwd, p.cwd_path)
         };
         if !self.room() {

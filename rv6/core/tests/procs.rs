@@ -397,3 +397,19 @@ fn nproc_is_clamped() {
     }
     assert_eq!(n, frond_rv6core::NPROC_MAX);
 }
+
+/// Found by the `rv6` fuzz target: a call made with the pid of a zombie (a child that
+/// ended and was not reaped yet) gave the zombie a descriptor, breaking "a zombie holds
+/// no descriptor". Calls that give a process a descriptor or a child refuse a zombie.
+#[test]
+fn a_zombie_gets_no_descriptor_and_no_child() {
+    let mut w = World::new(8);
+    let c = w.spawn(1);
+    w.end(c, 0);
+    assert_eq!(w.open(c, "/a", O_RDWR | O_CREATE), Err(Errno::Srch));
+    assert_eq!(w.core.pipe(c), Err(Errno::Srch));
+    assert_eq!(w.spawn_fds(c, "/bin/prog", FdMap::new(&[]).unwrap()), Err(Errno::Srch));
+    w.core.check().unwrap();
+    assert_eq!(reaped(w.wait(1, c)).pid, c);
+    w.core.check().unwrap();
+}
