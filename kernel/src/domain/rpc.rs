@@ -306,7 +306,6 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
     target: &Target<T>,
     f: F,
 ) -> Result<O, RpcError> {
-    let key = target.key();
     let caller = CPU.0.ctx.get();
     let mut cont = MaybeUninit::<Cont>::uninit();
     let c = cont.as_mut_ptr();
