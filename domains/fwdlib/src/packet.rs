@@ -270,28 +270,11 @@ fn ipv4(frame: &mut [u8], ports: &[PortState; 2]) -> Verdict {
     if ones_sum(header) != 0xFFFF {
         return Verdict::Drop(DropReason::BadChecksum);
     }
-    let total = u16::from_be_bytes([h[IP_TOTLEN], h[IP_TOTLEN + 1]]) as usize;
-    if total < hlen || ETH_HLEN + total > len {
-        return Verdict::Drop(DropReason::BadLength);
-    }
-    let dst = u32::from_be_bytes([h[IP_DST], h[IP_DST + 1], h[IP_DST + 2], h[IP_DST + 3]]);
-    if dst == ports[0].addr || dst == ports[1].addr {
-        return Verdict::Drop(DropReason::ForUs);
-    }
-    let ttl = h[IP_TTL];
-    if ttl <= 1 {
-        return Verdict::Drop(DropReason::TtlExpired);
-    }
-    let out = match (ports[0].contains(dst), ports[1].contains(dst)) {
-        (true, true) => (ports[1].prefix > ports[0].prefix) as usize,
-        (true, false) => 0,
-        (false, true) => 1,
-        (false, false) => return Verdict::Drop(DropReason::NoRoute),
+    let (out, ttl) = match route(h, len, hlen, ports) {
+        Ok(r) => r,
+        Err(r) => return Verdict::Drop(r),
     };
     let port = &ports[out];
-    if dst != port.peer {
-        return Verdict::Drop(DropReason::NoNeighbour);
-    }
 
     // Every check passed: rewrite.
     let Some(h) = frame.first_chunk_mut::<IP_MIN>() else {
@@ -326,34 +309,46 @@ fn ipv4_no_options(frame: &mut [u8], ports: &[PortState; 2]) -> Verdict {
     if fold(acc) != 0xFFFF {
         return Verdict::Drop(DropReason::BadChecksum);
     }
-    let total = u16::from_be_bytes([h[IP_TOTLEN], h[IP_TOTLEN + 1]]) as usize;
-    if total < 20 || ETH_HLEN + total > len {
-        return Verdict::Drop(DropReason::BadLength);
-    }
-    let dst = u32::from_be_bytes([h[IP_DST], h[IP_DST + 1], h[IP_DST + 2], h[IP_DST + 3]]);
-    if dst == ports[0].addr || dst == ports[1].addr {
-        return Verdict::Drop(DropReason::ForUs);
-    }
-    let ttl = h[IP_TTL];
-    if ttl <= 1 {
-        return Verdict::Drop(DropReason::TtlExpired);
-    }
-    let out = match (ports[0].contains(dst), ports[1].contains(dst)) {
-        (true, true) => (ports[1].prefix > ports[0].prefix) as usize,
-        (true, false) => 0,
-        (false, true) => 1,
-        (false, false) => return Verdict::Drop(DropReason::NoRoute),
+    let (out, ttl) = match route(h, len, IP_MIN - ETH_HLEN, ports) {
+        Ok(r) => r,
+        Err(r) => return Verdict::Drop(r),
     };
     let port = &ports[out];
-    if dst != port.peer {
-        return Verdict::Drop(DropReason::NoNeighbour);
-    }
     h[IP_TTL] = ttl - 1;
     let hc = u16::from_le_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
     let hc = !fold((!hc) as u64 + 0xFFFE);
     h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&hc.to_le_bytes());
     h[..12].copy_from_slice(&port.l2);
     Verdict::Forward(out)
+}
+
+/// The checks both IPv4 paths make after the header checksum, in this order: total
+/// length (at least the header `hlen`, within the frame of `len` bytes), not for us, TTL,
+/// route, neighbour. The output port and the TTL, or why the frame is dropped.
+#[inline(always)]
+fn route(h: &[u8; IP_MIN], len: usize, hlen: usize, ports: &[PortState; 2]) -> Result<(usize, u8), DropReason> {
+    let total = u16::from_be_bytes([h[IP_TOTLEN], h[IP_TOTLEN + 1]]) as usize;
+    if total < hlen || ETH_HLEN + total > len {
+        return Err(DropReason::BadLength);
+    }
+    let dst = u32::from_be_bytes([h[IP_DST], h[IP_DST + 1], h[IP_DST + 2], h[IP_DST + 3]]);
+    if dst == ports[0].addr || dst == ports[1].addr {
+        return Err(DropReason::ForUs);
+    }
+    let ttl = h[IP_TTL];
+    if ttl <= 1 {
+        return Err(DropReason::TtlExpired);
+    }
+    let out = match (ports[0].contains(dst), ports[1].contains(dst)) {
+        (true, true) => (ports[1].prefix > ports[0].prefix) as usize,
+        (true, false) => 0,
+        (false, true) => 1,
+        (false, false) => return Err(DropReason::NoRoute),
+    };
+    if dst != ports[out].peer {
+        return Err(DropReason::NoNeighbour);
+    }
+    Ok((out, ttl))
 }
 
 #[inline]
