@@ -44,6 +44,7 @@ pub mod io;
 pub mod durable;
 pub mod pattern;
 pub mod shell;
+pub mod soak;
 pub mod sys;
 
 mod args;

@@ -155,39 +155,7 @@ impl Series {
 
 // --- rv6's workload files (same functions as t-soak) -------------------------------------
 
-/// Slots `/soak/f0` … `/soak/f7`.
-pub const SLOTS: u64 = 8;
-
-pub fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// Bytes of iteration `i`'s file.
-pub fn file_len(seed: u64, i: u64) -> usize {
-    4096 + (splitmix(seed ^ i.wrapping_mul(0x1000_0000_01B3)) % 28_672) as usize
-}
-
-/// Iteration `i`'s file: `i` little-endian, then a pseudo-random stream.
-pub fn file_content(seed: u64, i: u64) -> Vec<u8> {
-    let n = file_len(seed, i);
-    let mut v = Vec::with_capacity(n);
-    v.extend_from_slice(&i.to_le_bytes());
-    let mut k = 0u64;
-    while v.len() < n {
-        let w = splitmix(seed ^ (i << 20) ^ k).to_le_bytes();
-        let take = (n - v.len()).min(8);
-        v.extend_from_slice(&w[..take]);
-        k += 1;
-    }
-    v
-}
-
-pub fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
-}
+pub use ulib::soak::{file_content, file_len, fnv, splitmix, SLOTS};
 
 /// A line of t-soak's output.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //!
 //! Loops for SECONDS (at least one round over every slot), iteration `i` counting from
 //! FIRST (default 0):
-//! * writes `/soak/f<i % 8>` (created or truncated) with `len(SEED, i)` bytes of
+//! * writes `/soak/f<i % 8>` (created or truncated) with `ulib::soak::file_len(SEED, i)` bytes of
 //!   `content(SEED, i)` — the iteration number in the first 8 bytes, then a pseudo-random
 //!   stream — closes it, syncs every fourth iteration, reads it back through a new
 //!   descriptor and checks length and FNV-1a checksum;
@@ -25,39 +25,10 @@ use ulib::{O_CREATE, O_RDONLY, O_TRUNC, O_WRONLY};
 
 ulib::program!(main);
 
-const SLOTS: u64 = 8;
+// The files' contents and checksum: shared with the host harness that checks the disk.
+use ulib::soak::{file_content as content, fnv, SLOTS};
+
 const WORDS_LINES: u32 = 120;
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// Bytes of iteration `i`'s file: 4 KiB to 32 KiB.
-fn len(seed: u64, i: u64) -> usize {
-    4096 + (splitmix(seed ^ i.wrapping_mul(0x1000_0000_01B3)) % 28_672) as usize
-}
-
-/// Iteration `i`'s file: `i` little-endian, then the stream of `splitmix` over a counter.
-fn content(seed: u64, i: u64) -> Vec<u8> {
-    let n = len(seed, i);
-    let mut v = Vec::with_capacity(n);
-    v.extend_from_slice(&i.to_le_bytes());
-    let mut k = 0u64;
-    while v.len() < n {
-        let w = splitmix(seed ^ (i << 20) ^ k).to_le_bytes();
-        let take = (n - v.len()).min(8);
-        v.extend_from_slice(&w[..take]);
-        k += 1;
-    }
-    v
-}
-
-fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
-}
 
 /// The words file: line `n` holds an x when `n % 3 == 0`; returns it and what
 /// `grep x | wc` prints for it (lines, words, bytes).
