@@ -129,7 +129,7 @@ gdb: build
 # nice 19, one at a time; prints executions, exec/s, coverage and corpus size per target
 # and writes target/fuzz/results.json. FUZZ_RUNS=N also stops a target after N executions.
 fuzz: setup
-	@FUZZ_SECS="$(FUZZ_SECS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_RUNS="$(FUZZ_RUNS)" scripts/fuzz.sh
+	@FUZZ_SECS="$(FUZZ_SECS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_JOBS="$(FUZZ_JOBS)" scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

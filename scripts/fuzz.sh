@@ -6,6 +6,7 @@
 #   FUZZ_TARGETS=a,b   which targets (default: elf,bootfmt,fwd,net,fs,rv6)
 #   FUZZ_RUNS=N        also stop a target after N executions (default: no limit)
 #   FUZZ_ARGS="..."    more libFuzzer options, passed to every target
+#   FUZZ_JOBS=N        run N targets at a time (default 1); each is one process
 #
 # Engine: libFuzzer, linked by the libfuzzer-sys crate (which compiles its C++ sources
 # with the system's C++ compiler). Stable rustc cannot use -Zsanitizer=..., which is how
@@ -28,6 +29,7 @@ ROOT=$PWD
 ALL=(elf bootfmt fwd net fs rv6)
 SECS=${FUZZ_SECS:-60}
 RUNS=${FUZZ_RUNS:-}
+JOBS=${FUZZ_JOBS:-1}
 IFS=, read -r -a TARGETS <<< "${FUZZ_TARGETS:-$(IFS=,; echo "${ALL[*]}")}"
 OUT=$ROOT/target/fuzz
 HOST=$(rustc -vV | sed -n 's/^host: //p')
@@ -38,6 +40,7 @@ for t in "${TARGETS[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || die "unknown target '$t' (targets: ${ALL[*]})"
 done
 [[ $SECS =~ ^[0-9]+$ && $SECS -gt 0 ]] || die "FUZZ_SECS must be a positive number of seconds"
+[[ $JOBS =~ ^[0-9]+$ && $JOBS -gt 0 ]] || die "FUZZ_JOBS must be a positive number"
 command -v c++ >/dev/null || die "no C++ compiler (libFuzzer is C++): run scripts/setup.sh as root, or install g++"
 
 # Longest input per target: a file-system image of 48 blocks; a domain image; frames.
@@ -66,18 +69,19 @@ for t in "${TARGETS[@]}"; do bins+=(--bin "$t"); done
 # mapping and unmapping them each time (twice the executions per second on `fs`).
 export MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
 
-mkdir -p "$OUT/logs"
-results=()
-failed=0
-printf '%-8s %12s %8s %9s %8s %8s %9s  %s\n' target execs secs exec/s edges features corpus findings
-for t in "${TARGETS[@]}"; do
-  corpus=$OUT/corpus/$t
-  arts=$OUT/artifacts/$t
-  log=$OUT/logs/$t.log
+mkdir -p "$OUT/logs" "$OUT/rows"
+rm -f "$OUT"/rows/*
+
+# One target: runs libFuzzer, then leaves its table row in rows/NAME.row, its
+# results.json record in rows/NAME.json and, if it found something, rows/NAME.failed.
+fuzz_one() {
+  local t=$1
+  local corpus=$OUT/corpus/$t arts=$OUT/artifacts/$t log=$OUT/logs/$t.log
   mkdir -p "$corpus" "$arts"
   if [ -d "tests/fuzz/seeds/$t" ]; then
     cp -n tests/fuzz/seeds/"$t"/* "$corpus"/ 2>/dev/null || true
   fi
+  local before start rc
   before=$(find "$arts" -type f | wc -l)
   start=$(date +%s)
   set +e
@@ -87,6 +91,7 @@ for t in "${TARGETS[@]}"; do
     ${FUZZ_ARGS:-} > "$log" 2>&1
   rc=$?
   set -e
+  local secs execs rate last edges feats corp files found status
   secs=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
@@ -101,20 +106,46 @@ for t in "${TARGETS[@]}"; do
   status=ok
   if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 72 ]; }; then
     status=finding
-    failed=1
+    touch "$OUT/rows/$t.failed"
   elif [ "$rc" -eq 72 ]; then
     status=interrupted # libFuzzer's exit code when stopped by a signal
   fi
   printf '%-8s %12s %8s %9s %8s %8s %9s  %s\n' "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" \
-    "${feats:-0}" "${corp:-0}" "$(case $status in ok) echo none ;; interrupted) echo "none (interrupted)" ;; *) echo "see $arts and $log" ;; esac)"
-  results+=("$(printf '    "%s": {"executions": %s, "seconds": %s, "exec_per_sec": %s, "edges": %s, "features": %s, "corpus": %s, "corpus_files": %s, "new_findings": %s, "status": "%s"}' \
-    "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" "${feats:-0}" "${corp:-0}" "$files" "$found" "$status")")
+    "${feats:-0}" "${corp:-0}" "$(case $status in ok) echo none ;; interrupted) echo "none (interrupted)" ;; *) echo "see $arts and $log" ;; esac)" \
+    | tee "$OUT/rows/$t.row"
+  printf '    "%s": {"executions": %s, "seconds": %s, "exec_per_sec": %s, "edges": %s, "features": %s, "corpus": %s, "corpus_files": %s, "new_findings": %s, "status": "%s"}' \
+    "$t" "${execs:-0}" "$secs" "${rate:-0}" "${edges:-0}" "${feats:-0}" "${corp:-0}" "$files" "$found" "$status" \
+    > "$OUT/rows/$t.json"
+}
+
+printf '%-8s %12s %8s %9s %8s %8s %9s  %s\n' target execs secs exec/s edges features corpus findings
+running=0
+for t in "${TARGETS[@]}"; do
+  if [ "$running" -ge "$JOBS" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  fuzz_one "$t" &
+  running=$((running + 1))
 done
+wait
+
+results=()
+failed=0
+for t in "${TARGETS[@]}"; do
+  results+=("$(cat "$OUT/rows/$t.json")")
+  [ -e "$OUT/rows/$t.failed" ] && failed=1
+done
+if [ "$JOBS" -gt 1 ]; then
+  echo "fuzz: all targets, in the order given:" >&2
+  for t in "${TARGETS[@]}"; do cat "$OUT/rows/$t.row" >&2; done
+fi
 
 {
   echo "{"
   echo "  \"engine\": \"libFuzzer (libfuzzer-sys), SanitizerCoverage via stable -Cpasses/-Cllvm-args\","
   echo "  \"secs_per_target\": $SECS,"
+  echo "  \"jobs\": $JOBS,"
   echo "  \"targets\": {"
   for i in "${!results[@]}"; do
     sep=,; [ "$i" -eq $(( ${#results[@]} - 1 )) ] && sep=

@@ -2,7 +2,6 @@
 
 use crate::ring::Ring;
 use crate::{Error, DRIVER_FEATURES, RX_QUEUE, TX_QUEUE, VIRTIO_F_RING_EVENT_IDX, VIRTIO_NET_F_MAC};
-use core::sync::atomic::{fence, Ordering};
 use frond_interface::net::{Batch, NicStats, PktQueue, FRAME_MAX, HEADROOM, PKT_DATA};
 use frond_virtio::init;
 use frond_virtio::{Region, Transport, NO_VECTOR};
@@ -134,7 +133,7 @@ impl<T: Transport> VirtioNet<T> {
         self.rx.q.set_interrupts(on);
         self.tx.q.set_interrupts(on);
         // The flag is visible to the device before `has_work` reads the used rings.
-        fence(Ordering::SeqCst);
+        frond_virtio::device_barrier();
     }
 
     /// Installs the fault-injection hook (asked once per used entry read).

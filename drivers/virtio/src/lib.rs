@@ -42,7 +42,7 @@ mod transport;
 
 pub use error::{BarProblem, Error};
 pub use queue::{
-    need_event, DmaMem, Queue, Scalar, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY,
+    device_barrier, need_event, DmaMem, Queue, Scalar, Seg, AVAIL_F_NO_INTERRUPT, DESC_F_NEXT, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
 pub use transport::{PciTransport, Region, Transport, NOTIFY_QUEUES};
 

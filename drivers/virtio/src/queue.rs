@@ -28,6 +28,31 @@ pub const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Used ring flag: the device asks not to be notified.
 pub const USED_F_NO_NOTIFY: u16 = 1;
 
+/// A full barrier between this CPU's memory accesses and the device's: every store before
+/// it is visible to the device before any load after it reads. The notification and
+/// interrupt suppression protocols (virtio 1.x §2.7.7, §2.7.10) rest on it: the driver
+/// stores an index and then loads the device's event field, the device does the mirror
+/// image, and without store→load order both can miss the other's store and wait for ever.
+///
+/// Written as `mfence`, not as `fence(SeqCst)`: LLVM emits a locked `or` on the stack for
+/// that, a full barrier on hardware but not under QEMU's TCG with one vCPU, which
+/// translates a locked instruction without a host barrier (there is no other vCPU to be
+/// atomic against) while QEMU's I/O thread reads and writes the rings at the same time;
+/// `mfence` becomes a host barrier. Seen as receive queues stalling at random under
+/// load: the device, out of buffers, waited for a notification the driver had decided it
+/// did not need (`docs/performance.md`).
+#[inline(always)]
+pub fn device_barrier() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `mfence` only orders memory accesses; it reads or writes no memory and no
+    // register. Without `nomem` the compiler also keeps memory accesses on their side.
+    unsafe {
+        core::arch::asm!("mfence", options(nostack, preserves_flags))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    fence(Ordering::SeqCst);
+}
+
 /// virtio 1.x §2.7.10 `vring_need_event`: whether moving an index from `old` to `new`
 /// passes `event` (`event` in `[old, new)`, in wrapping 16-bit arithmetic). With
 /// `VIRTIO_F_RING_EVENT_IDX` the driver notifies iff its new available index passes the
@@ -333,10 +358,10 @@ impl Queue {
         let old = self.next_avail.wrapping_sub(self.unpublished);
         self.unpublished = 0;
         // Descriptors and ring entries are visible before the index that exposes them.
-        fence(Ordering::SeqCst);
+        device_barrier();
         self.avail.write(2, self.next_avail);
         // The index is visible before the device's flags or event are read (store-load order).
-        fence(Ordering::SeqCst);
+        device_barrier();
         if self.event_idx {
             let avail_event = self.used.read::<u16>(4 + 8 * self.size as usize);
             need_event(avail_event, self.next_avail, old)
@@ -355,7 +380,8 @@ impl Queue {
 
     /// True if the used ring holds entries the driver has not read.
     pub fn pending(&self) -> bool {
-        fence(Ordering::SeqCst);
+        // After `set_interrupts(true)`: `used_event` is visible before the index is read.
+        device_barrier();
         self.used.read::<u16>(2) != self.last_used
     }
 
