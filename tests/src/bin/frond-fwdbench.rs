@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! frond-fwdbench [--guest linux|frond] [--batch N] [--windows W] [--seconds S]
-//!                [--trace-rate PPS]
+//!                [--trace-rate PPS] [--append ARGS]
 //! ```
 //!
 //! * `linux` (default): the baseline guest; built first with `scripts/linux-guest.sh` if
 //!   `target/linux-guest/` lacks it (needs apt access the first time).
 //! * `frond`: Frond's forwarder with `fwd.batch=N` (default 32), from the kernel and boot
 //!   module `FROND_KERNEL`/`FROND_BOOT_MODULE` name (`make build` output by default).
+//! * `--append ARGS`: more of Frond's command line, e.g. `fwd.idle=4`.
 //! * `--trace-rate PPS`: instead of the windows, one paced run of S seconds (default 10)
 //!   whose 10 ms buckets are printed (`Rig::trace`, nothing done to the guest meanwhile).
 //!
@@ -37,6 +38,8 @@ struct Args {
     windows: usize,
     window: Duration,
     trace_rate: Option<u64>,
+    /// More of Frond's command line (e.g. `fwd.idle=4`).
+    append: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         windows: DEFAULT_WINDOWS,
         window: DEFAULT_WINDOW,
         trace_rate: None,
+        append: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,9 +87,10 @@ fn parse_args() -> Result<Args, String> {
                         .ok_or("--trace-rate: expected a positive integer")?,
                 )
             }
+            "--append" => a.append = value()?,
             "-h" | "--help" => {
                 return Err("usage: frond-fwdbench [--guest linux|frond] [--batch N] \
-                            [--windows W] [--seconds S] [--trace-rate PPS]"
+                            [--windows W] [--seconds S] [--trace-rate PPS] [--append ARGS]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -119,7 +124,13 @@ fn linux_guest() -> Result<Guest, String> {
 fn run(args: &Args) -> Result<serde_json::Value, String> {
     let guest = match args.guest.as_str() {
         "linux" => linux_guest()?,
-        _ => Guest::frond(args.batch).map_err(|e| e.to_string())?,
+        _ => {
+            let mut g = Guest::frond(args.batch).map_err(|e| e.to_string())?;
+            if !args.append.is_empty() {
+                g.cmdline = format!("{} {}", g.cmdline, args.append);
+            }
+            g
+        }
     };
     let mut opts = FwdOptions::new().map_err(|e| e.to_string())?;
     opts.accel = Some(Accel::Tcg);
