@@ -1,7 +1,12 @@
 //! [`Forwarder`]: drives two NICs in rounds, with a pool of packet buffers.
 //!
 //! A round: for each port, `rx` with up to `batch` free buffers (the NIC hands back
-//! received frames; untaken buffers return to the pool). The received batch is classified
+//! received frames; untaken buffers return to the pool). While the other port receives,
+//! a port whose last `k` receive calls found nothing is skipped for the next
+//! `min(k, RX_SKIP_MAX)` rounds ([`RX_SKIP_MAX`]): a flow in one direction does not pay a
+//! receive call on the quiet port every round, and the quiet port's first frame waits at
+//! most that many rounds. When neither port receives, both are polled every round, and
+//! only such rounds count towards a halt. The received batch is classified
 //! and rewritten in place by [`process`], frame by frame, where it lies in the rx queue;
 //! then forwarded frames join the output port's out queue, ARP replies the input port's,
 //! dropped buffers return to the pool. When every frame of the batch goes to one port
@@ -32,6 +37,9 @@ use alloc::vec::Vec;
 use core::ops::Deref;
 use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, BATCH_MAX};
 use frond_interface::{RRef, RpcError};
+
+/// Most rounds in a row a quiet port's receive call is skipped (see the module docs).
+pub const RX_SKIP_MAX: u8 = 8;
 
 /// Initial pool size when the caller has no better idea.
 pub const DEFAULT_POOL: usize = 512;
@@ -107,6 +115,10 @@ struct Io<N> {
     tx_called: bool,
     /// The last `tx` in this round took none of the frames handed to it.
     stalled: bool,
+    /// Receive calls in a row that found nothing (at most [`RX_SKIP_MAX`]).
+    rx_empty: u8,
+    /// Rounds left before the next receive call on this port.
+    rx_skip: u8,
 }
 
 /// IPv4 forwarding between NIC 0 and NIC 1. `N` is how the NICs are held:
@@ -159,7 +171,18 @@ where
             }
         }
         let ports = [PortState::new(cfg.ports[0], infos[0].mac), PortState::new(cfg.ports[1], infos[1].mac)];
-        let io = |nic, info| Io { nic, info, rx: None, out: None, out_arp: 0, in_flight: 0, tx_called: false, stalled: false };
+        let io = |nic, info| Io {
+            nic,
+            info,
+            rx: None,
+            out: None,
+            out_arp: 0,
+            in_flight: 0,
+            tx_called: false,
+            stalled: false,
+            rx_empty: 0,
+            rx_skip: 0,
+        };
         let mut f = Self {
             io: [io(a, infos[0]), io(b, infos[1])],
             ports,
@@ -232,8 +255,7 @@ where
     /// thread sharing it can deliver the next frames, whose interrupt ends the wait.
     pub fn round(&mut self) {
         self.round_rx = 0;
-        self.receive(0);
-        self.receive(1);
+        let skipped = self.poll(0) | self.poll(1);
         for j in 0..2 {
             let io = &self.io[j];
             let queued = io.out.as_ref().is_some_and(|b| !b.pkts.is_empty());
@@ -251,6 +273,10 @@ where
             self.idle = 0;
             return;
         }
+        // A round that skipped a port is no evidence that both are idle.
+        if skipped {
+            return;
+        }
         self.idle += 1;
         if self.idle >= self.idle_rounds {
             self.idle = 0;
@@ -259,6 +285,30 @@ where
                 self.c.nic_errors += 1;
             }
         }
+    }
+
+    /// Receives on port `i` unless it is skipped: it found nothing in its last calls and
+    /// the other port received in its last one (see the module docs). True if skipped.
+    #[inline(always)]
+    fn poll(&mut self, i: usize) -> bool {
+        let other_busy = self.io[1 - i].rx_empty == 0;
+        let io = &mut self.io[i];
+        if io.rx_skip > 0 && other_busy {
+            io.rx_skip -= 1;
+            return true;
+        }
+        let before = (self.c.rx_frames, self.c.nic_errors);
+        self.receive(i);
+        // A failed call is no sign of a quiet port: it is called again next round.
+        let busy = (self.c.rx_frames, self.c.nic_errors) != before;
+        let io = &mut self.io[i];
+        if busy {
+            io.rx_empty = 0;
+        } else {
+            io.rx_empty = (io.rx_empty + 1).min(RX_SKIP_MAX);
+            io.rx_skip = io.rx_empty;
+        }
+        false
     }
 
     /// Allocates buffers until the pool holds `need`.

@@ -34,5 +34,5 @@ pub mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use forwarder::{clamp_batch, Counters, Forwarder, DEFAULT_POOL};
+pub use forwarder::{clamp_batch, Counters, Forwarder, DEFAULT_POOL, RX_SKIP_MAX};
 pub use packet::{csum_adjust, ones_sum, prefix_mask, process, DropReason, PortState, Verdict};

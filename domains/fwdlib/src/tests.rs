@@ -977,7 +977,10 @@ fn forwarder_polls_while_there_is_work_then_halts_on_the_nic_that_received_last(
     }
     assert_eq!(fwd.counters().halts, 2, "no halt while there is work");
     assert_eq!(fwd.counters().forwarded, 10);
+    // The first quiet round skips A (quiet while B received) and does not count.
     fwd.run(3);
+    assert_eq!(fwd.counters().halts, 2, "a round that skipped a port is not idle");
+    fwd.run(1);
     assert_eq!(fwd.counters().halts, 3);
     assert_eq!((a.st().waits, b.st().waits), (2, 1), "waits on the NIC that received last");
     assert_eq!(fwd.stats().halts, 3);
@@ -988,4 +991,35 @@ fn forwarder_polls_while_there_is_work_then_halts_on_the_nic_that_received_last(
     polled.run(100);
     assert!(c.st().polling && d.st().polling);
     assert_eq!((c.st().waits, d.st().waits, polled.counters().halts), (0, 0, 0));
+}
+
+#[test]
+fn a_one_way_flow_polls_the_quiet_port_rarely_and_still_serves_it_within_bound() {
+    HostHeap::install();
+    let a = FakeNic::new(MAC_A, 64, 64);
+    let b = FakeNic::new(MAC_B, 64, 64);
+    let mut fwd = Forwarder::new([&a, &b], &cfg(8), 256).unwrap();
+    // Steady traffic A → B, nothing from B.
+    for round in 0..200u32 {
+        a.inject(a_to_b(64, &[round as u8; 10]));
+        fwd.round();
+        b.take_sent();
+    }
+    let (a_calls, b_calls) = (a.st().rx_calls, b.st().rx_calls);
+    assert_eq!(a_calls, 200, "the busy port is polled every round");
+    assert!(b_calls <= 200 / RX_SKIP_MAX as u64 + RX_SKIP_MAX as u64, "the quiet port polled {b_calls} times");
+    // A frame arriving on the quiet port is forwarded within RX_SKIP_MAX + 1 rounds.
+    b.inject(b_to_a(30, &[9; 20]));
+    let mut rounds = 0;
+    while a.st().sent.is_empty() {
+        a.inject(a_to_b(64, &[1; 10]));
+        fwd.round();
+        rounds += 1;
+        assert!(rounds <= RX_SKIP_MAX as u32 + 1, "the quiet port's frame waited {rounds} rounds");
+    }
+    assert_eq!(a.take_sent().len(), 1, "B's frame went out on A");
+    // Both quiet: both are polled every round again.
+    let (a0, b0) = (a.st().rx_calls, b.st().rx_calls);
+    fwd.run(20);
+    assert_eq!((a.st().rx_calls - a0, b.st().rx_calls - b0), (20, 20));
 }
