@@ -197,9 +197,22 @@ impl Core {
     pub fn check(&self) -> Result<(), &'static str> {
         use file::Obj;
         use frond_interface::rv6::NOFILE;
+        // One pass over every table counts what names what; the checks compare the counts.
+        // Descriptors naming each open-file slot (a slot out of range is counted as one
+        // that is gone).
+        let mut named = alloc::vec![0usize; self.files.items.len()];
+        for (_, p) in self.procs.iter() {
+            for fi in p.fds.iter().flatten() {
+                match named.get_mut(*fi) {
+                    Some(n) => *n += 1,
+                    None => return Err("an open file's refs is not the number of descriptors naming it"),
+                }
+            }
+        }
+        // Open files naming each pipe slot as a read or write end.
+        let mut ends = alloc::vec![0usize; self.pipes.items.len()];
         for (fi, f) in self.files.iter() {
-            let named = self.procs.iter().map(|(_, p)| p.fds.iter().filter(|&&d| d == Some(fi)).count()).sum::<usize>();
-            if f.refs == 0 || named != f.refs as usize {
+            if f.refs == 0 || named[fi] != f.refs as usize {
                 return Err("an open file's refs is not the number of descriptors naming it");
             }
             if let Obj::PipeRead(p) | Obj::PipeWrite(p) = f.obj {
@@ -207,27 +220,53 @@ impl Core {
                 if !(if matches!(f.obj, Obj::PipeRead(_)) { pipe.reader } else { pipe.writer }) {
                     return Err("a pipe end is marked closed while its open file exists");
                 }
+                ends[p] += 1;
             }
         }
+        // A descriptor naming a free slot: counted above but no open file there.
+        if self.files.items.iter().zip(&named).any(|(f, &n)| f.is_none() && n != 0) {
+            return Err("an open file's refs is not the number of descriptors naming it");
+        }
         for (pi, pipe) in self.pipes.iter() {
-            let ends = self.files.iter().filter(|(_, f)| matches!(f.obj, Obj::PipeRead(p) | Obj::PipeWrite(p) if p == pi)).count();
-            if ends != usize::from(pipe.reader) + usize::from(pipe.writer) || ends == 0 {
+            if ends[pi] != usize::from(pipe.reader) + usize::from(pipe.writer) || ends[pi] == 0 {
                 return Err("a pipe's end flags do not match its open files");
             }
         }
-        for u in &self.inodes {
-            let users = self.files.iter().filter(|(_, f)| f.obj.ino() == Some(u.ino)).count()
-                + self.procs.iter().filter(|(_, p)| p.image == Some(u.ino)).count();
-            if u.users == 0 || users != u.users as usize || self.inodes.iter().filter(|v| v.ino == u.ino).count() != 1 {
-                return Err("an inode's users is not the open files and loads naming it");
-            }
+        // Users of each inode in use: open files and loaded images. The in-use table is
+        // small (bounded by the open files and processes); sorted copies make the
+        // uniqueness and membership checks linear after the sort.
+        let mut table: Vec<(u32, u32)> = self.inodes.iter().map(|u| (u.ino, u.users)).collect();
+        table.sort_unstable();
+        if table.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err("an inode's users is not the open files and loads naming it");
         }
+        let mut users = alloc::vec![0usize; table.len()];
+        let mut count = |ino: u32| -> Result<(), &'static str> {
+            match table.binary_search_by_key(&ino, |e| e.0) {
+                Ok(k) => {
+                    users[k] += 1;
+                    Ok(())
+                }
+                Err(_) => Err("an open inode is missing from the in-use table"),
+            }
+        };
         for (_, f) in self.files.iter() {
             if let Some(ino) = f.obj.ino() {
-                if !self.inodes.iter().any(|u| u.ino == ino) {
-                    return Err("an open inode is missing from the in-use table");
-                }
+                count(ino)?;
             }
+        }
+        for (_, p) in self.procs.iter() {
+            if let Some(ino) = p.image {
+                count(ino).map_err(|_| "an inode's users is not the open files and loads naming it")?;
+            }
+        }
+        if table.iter().zip(&users).any(|(&(_, u), &n)| u == 0 || n != u as usize) {
+            return Err("an inode's users is not the open files and loads naming it");
+        }
+        let mut pids: Vec<i32> = self.procs.iter().map(|(_, p)| p.pid).collect();
+        pids.sort_unstable();
+        if pids.windows(2).any(|w| w[0] == w[1]) {
+            return Err("pids are not unique");
         }
         for (_, p) in self.procs.iter() {
             if let proc::PState::Zombie(_) = p.state {
@@ -235,10 +274,10 @@ impl Core {
                     return Err("a zombie holds a descriptor, an inode or a domain");
                 }
             }
-            if p.pid != INIT_PID && self.procs.iter().all(|(_, q)| q.pid != p.ppid) && p.ppid != INIT_PID {
+            if p.pid != INIT_PID && p.ppid != INIT_PID && pids.binary_search(&p.ppid).is_err() {
                 return Err("a process's parent is gone and it was not given to pid 1");
             }
-            if p.fds.len() != NOFILE || self.procs.iter().filter(|(_, q)| q.pid == p.pid).count() != 1 {
+            if p.fds.len() != NOFILE {
                 return Err("pids are not unique");
             }
         }
