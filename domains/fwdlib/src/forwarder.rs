@@ -19,14 +19,15 @@
 //! queue, in order, for the next `tx` call — at the latest the next round's. Only a frame
 //! that finds the out queue full (it holds [`BATCH_MAX`]) after one more offer to the NIC
 //! in that round is dropped (`NoRoom`). Completed buffers come back in the `tx` call's
-//! `done` queue and return to the pool.
+//! `done` queue; that queue is kept whole as the *spare* queue and handed to the next `rx`
+//! as its buffers, so at steady state buffers cycle without being moved one by one.
 //!
 //! A NIC call that fails counts in `nic_errors`; the buffers (and frames) handed in are
 //! lost (frames count as `NicLost` drops) and the pool is topped up with new buffers
 //! (counted in `replaced`) whenever it holds fewer than an rx call needs.
 //!
 //! Invariants, between rounds:
-//! * every buffer the forwarder allocated is in the pool, in an out
+//! * every buffer the forwarder allocated is in the pool or the spare queue, in an out
 //!   queue (frames not taken yet, at most [`BATCH_MAX`] per port), held by a NIC, or lost
 //!   in a failed call — rx batches are empty;
 //! * `rx_frames == forwarded + arp_replies + dropped + queued()`: every received frame
@@ -35,7 +36,7 @@
 use crate::packet::{ethertype, process, DropReason, PortState, Verdict, ETHERTYPE_ARP};
 use alloc::vec::Vec;
 use core::ops::Deref;
-use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, BATCH_MAX};
+use frond_interface::net::{Batch, FwdConfig, FwdStats, Nic, NicInfo, Pkt, PktQueue, BATCH_MAX};
 use frond_interface::{RRef, RpcError};
 
 /// Most rounds in a row a quiet port's receive call is skipped (see the module docs).
@@ -132,6 +133,10 @@ where
     ports: [PortState; 2],
     batch: usize,
     pool: Vec<RRef<Pkt>>,
+    /// More free buffers, kept as the queue a `tx` handed them back in, so the next `rx`
+    /// can take them as its queue without moving each one (see [`Forwarder::receive`]).
+    /// `None` only if the shared heap could not allocate the queue.
+    spare: Option<PktQueue>,
     c: Counters,
     /// `FwdConfig::idle_rounds` (0: pure polling).
     idle_rounds: u32,
@@ -188,6 +193,7 @@ where
             ports,
             batch: clamp_batch(cfg.batch).0,
             pool: Vec::new(),
+            spare: PktQueue::try_new(),
             c,
             idle_rounds: cfg.idle_rounds as u32,
             idle: 0,
@@ -227,9 +233,9 @@ where
         self.io[i].info
     }
 
-    /// Free buffers in the pool.
+    /// Free buffers in the pool and the spare queue.
     pub fn pool_len(&self) -> usize {
-        self.pool.len()
+        self.pool.len() + self.spare.as_ref().map_or(0, |q| q.len())
     }
 
     pub fn counters(&self) -> &Counters {
@@ -326,6 +332,20 @@ where
 
     fn receive(&mut self, i: usize) {
         let mut b = self.io[i].rx.take().unwrap_or_default();
+        // Free buffers a `tx` handed back become this call's queue whole (at most `batch`
+        // of them); the pool makes up the rest. A spare queue that does not fit goes to
+        // the pool.
+        if let Some(sp) = &mut self.spare {
+            if !sp.is_empty() {
+                if b.pkts.is_empty() && sp.len() <= self.batch {
+                    core::mem::swap(sp, &mut b.pkts);
+                } else {
+                    while let Some(p) = sp.pop_front() {
+                        self.pool.push(p);
+                    }
+                }
+            }
+        }
         let need = self.batch.saturating_sub(b.pkts.len());
         if self.pool.len() < need {
             self.top_up(need);
@@ -485,6 +505,13 @@ where
         io.out_arp = arp_untaken;
         io.stalled = taken == 0 && handed != 0;
         io.in_flight = (io.in_flight + taken).saturating_sub(b.done.len());
+        // Completed buffers are kept as they came, for the next `rx`, if the spare queue
+        // is free; otherwise they go to the pool one by one.
+        if let Some(sp) = &mut self.spare {
+            if sp.is_empty() {
+                core::mem::swap(sp, &mut b.done);
+            }
+        }
         while let Some(p) = b.done.pop_front() {
             self.pool.push(p);
         }

@@ -18,7 +18,7 @@
 //! Invariants:
 //! * [`process`] never panics and never writes a frame it drops: every check runs before
 //!   the first byte changes.
-//! * No buffer leaks: between rounds every buffer is in the pool, waits in
+//! * No buffer leaks: between rounds every buffer is free (pool or spare queue), waits in
 //!   an out queue, is held by a NIC, or was lost in a failed NIC call (and counted).
 //! * Counters add up between rounds:
 //!   `rx_frames == forwarded + arp_replies + dropped + queued()`.
