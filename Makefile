@@ -14,9 +14,10 @@
 #   make profile BENCH=NAME [ITERS=N] [ANNOTATE=TEXT]
 #                 guest instructions per symbol of one in-kernel benchmark (tools/profile)
 #   make gdb      boot with QEMU's gdb stub waiting on :1234 and print the gdb command
-#   make fuzz [FUZZ_SECS=N] [FUZZ_TARGETS=a,b]
+#   make fuzz [FUZZ_SECS=N] [FUZZ_TARGETS=a,b] [FUZZ_RUNS=N] [FUZZ_JOBS=N]
 #                 coverage-guided fuzzing of the host crates with libFuzzer, N seconds per
-#                 target (default 60); targets elf,bootfmt,fwd,net,fs,rv6 (docs/fuzzing.md)
+#                 target (default 60); targets elf,bootfmt,fwd,net,fs,rv6; FUZZ_JOBS
+#                 targets at a time (docs/fuzzing.md)
 #   make clean    remove build output
 #
 # APPEND="..." adds to the kernel command line of `run`/`gdb` (e.g. APPEND="log=debug").

@@ -380,10 +380,7 @@ impl QemuSpec {
         })
     }
 
-    /// QEMU's argv (without the program name). Every QEMU flag Frond uses is here. For
-    /// debugging, `FROND_QEMU_DEBUG_ARGS` appends more (split at whitespace), e.g.
-    /// `-monitor unix:/tmp/m.sock,server,nowait` to inspect virtqueues with
-    /// `info virtio-queue-status` while a benchmark runs.
+    /// QEMU's argv (without the program name). Every QEMU flag Frond uses is here.
     pub fn args(&self) -> Vec<OsString> {
         let serial = match self.serial {
             SerialMode::Batch => "stdio",
@@ -414,9 +411,6 @@ impl QemuSpec {
             args.extend(["-s".into(), "-S".into()]);
         }
         args.extend(self.extra_args.iter().cloned());
-        if let Some(extra) = std::env::var_os("FROND_QEMU_DEBUG_ARGS") {
-            args.extend(extra.to_string_lossy().split_whitespace().map(OsString::from));
-        }
         args
     }
 
