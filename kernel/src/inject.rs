@@ -12,13 +12,19 @@
 //!   running context is the target's live generation); the injector thread, woken by it
 //!   and of higher priority than any domain thread, kills the generation before the
 //!   preempted thread runs another instruction — wherever it was.
-//! * **hang**: such a tick inside a budgeted call of the target; when that thread leaves
+//! * **hang**: such a tick inside a budgeted call of the target, in the target's own code
+//!   (not kernel code running for it); when that thread leaves
 //!   the interrupt ([`trap_exit`]) it spins, as the domain, until the call watchdog ends
 //!   the call (the real watchdog path: CPU time charged to the call, `Timeout`).
-//! * **panic**: the next protected call into the target ([`proxy_entry`], behind one load
-//!   and branch on [`ARMED`] in the call path): the callee dies as a panicking domain does
-//!   (`domain::contain` with the panic report) before any of its code runs; the call
-//!   returns `Err(Panicked)` and its arguments stay the caller's.
+//! * **panic**: the next protected call into the target, at its entry or its exit (the
+//!   parameter's parity), behind one load and branch on [`ARMED`] in the call path. At
+//!   entry ([`proxy_entry`]) the callee dies as a panicking domain does (`domain::contain`
+//!   with the panic report) before any of its code runs; the call returns
+//!   `Err(Panicked)` and its arguments stay the caller's. At exit ([`proxy_exit`]) the
+//!   callee ran the call to its end and dies before the caller sees the result, which is
+//!   discarded; the call returns `Err(Panicked)`, as when a callee panics on its way out.
+//!   Only calls whose result owns nothing (no RRef, no returned object) take a panic at
+//!   exit: the armed panic waits for the next such call into the target.
 //! * **netdev** / **blkdev**: the target driver asks ([`device_fault`], through
 //!   `frond_domrt::device_fault` behind a one-load hint) where it reads a used-ring entry
 //!   or a request's status; the kernel answers once with the corruption to apply.
@@ -227,8 +233,15 @@ fn tick_armed() {
         return;
     }
     if a.kind == Kind::Hang {
-        // The watchdog must be able to end it: a budgeted call, a budget.
-        if !rpc::in_budgeted_call() || domain::limits::budget_tsc(a.slot) == 0 {
+        // The watchdog must be able to end it: a budgeted call, a budget. And the domain's
+        // own code must be what hangs: a thread preempted in kernel code running for the
+        // domain (a service it called, a call's way in or out) is not unwound at interrupt
+        // exit once the domain is dead — it goes on to the kernel's next check — so
+        // spinning it there would resume kernel code after the domain's end.
+        if !rpc::in_budgeted_call()
+            || domain::limits::budget_tsc(a.slot) == 0
+            || PREEMPTED_RIP.load(Relaxed) < crate::mem::paging::DOMAIN_REGION
+        {
             return;
         }
         HANG_TID.store(sched::current_tid() + 1, Relaxed);
@@ -268,13 +281,32 @@ fn hang_here() {
 #[cold]
 #[inline(never)]
 pub fn proxy_entry(slot: usize, generation: u64, at: &'static str) -> bool {
+    proxy_hook(slot, generation, at, AT_ENTRY)
+}
+
+/// Protected-call hook at the exit of a call that returned, behind `ARMED`: true if the
+/// callee is the armed panic's target (and the panic is at exit); it has then died as a
+/// panicking domain does, and the caller drops the result and returns `Err(Panicked)`.
+#[cold]
+#[inline(never)]
+pub fn proxy_exit(slot: usize, generation: u64, at: &'static str) -> bool {
+    proxy_hook(slot, generation, at, AT_EXIT)
+}
+
+/// `Armed::at` of a panic: where in the call it fires (the parameter's parity).
+const AT_ENTRY: u64 = 0;
+const AT_EXIT: u64 = 1;
+
+fn proxy_hook(slot: usize, generation: u64, at: &'static str, point: u64) -> bool {
     {
         let mut cur = CUR.lock();
-        let Some(a) = cur.as_mut().filter(|a| !a.fired && a.kind == Kind::Panic && a.slot == slot && a.generation == generation) else {
+        let Some(a) = cur.as_mut().filter(|a| {
+            !a.fired && a.kind == Kind::Panic && a.slot == slot && a.generation == generation && a.param % 2 == point
+        }) else {
             return false;
         };
         ARMED.store(false, Relaxed);
-        fire(a, 0, at);
+        fire(a, point, at);
     }
     let n = N.load(Relaxed);
     domain::contain(slot, generation, RpcError::Panicked, |name| {
@@ -485,6 +517,7 @@ fn one(n: u64, c: &Config, d: &Draw) {
     };
     let at = match a.kind {
         Kind::Kill | Kind::Hang => format!("{:#x}", a.at),
+        Kind::Panic if a.at == AT_EXIT => format!("exit:{}", short(a.at_name)),
         Kind::Panic => short(a.at_name).to_string(),
         Kind::Netdev | Kind::Blkdev => a.at_name.to_string(),
     };

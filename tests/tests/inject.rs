@@ -242,6 +242,11 @@ fn injected_panics_under_a_storage_workload() {
     assert_eq!(fs.len(), 4, "{serial}");
     assert!(fs.iter().filter(|f| !f.skipped).count() >= 3, "most panics found a call\n{serial}");
     assert!(serial.contains("panicked: injected fault n="), "{serial}");
+    // Seed 11 draws panics at both points of a call: at entry and at exit (after the
+    // callee ran the call to its end; its result is discarded).
+    let panics: Vec<&str> = serial.lines().filter(|l| l.contains("kind=panic") && l.contains(" at=")).collect();
+    assert!(panics.iter().any(|l| l.contains(" at=exit:")), "no panic at a call's exit\n{serial}");
+    assert!(panics.iter().any(|l| !l.contains(" at=exit:")), "no panic at a call's entry\n{serial}");
     assert_recovered(&serial, &fs);
     assert_workload_clean(&serial, &img, on_fs(&fs));
     assert_counters_back(before, after, &serial);

@@ -245,8 +245,12 @@ fn error_of(code: u64) -> RpcError {
     }
 }
 
-struct Frame<'a, T: ?Sized, F, O> {
-    target: &'a Target<T>,
+/// What the shim needs, on the calling thread's stack. The callee's object pointer is
+/// copied out of the `Target` before the switch: the target usually lives in the caller's
+/// memory (the proxy object), and once the thread is inside the callee the caller may
+/// die and be reclaimed — only the callee's memory is kept while the thread is inside it.
+struct Frame<T: ?Sized, F, O> {
+    obj: core::ptr::NonNull<T>,
     f: MaybeUninit<F>,
     out: MaybeUninit<O>,
 }
@@ -256,12 +260,12 @@ struct Frame<'a, T: ?Sized, F, O> {
 unsafe extern "C" fn shim<T: ?Sized, F: FnOnce(&T) -> O, O>(data: *mut u8) -> u64 {
     // SAFETY: `data` is the `Frame` that `call` set up for exactly these type parameters;
     // `f` was initialised there and is read once, here.
-    let fr = unsafe { &mut *(data as *mut Frame<'_, T, F, O>) };
+    let fr = unsafe { &mut *(data as *mut Frame<T, F, O>) };
     let f = unsafe { fr.f.assume_init_read() };
-    // SAFETY: `call` checked the target's generation is alive after switching into it; a
-    // death during the call defers reclaiming it while this thread is inside, and unwinds
-    // past this frame.
-    let obj = unsafe { fr.target.get() };
+    // SAFETY: `obj` is the target's object (copied from the `Target` by `call`), whose
+    // generation `enter` found alive after switching into it; a death during the call
+    // defers reclaiming it while this thread is inside, and unwinds past this frame.
+    let obj = unsafe { fr.obj.as_ref() };
     fr.out.write(f(obj));
     0
 }
@@ -320,45 +324,54 @@ fn call<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>
         (*c).cpu = if BUDGET { 0 } else { EXEMPT };
         (*c).caller = caller;
     }
-    let mut frame = Frame { target, f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
+    let mut frame = Frame { obj: target.as_ptr(), f: MaybeUninit::new(f), out: MaybeUninit::uninit() };
     // The fault injector's armed panic: one load and a branch to an out-of-line copy of
     // the rest of the call, so nothing on this path has to survive a function call.
     if crate::inject::ARMED.load(Relaxed) {
-        return enter_armed::<T, O, F, BUDGET, DEFER>(&mut frame, c, prev, caller);
+        return enter_armed::<T, O, F, BUDGET, DEFER>(target.key(), &mut frame, c, prev, caller);
     }
-    enter::<T, O, F, BUDGET, DEFER>(&mut frame, c, prev, caller)
+    enter::<T, O, F, BUDGET, DEFER>(target.key(), &mut frame, c, prev, caller)
 }
 
 /// The rest of [`call`] while the fault injector has a panic armed: if this call is the
-/// one (`crate::inject::proxy_entry`), the callee dies before it is entered, as a
-/// panicking domain does, and the caller drops the arguments.
+/// one, the callee dies before it is entered (`crate::inject::proxy_entry`; the caller
+/// drops the arguments) or after it returned a result that owns nothing
+/// (`crate::inject::proxy_exit`; the result is discarded), as a panicking domain does.
 #[cold]
 #[inline(never)]
 fn enter_armed<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>(
-    frame: &mut Frame<'_, T, F, O>,
+    key: u64,
+    frame: &mut Frame<T, F, O>,
     c: *mut Cont,
     prev: *mut Cont,
     caller: u64,
 ) -> Result<O, RpcError> {
-    let (slot, generation) = (frame.target.domain().0 as usize, frame.target.generation());
+    let (slot, generation) = (slot_of(key), rref::rpc::key_generation(key));
     if crate::inject::proxy_entry(slot, generation, core::any::type_name::<F>()) {
         // SAFETY: `f` was initialised by `call` and is read once, here; `shim` never ran.
         drop(unsafe { frame.f.assume_init_read() });
         return Err(RpcError::Panicked);
     }
-    enter::<T, O, F, BUDGET, DEFER>(frame, c, prev, caller)
+    let r = enter::<T, O, F, BUDGET, DEFER>(key, frame, c, prev, caller);
+    // At exit only calls whose result owns nothing: an RRef in a result already belongs to
+    // the caller and a returned object to the callee's heap, and neither may be dropped or
+    // leaked on the callee's behalf here. Their calls can only get the panic at entry.
+    if !core::mem::needs_drop::<O>() && r.is_ok() && crate::inject::proxy_exit(slot, generation, core::any::type_name::<F>()) {
+        return Err(RpcError::Panicked);
+    }
+    r
 }
 
 /// Enters the callee of `frame` through the Cont `c` (see [`call`]); `prev` is the
 /// thread's outer continuation and `caller` its context before the call.
 #[inline(always)]
 fn enter<T: ?Sized, O, F: FnOnce(&T) -> O, const BUDGET: bool, const DEFER: bool>(
-    frame: &mut Frame<'_, T, F, O>,
+    key: u64,
+    frame: &mut Frame<T, F, O>,
     c: *mut Cont,
     prev: *mut Cont,
     caller: u64,
 ) -> Result<O, RpcError> {
-    let key = frame.target.key();
     debug_assert!(x86_64::instructions::interrupts::are_enabled(), "protected call with interrupts disabled");
     // The timer interrupt reads `cpu` once the Cont is linked: write it first.
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
