@@ -5,7 +5,8 @@
 //! kind, its target domain and a kind-specific parameter. So the same seed and command
 //! line give the same decisions; only *when* a fault can take effect depends on the run
 //! (a kill needs a timer tick that preempts the target, a panic a call into it). A fault
-//! that cannot take effect within [`WINDOW_MS`] is logged `skipped`.
+//! that cannot take effect within its window (`inject.window=MS`, default [`WINDOW_MS`])
+//! is logged `skipped`.
 //!
 //! Where each kind takes effect (all state is here; the hooks elsewhere are one check):
 //! * **kill**: the timer interrupt ([`tick`]) that preempts the target domain's code (the
@@ -42,7 +43,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use rref::rpc::RpcError;
 
-/// How long a drawn fault waits for its moment before it is logged `skipped`.
+/// How long a drawn fault waits for its moment before it is logged `skipped`, unless
+/// `inject.window=MS` says otherwise.
 pub const WINDOW_MS: u64 = 3000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,6 +87,8 @@ pub struct Config {
     pub count: u64,
     /// Milliseconds after boot of the first fault's earliest moment.
     pub start_ms: u64,
+    /// How long each fault waits for its moment (milliseconds).
+    pub window_ms: u64,
 }
 
 /// Parses `inject=SEED` and `inject.*` options (`None` if `inject` is absent).
@@ -110,11 +114,15 @@ pub fn parse(opts: &[(&str, &str)]) -> Result<Option<Config>, String> {
     };
     let domains = get("inject.domains").map_or_else(Vec::new, |v| v.split(',').filter(|s| !s.is_empty()).map(String::from).collect());
     for (k, _) in opts {
-        if !matches!(*k, "inject" | "inject.rate" | "inject.kinds" | "inject.domains" | "inject.count" | "inject.start") {
+        if !matches!(*k, "inject" | "inject.rate" | "inject.kinds" | "inject.domains" | "inject.count" | "inject.start" | "inject.window") {
             return Err(format!("unknown option {k}="));
         }
     }
-    Ok(Some(Config { seed, rate, kinds, domains, count: num("inject.count", 0)?, start_ms: num("inject.start", 1000)? }))
+    let window_ms = num("inject.window", WINDOW_MS)?;
+    if !(10..=60_000).contains(&window_ms) {
+        return Err("inject.window: 10 to 60000 ms".into());
+    }
+    Ok(Some(Config { seed, rate, kinds, domains, count: num("inject.count", 0)?, start_ms: num("inject.start", 1000)?, window_ms }))
 }
 
 /// splitmix64: the position in the sequence is the number of draws.
@@ -475,7 +483,7 @@ fn skipped(n: u64, seed: u64, d: &Draw, why: &str) {
 fn one(n: u64, c: &Config, d: &Draw) {
     let seed = c.seed;
     // The target: alive now, or soon (it may be restarting after the previous fault).
-    let deadline = crate::time::uptime_us() + WINDOW_MS * 1000;
+    let deadline = crate::time::uptime_us() + c.window_ms * 1000;
     let (slot, generation) = loop {
         if let Some(id) = domain::lookup(&d.domain) {
             let slot = id.0 as usize;
