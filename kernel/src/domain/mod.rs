@@ -410,9 +410,15 @@ pub fn left() {
 #[cold]
 #[inline(never)]
 fn left_pending() {
+    // The running thread is inside the domain it just switched back to: if that domain
+    // is dead, the call's way out still drops the result it moved to it and ends its lends
+    // before unwinding (`rpc::leave`), so it is not reclaimed under the thread's feet
+    // (`any_inside` does not count the running thread). Its reclamation waits for the
+    // next `left` outside it — the unwind's own.
+    let here = rpc::current().0 .0 as usize;
     rpc::as_kernel(|| {
         for slot in 1..MAX {
-            if matches!(PENDING[slot].load(Relaxed), 0 | RECLAIMING) || sched::any_inside(slot as u32) {
+            if matches!(PENDING[slot].load(Relaxed), 0 | RECLAIMING) || slot == here || sched::any_inside(slot as u32) {
                 continue;
             }
             if let Some(r) = reclaim_pending(slot) {
