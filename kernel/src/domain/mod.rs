@@ -46,7 +46,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering::{Relaxed, SeqCst}};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::{Relaxed, SeqCst}};
 use frond_domrt::{DomainKind, EntryFn};
 use rref::rpc::{Proxyable, Remote, RpcError, RpcResult, Runtime, Target};
 use rref::DomainId;
@@ -340,6 +340,21 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         if slot == 0 || ALIVE[slot].compare_exchange(key(slot, generation), 0, Relaxed, Relaxed).is_err() {
             return None;
         }
+        // Until its reclamation is recorded (`PENDING`), the slot is dying: a restart that
+        // saw it dead in between must not load the next generation over it.
+        DYING[slot].store(true, SeqCst);
+        let r = die_dead(slot, generation, reason);
+        DYING[slot].store(false, SeqCst);
+        r
+    })
+}
+
+/// Slots in [`die`] between the generation's death and the record of its reclamation.
+static DYING: [AtomicBool; MAX] = [const { AtomicBool::new(false) }; MAX];
+
+/// The rest of [`die`], once the generation is marked dead.
+fn die_dead(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
+    {
         DEATH[slot].store(
             match reason {
                 RpcError::Panicked => 1,
@@ -384,7 +399,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             r = Reclaim { devices, woken, ..done };
         }
         Some(r)
-    })
+    }
 }
 
 /// Generation of each slot whose reclamation waits for threads inside it (0: none).
@@ -472,7 +487,7 @@ fn reclaim_pending(slot: usize) -> Option<Reclaim> {
 fn wait_reclaimed(slot: usize, timeout_ms: u64) -> Result<(), String> {
     for _ in 0..timeout_ms {
         left();
-        if PENDING[slot].load(SeqCst) == 0 {
+        if PENDING[slot].load(SeqCst) == 0 && !DYING[slot].load(SeqCst) {
             return Ok(());
         }
         sched::sleep_ms(1);
