@@ -272,7 +272,11 @@ fn crashed_and_killed_programs_end_alone() {
 
     // A spinning program is killed; only it ends.
     let bg = sh(&mut s, "t-spin &");
-    let pid: i32 = bg.trim().trim_start_matches('[').trim_end_matches(']').parse().unwrap_or_else(|_| panic!("pid of t-spin\n{bg}"));
+    // The job's first line may arrive before the prompt: the pid is the `[N]` line.
+    let pid: i32 = bg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+        .unwrap_or_else(|| panic!("pid of t-spin\n{bg}"));
     std::thread::sleep(Duration::from_millis(500));
     assert!(sh(&mut s, "ps").contains("t-spin"), "t-spin runs");
     let mut waited = sh(&mut s, &format!("kill {pid}"));
