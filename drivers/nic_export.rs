@@ -21,6 +21,17 @@ pub trait NicDevice: Send + 'static {
     fn tx(&mut self, b: Batch) -> Batch;
     fn rx(&mut self, b: Batch) -> Batch;
     fn set_interrupts(&mut self, on: bool);
+    /// Allows interrupts for a wait on `rx_frames` received frames (coalesced where the
+    /// device can); true if they are already there (interrupts then stay suppressed).
+    fn set_interrupts_rx(&mut self, rx_frames: u16) -> bool {
+        let _ = rx_frames;
+        self.set_interrupts(true);
+        if self.has_work() {
+            self.set_interrupts(false);
+            return true;
+        }
+        false
+    }
     /// Work that completed while interrupts were suppressed.
     fn has_work(&self) -> bool;
     fn count_irq(&mut self);
@@ -57,15 +68,40 @@ impl<D: NicDevice> Nic for NicExport<D> {
     }
 
     fn wait(&self, timeout_ns: u64) -> RpcResult<()> {
+        self.wait_for(None, timeout_ns)
+    }
+
+    fn wait_rx(&self, frames: u16, timeout_ns: u64) -> RpcResult<()> {
+        self.wait_for(Some(frames), timeout_ns)
+    }
+
+    fn set_polling(&self, on: bool) -> RpcResult<()> {
+        self.polling.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl<D: NicDevice> NicExport<D> {
+    /// `wait` (`rx_frames` None) and `wait_rx`.
+    fn wait_for(&self, rx_frames: Option<u16>, timeout_ns: u64) -> RpcResult<()> {
         if self.polling.load(Ordering::Relaxed) {
             return Ok(());
         }
         {
             let mut d = self.drv.lock();
-            d.set_interrupts(true);
             // Work that completed before interrupts were allowed raised none: don't sleep on it.
-            if d.has_work() {
-                d.set_interrupts(false);
+            let ready = match rx_frames {
+                None => {
+                    d.set_interrupts(true);
+                    let w = d.has_work();
+                    if w {
+                        d.set_interrupts(false);
+                    }
+                    w
+                }
+                Some(n) => d.set_interrupts_rx(n),
+            };
+            if ready {
                 return Ok(());
             }
             d.count_sleep();
@@ -81,11 +117,6 @@ impl<D: NicDevice> Nic for NicExport<D> {
         if fired {
             d.count_irq();
         }
-        Ok(())
-    }
-
-    fn set_polling(&self, on: bool) -> RpcResult<()> {
-        self.polling.store(on, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! `bench=NAME|all` runs in-kernel micro-benchmarks and exits;
 //! `log=error|warn|info|debug|trace` sets the log level. Unknown keys are reported, not
 //! silently ignored, so a typo in a harness shows up in the log.
-//! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.idle`, `fwd.a`, `fwd.b`, `crash`) are collected
+//! Network keys (`net`, `ip`, `gw`, `fwd.batch`, `fwd.idle`, `fwd.coalesce`, `fwd.a`, `fwd.b`, `crash`) are collected
 //! for the network kinds (`net.rs` documents them); the other keys of the system's
 //! assembly (`disk`, `ram.*`, `fs`, `fs.*`, `fsload*`, `rv6*`, `demo`) for the manifest's
 //! conditions and the storage and rv6 kinds (`storage.rs`, `rv6.rs`, `assembly.rs`), and the
@@ -50,6 +50,7 @@ pub fn parse(line: &str) -> Cmdline<'_> {
             "gw" => c.net.gw = Some(v),
             "fwd.batch" => c.net.fwd_batch = Some(v),
             "fwd.idle" => c.net.fwd_idle = Some(v),
+            "fwd.coalesce" => c.net.fwd_coalesce = Some(v),
             "fwd.a" => c.net.fwd_a = Some(v),
             "fwd.b" => c.net.fwd_b = Some(v),
             "crash" => c.net.crash = Some(v),

@@ -27,6 +27,7 @@
 //!   domains are up (a crash-under-traffic schedule any harness can drive).
 //!
 //! Command line: `net=off|stack|fwd|both`, `ip=A.B.C.D/P`, `gw=A.B.C.D`, `fwd.batch=N`, `fwd.idle=N`,
+//! `fwd.coalesce=N` (interrupt moderation of the forwarder's halts, frames; 0: off),
 //! `fwd.a=IP/P,PEER_IP,PEER_MAC`, `fwd.b=…`, `crash=…`. Bad values are reported and the
 //! network is not started; the kernel keeps running.
 
@@ -47,6 +48,8 @@ use frond_interface::{Remote, RpcResult};
 
 /// Empty forwarding rounds in a row before the forwarder halts (`fwd.idle`).
 pub const DEFAULT_IDLE_ROUNDS: &str = "16";
+/// Interrupt moderation of the forwarder's halts (`fwd.coalesce`, frames; 0: off).
+pub const DEFAULT_COALESCE: &str = "0";
 
 /// Network options from the kernel command line (borrowed from it: parsed before the
 /// heap exists).
@@ -57,6 +60,7 @@ pub struct Options<'a> {
     pub gw: Option<&'a str>,
     pub fwd_batch: Option<&'a str>,
     pub fwd_idle: Option<&'a str>,
+    pub fwd_coalesce: Option<&'a str>,
     pub fwd_a: Option<&'a str>,
     pub fwd_b: Option<&'a str>,
     pub crash: Option<&'a str>,
@@ -128,6 +132,7 @@ impl Options<'_> {
             gw: keep(self.gw),
             fwd_batch: keep(self.fwd_batch),
             fwd_idle: keep(self.fwd_idle),
+            fwd_coalesce: keep(self.fwd_coalesce),
             fwd_a: keep(self.fwd_a),
             fwd_b: keep(self.fwd_b),
             crash: keep(self.crash),
@@ -210,7 +215,8 @@ pub fn construct(e: &Entry, ctx: &mut Ctx<'_>) -> Result<Option<DomainId>, Strin
             let b = parse_port(o.fwd_b.ok_or("net=fwd needs fwd.b=IP/P,PEER_IP,PEER_MAC")?)?;
             let batch: u16 = o.fwd_batch.unwrap_or("32").parse().ok().filter(|&b| b >= 1 && b as usize <= BATCH_MAX).ok_or("fwd.batch must be 1..=32")?;
             let idle_rounds: u16 = o.fwd_idle.unwrap_or(DEFAULT_IDLE_ROUNDS).parse().map_err(|_| "fwd.idle must be 0..=65535")?;
-            let cfg = FwdConfig { ports: [a, b], batch, idle_rounds };
+            let coalesce: u16 = o.fwd_coalesce.unwrap_or(DEFAULT_COALESCE).parse().ok().filter(|&c| c as usize <= BATCH_MAX).ok_or("fwd.coalesce must be 0..=32")?;
+            let cfg = FwdConfig { ports: [a, b], batch, idle_rounds, coalesce };
             // `Forward::run` is one call that forwards until stopped: no watchdog budget.
             domain::limits::configure_default(&format!("{}:budget=0ms", e.name))?;
             let fwd = domain::create::<ForwardKind>(&e.name, &e.image, move || (na.remote(), nb.remote(), cfg))?;
@@ -355,6 +361,11 @@ impl Nic for NicShadow {
     fn wait(&self, timeout_ns: u64) -> RpcResult<()> {
         self.replay();
         let r = self.inner.wait(timeout_ns);
+        self.absorb(r, || Some(()))
+    }
+    fn wait_rx(&self, frames: u16, timeout_ns: u64) -> RpcResult<()> {
+        self.replay();
+        let r = self.inner.wait_rx(frames, timeout_ns);
         self.absorb(r, || Some(()))
     }
     fn set_polling(&self, on: bool) -> RpcResult<()> {

@@ -69,6 +69,7 @@ pub fn fwd_null(n: u64, batch: u16, shadowed: bool) -> u64 {
         ],
         batch,
         idle_rounds: 0,
+        coalesce: 0,
     };
     // `Forward::run` is one call that forwards until stopped: no watchdog budget.
     domain::limits::configure_default("forward:budget=0ms").expect("limit");

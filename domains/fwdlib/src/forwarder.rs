@@ -140,6 +140,13 @@ where
     c: Counters,
     /// `FwdConfig::idle_rounds` (0: pure polling).
     idle_rounds: u32,
+    /// `FwdConfig::coalesce`: most frames a halt waits for (0: the first, with `Nic::wait`).
+    coalesce: u16,
+    /// Frames the next halt waits for (1..=`coalesce`), adapted to the traffic: see
+    /// [`Forwarder::halt`].
+    want: u16,
+    /// Frames received since the last halt.
+    burst: u64,
     /// Rounds in a row that received nothing.
     idle: u32,
     /// The port that received last: the one to wait on when halting.
@@ -147,6 +154,10 @@ where
     /// Frames received in the current round.
     round_rx: u64,
 }
+
+/// With interrupt moderation: rounds in a row that were idle or thin before a thin round
+/// halts (empty rounds alone need `idle_rounds`).
+pub const THIN_ROUNDS: u32 = 2;
 
 /// Longest a halt blocks on one NIC: frames arriving on the other one wait at most this.
 pub const HALT_NS: u64 = 1_000_000;
@@ -196,6 +207,9 @@ where
             spare: PktQueue::try_new(),
             c,
             idle_rounds: cfg.idle_rounds as u32,
+            coalesce: cfg.coalesce.min(BATCH_MAX as u16),
+            want: 1,
+            burst: 0,
             idle: 0,
             last_rx: 0,
             round_rx: 0,
@@ -275,21 +289,46 @@ where
         if self.idle_rounds == 0 {
             return;
         }
-        if self.round_rx > 0 {
+        self.burst += self.round_rx;
+        // With interrupt moderation a thin round (at most half the frames a halt would
+        // wait for, or half a batch) counts towards a halt as an empty one does: polling
+        // on would find the frames a few at a time.
+        let thin = if self.coalesce == 0 { 0 } else { (self.want as u64).min(self.batch as u64) / 2 };
+        if self.round_rx > thin {
             self.idle = 0;
             return;
         }
-        // A round that skipped a port is no evidence that both are idle.
-        if skipped {
+        // An empty round that skipped a port is no evidence that both are idle.
+        if skipped && self.round_rx == 0 {
             return;
         }
         self.idle += 1;
-        if self.idle >= self.idle_rounds {
+        // A thin round halts sooner: frames keep coming, just slower than they are taken.
+        let limit = if self.round_rx > 0 { self.idle_rounds.min(THIN_ROUNDS) } else { self.idle_rounds };
+        if self.idle >= limit {
             self.idle = 0;
-            self.c.halts += 1;
-            if self.io[self.last_rx].nic.wait(HALT_NS).is_err() {
-                self.c.nic_errors += 1;
-            }
+            self.halt();
+        }
+    }
+
+    /// Blocks on the NIC that received last for at most [`HALT_NS`]: until its first
+    /// frame, or with interrupt moderation (`coalesce` > 0) until `want` frames wait.
+    /// `want` follows the bursts (frames received between two halts): it doubles (up to
+    /// `coalesce`) after a burst larger than it — frames come faster than they are
+    /// taken — and otherwise becomes the burst (at least 1), so sparse traffic (a ping)
+    /// is woken by its first frame, not by the timeout.
+    fn halt(&mut self) {
+        self.c.halts += 1;
+        let nic = &self.io[self.last_rx].nic;
+        let r = if self.coalesce == 0 {
+            nic.wait(HALT_NS)
+        } else {
+            let burst = core::mem::take(&mut self.burst);
+            self.want = if burst > self.want as u64 { (self.want * 2).min(self.coalesce) } else { burst.max(1) as u16 };
+            nic.wait_rx(self.want, HALT_NS)
+        };
+        if r.is_err() {
+            self.c.nic_errors += 1;
         }
     }
 

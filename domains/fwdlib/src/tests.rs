@@ -59,6 +59,7 @@ fn cfg(batch: u16) -> FwdConfig {
         ],
         batch,
         idle_rounds: 0,
+        coalesce: 0,
     }
 }
 
@@ -620,6 +621,8 @@ struct FakeState {
     tx_calls: u64,
     polling: bool,
     waits: u64,
+    /// The `frames` of each `wait_rx`.
+    wait_frames: Vec<u16>,
 }
 
 struct FakeNic {
@@ -647,6 +650,7 @@ impl FakeNic {
                 tx_calls: 0,
                 polling: false,
                 waits: 0,
+                wait_frames: Vec::new(),
             }),
         }
     }
@@ -718,6 +722,12 @@ impl Nic for FakeNic {
     }
     fn wait(&self, _timeout_ns: u64) -> RpcResult<()> {
         self.st().waits += 1;
+        Ok(())
+    }
+    fn wait_rx(&self, frames: u16, _timeout_ns: u64) -> RpcResult<()> {
+        let mut st = self.st();
+        st.waits += 1;
+        st.wait_frames.push(frames);
         Ok(())
     }
     fn set_polling(&self, on: bool) -> RpcResult<()> {
@@ -991,6 +1001,53 @@ fn forwarder_polls_while_there_is_work_then_halts_on_the_nic_that_received_last(
     polled.run(100);
     assert!(c.st().polling && d.st().polling);
     assert_eq!((c.st().waits, d.st().waits, polled.counters().halts), (0, 0, 0));
+}
+
+#[test]
+fn moderated_halts_wait_for_as_many_frames_as_the_traffic_brings() {
+    HostHeap::install();
+    let a = FakeNic::new(MAC_A, 64, 64);
+    let b = FakeNic::new(MAC_B, 64, 64);
+    let mut fwd = Forwarder::new([&a, &b], &FwdConfig { idle_rounds: 2, coalesce: 32, ..cfg(32) }, 256).unwrap();
+    // Sparse traffic (one frame, then quiet): every halt waits for the first frame.
+    for round in 0..5u8 {
+        b.inject(b_to_a(30, &[round; 20]));
+        fwd.run(4);
+    }
+    assert_eq!(fwd.counters().forwarded, 5);
+    assert!(!b.st().wait_frames.is_empty());
+    assert!(b.st().wait_frames.iter().chain(a.st().wait_frames.iter()).all(|&n| n == 1), "{:?}", b.st().wait_frames);
+    // Heavy traffic: 40 frames between halts. The target doubles up to 32 and stays.
+    for _ in 0..8 {
+        for i in 0..40u8 {
+            b.inject(b_to_a(30, &[i; 20]));
+        }
+        // Rounds until the next halt.
+        let h = fwd.counters().halts;
+        for _ in 0..10 {
+            fwd.round();
+            if fwd.counters().halts > h {
+                break;
+            }
+        }
+        assert_eq!(fwd.counters().halts, h + 1);
+    }
+    let w = core::mem::take(&mut b.st().wait_frames);
+    assert_eq!(&w[w.len() - 3..], &[32, 32, 32], "{w:?}");
+    assert!(w[4..].windows(2).all(|p| p[1] == (p[0] * 2).min(32)), "doubles: {w:?}");
+    // A thin round (a few frames, fewer than half the target) counts towards a halt.
+    let halts = fwd.counters().halts;
+    // (The round after it skips the quiet port A and does not count; without moderation
+    // the thin round would not count either and the halt would come a round later.)
+    b.inject(b_to_a(30, &[1; 20]));
+    fwd.run(3);
+    assert_eq!(fwd.counters().halts, halts + 1, "a thin round counts towards a halt");
+    // Back to sparse: the target falls to the burst at once.
+    fwd.run(4);
+    b.inject(b_to_a(30, &[2; 20]));
+    fwd.run(4);
+    assert_eq!(*b.st().wait_frames.last().unwrap(), 1, "{:?}", b.st().wait_frames);
+    assert_eq!(fwd.counters().forwarded, 5 + 8 * 40 + 2);
 }
 
 #[test]

@@ -137,6 +137,13 @@ pub trait Nic: Send + Sync {
     /// (`set_polling(true)`) it returns at once.
     #[idempotent]
     fn wait(&self, timeout_ns: u64) -> RpcResult<()>;
+    /// Blocks until `frames` received frames wait to be taken (interrupt moderation: a
+    /// device that can count asks for one interrupt for all of them; others wake at the
+    /// first frame or completed transmission, as `wait`), or `timeout_ns` passes. At
+    /// most as many frames count as the device holds receive buffers for. In polling
+    /// mode it returns at once.
+    #[idempotent]
+    fn wait_rx(&self, frames: u16, timeout_ns: u64) -> RpcResult<()>;
     /// Polling mode: device interrupts stay suppressed, `wait` returns at once.
     #[idempotent]
     fn set_polling(&self, on: bool) -> RpcResult<()>;
@@ -370,6 +377,11 @@ pub struct FwdConfig {
     /// forwarder blocks in `Nic::wait` (interrupts on) instead of polling on. 0: it never
     /// blocks, and the NICs stay in polling mode.
     pub idle_rounds: u16,
+    /// Interrupt moderation (with `idle_rounds` > 0; 0: off). A round that received
+    /// fewer than half this many frames counts towards a halt like an empty one, and a
+    /// halt waits for this many frames (`Nic::wait_rx`) — at most the forwarder's halt timeout — instead
+    /// of the first.
+    pub coalesce: u16,
 }
 
 #[derive(Exchangeable, Clone, Copy, Debug, PartialEq, Eq, Default)]

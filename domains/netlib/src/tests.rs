@@ -133,6 +133,9 @@ impl Nic for FakeNic {
     fn wait(&self, _timeout_ns: u64) -> RpcResult<()> {
         Ok(())
     }
+    fn wait_rx(&self, _frames: u16, _timeout_ns: u64) -> RpcResult<()> {
+        Ok(())
+    }
     fn set_polling(&self, _on: bool) -> RpcResult<()> {
         Ok(())
     }

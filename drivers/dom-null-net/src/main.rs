@@ -149,6 +149,10 @@ impl Nic for NullNic {
         Ok(())
     }
 
+    fn wait_rx(&self, _frames: u16, _timeout_ns: u64) -> RpcResult<()> {
+        Ok(())
+    }
+
     fn set_polling(&self, _on: bool) -> RpcResult<()> {
         Ok(())
     }

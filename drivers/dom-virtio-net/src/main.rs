@@ -56,6 +56,9 @@ impl nic_export::NicDevice for VirtioNet<PciTransport> {
     fn has_work(&self) -> bool {
         VirtioNet::has_work(self)
     }
+    fn set_interrupts_rx(&mut self, rx_frames: u16) -> bool {
+        VirtioNet::set_interrupts_rx(self, rx_frames)
+    }
     fn count_irq(&mut self) {
         VirtioNet::count_irq(self)
     }

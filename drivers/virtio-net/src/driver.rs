@@ -136,6 +136,24 @@ impl<T: Transport> VirtioNet<T> {
         frond_virtio::device_barrier();
     }
 
+    /// Allows interrupts for a wait on received frames, coalesced: the receive queue
+    /// interrupts once `rx_frames` more frames arrived (at most as many as the device
+    /// holds buffers for; EVENT_IDX, else at the next), transmit completions do not
+    /// interrupt. True if that many frames are already there (then interrupts are
+    /// suppressed again and the caller should not sleep).
+    pub fn set_interrupts_rx(&mut self, rx_frames: u16) -> bool {
+        self.flush_rx();
+        let n = rx_frames.clamp(1, self.rx.outstanding().max(1).min(u16::MAX as usize) as u16);
+        self.rx.q.set_interrupts_after(n);
+        self.tx.q.set_interrupts(false);
+        // The setting is visible to the device before the used index is read.
+        if self.rx.q.pending_count() >= n {
+            self.set_interrupts(false);
+            return true;
+        }
+        false
+    }
+
     /// Installs the fault-injection hook (asked once per used entry read).
     pub fn set_fault_hook(&mut self, f: fn() -> u32) {
         self.fault_hook = f;

@@ -455,6 +455,60 @@ fn interrupt_suppression_and_has_work() {
 }
 
 #[test]
+fn coalesced_receive_interrupts_come_after_the_asked_number_of_frames() {
+    domain();
+    let (m, mut drv) = up(Knobs::default());
+    let mut b = drv.rx(batch_of(empties(32)));
+    let mut tag = 0u32;
+    for round in 0..3u64 {
+        // Ask for 8 frames: used_event is 7 entries past the next one.
+        assert!(!drv.set_interrupts_rx(8), "nothing waits yet");
+        let ue = m.dev().used_event(0);
+        let ui = m.queue(0).used_idx;
+        assert_eq!(ue, ui.wrapping_add(7));
+        for i in 0..7 {
+            m.inject(&frame(tag, 60)).unwrap();
+            tag += 1;
+            assert_eq!(m.irqs(), round, "no interrupt after {} frames", i + 1);
+        }
+        // Transmit completions do not interrupt a receive wait.
+        let t = drv.tx(batch_of([pkt(&frame(999, 60))]));
+        assert_eq!(m.irqs(), round);
+        m.inject(&frame(tag, 60)).unwrap();
+        tag += 1;
+        assert_eq!(m.irqs(), round + 1, "one interrupt for 8 frames");
+        drv.set_interrupts(false);
+        b = drv.rx(b);
+        let got = drain(&mut b.done);
+        assert_eq!(got.len(), 8);
+        for p in got {
+            assert!(b.pkts.push_back(p).is_ok());
+        }
+        b = drv.rx(b);
+        drop(drv.tx(t));
+    }
+    // Frames already waiting: no sleep, interrupts stay suppressed.
+    for _ in 0..3 {
+        m.inject(&frame(tag, 60)).unwrap();
+        tag += 1;
+    }
+    assert!(drv.set_interrupts_rx(2), "two of three already there");
+    m.inject(&frame(tag, 60)).unwrap();
+    assert_eq!(m.irqs(), 3, "suppressed again");
+    // More than the device holds buffers for: the wait asks for what it can get.
+    b = drv.rx(b);
+    drop(drain(&mut b.done));
+    let held = drv.outstanding().0 as u16;
+    assert!(!drv.set_interrupts_rx(held + 100));
+    let ue = m.dev().used_event(0);
+    let ui = m.queue(0).used_idx;
+    assert_eq!(ue, ui.wrapping_add(held - 1));
+    drv.set_interrupts(false);
+    assert!(m.violations().is_empty(), "{:?}", m.violations());
+    drop(b);
+}
+
+#[test]
 fn no_notify_when_device_says_so() {
     domain();
     let (m, mut drv) = up(Knobs::default());

@@ -178,6 +178,9 @@ pub struct Queue {
     event_idx: bool,
     /// The driver wants used-buffer interrupts (see [`Queue::set_interrupts`]).
     irq_on: bool,
+    /// While `irq_on`: interrupt once this many more entries are used (≥ 1; EVENT_IDX
+    /// only, see [`Queue::set_interrupts_after`]).
+    irq_after: u16,
 }
 
 impl Queue {
@@ -218,6 +221,7 @@ impl Queue {
             unpublished: 0,
             event_idx: false,
             irq_on: true,
+            irq_after: 1,
         })
     }
 
@@ -329,15 +333,35 @@ impl Queue {
     /// device may ignore; the caller checks for work after allowing them.
     pub fn set_interrupts(&mut self, on: bool) {
         self.irq_on = on;
+        self.irq_after = 1;
         self.avail.write(0, if on { 0 } else { AVAIL_F_NO_INTERRUPT });
         self.write_used_event();
+    }
+
+    /// Allows used-buffer interrupts, coalesced: with EVENT_IDX the device interrupts
+    /// once `n` (at least 1) more entries past `last_used` are used — `used_event` is
+    /// `last_used + n - 1`; without it, at the next entry as [`Queue::set_interrupts`].
+    /// Interrupt moderation by count: the caller asks for no more entries than the
+    /// device holds buffers for, or it waits for its timeout.
+    pub fn set_interrupts_after(&mut self, n: u16) {
+        self.set_interrupts(true);
+        if self.event_idx {
+            self.irq_after = n.max(1);
+            self.write_used_event();
+        }
+    }
+
+    /// Used entries the driver has not read (after a barrier, as [`Queue::pending`]).
+    pub fn pending_count(&self) -> u16 {
+        device_barrier();
+        self.used.read::<u16>(2).wrapping_sub(self.last_used)
     }
 
     /// `used_event` for the current setting, relative to `last_used` (EVENT_IDX only).
     #[inline]
     fn write_used_event(&self) {
         if self.event_idx {
-            let e = if self.irq_on { self.last_used } else { self.last_used.wrapping_sub(1) };
+            let e = if self.irq_on { self.last_used.wrapping_add(self.irq_after - 1) } else { self.last_used.wrapping_sub(1) };
             self.avail.write(4 + 2 * self.size as usize, e);
         }
     }
@@ -420,6 +444,7 @@ impl Queue {
     /// without EVENT_IDX (see [`Queue::set_interrupts`], which also keeps `used_event`).
     pub fn set_avail_flags(&mut self, flags: u16) {
         self.irq_on = flags & AVAIL_F_NO_INTERRUPT == 0;
+        self.irq_after = 1;
         self.avail.write(0, flags);
     }
 }

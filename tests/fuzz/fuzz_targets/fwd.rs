@@ -41,6 +41,7 @@ fn config(inp: &mut Input) -> FwdConfig {
         ],
         batch: inp.u16() % 40,
         idle_rounds: (inp.u8() % 4) as u16,
+        coalesce: [0, 4, 32][(inp.u8() % 3) as usize],
     }
 }
 
@@ -122,6 +123,9 @@ impl Nic for FakeNic {
         Ok(b)
     }
     fn wait(&self, _timeout_ns: u64) -> RpcResult<()> {
+        Ok(())
+    }
+    fn wait_rx(&self, _frames: u16, _timeout_ns: u64) -> RpcResult<()> {
         Ok(())
     }
     fn set_polling(&self, _on: bool) -> RpcResult<()> {
