@@ -247,7 +247,7 @@ fn tick_armed() {
         // exit once the domain is dead — it goes on to the kernel's next check — so
         // spinning it there would resume kernel code after the domain's end.
         if !rpc::in_budgeted_call()
-            || domain::limits::budget_tsc(a.slot) == 0
+            || domain::limits::budget_us(a.slot) == 0
             || PREEMPTED_RIP.load(Relaxed) < crate::mem::paging::DOMAIN_REGION
         {
             return;

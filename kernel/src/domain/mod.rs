@@ -1052,18 +1052,35 @@ pub fn guard_stack() {
 
 // ---------------------------------------------------------------------------------------
 // The call watchdog.
+//
+// Two bounds per call (`limits`): its CPU time (`budget`) and its runnable time (`wall`:
+// running, or ready to run and waiting for the CPU). The timer tick charges the running
+// thread's innermost call and checks both (`rpc::charge`); the context switch charges
+// what a thread ran before it was switched out and, as runnable time, how long the
+// incoming one waited (`sched::schedule`); the watchdog thread's scan finds ready threads
+// whose wait has taken their call past its runnable bound (a thread starved entirely
+// reaches no tick).
 
-/// Per slot: the generation whose call overran its budget (0: none), set by the timer.
+/// Per slot: the generation whose call overran a bound (0: none), set by the timer or the
+/// scan; and which bound (`OVERDUE_RUNNABLE`: the runnable-time one).
 static OVERDUE: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+static OVERDUE_RUNNABLE: [AtomicBool; MAX] = [const { AtomicBool::new(false) }; MAX];
 static WATCHDOG_TID: AtomicU64 = AtomicU64::new(0);
 /// Calls ended by the watchdog since boot.
 pub static WATCHDOG_KILLS: AtomicU64 = AtomicU64::new(0);
+/// How often the watchdog scans ready threads for calls past their runnable bound.
+const SCAN_MS: u64 = 100;
+
+fn overdue(slot: usize, generation: u64, bound: rpc::Bound) -> bool {
+    OVERDUE_RUNNABLE[slot].store(bound == rpc::Bound::Runnable, Relaxed);
+    OVERDUE[slot].swap(generation, Relaxed) != generation
+}
 
 /// Timer-interrupt hook (after the scheduler's): charges the running call and, if it
 /// overran, wakes the watchdog thread, which kills the callee in thread context.
 pub fn watchdog_tick() {
-    if let Some((slot, generation)) = rpc::charge(crate::time::rdtsc()) {
-        if OVERDUE[slot].swap(generation, Relaxed) != generation {
+    if let Some((slot, generation, bound)) = rpc::charge(crate::time::rdtsc()) {
+        if overdue(slot, generation, bound) {
             let tid = WATCHDOG_TID.load(Relaxed);
             if tid != 0 {
                 sched::wake_sleeper(tid);
@@ -1077,19 +1094,27 @@ pub fn start_watchdog() -> Result<(), String> {
     let h = sched::Builder::new("watchdog")
         .priority(sched::Priority::High)
         .spawn(|| loop {
-            sched::sleep_unless(1_000_000_000, || OVERDUE.iter().any(|o| o.load(Relaxed) != 0));
+            sched::sleep_unless(SCAN_MS * 1_000_000, || OVERDUE.iter().any(|o| o.load(Relaxed) != 0));
+            for (slot, generation) in sched::ready_overdue() {
+                overdue(slot, generation, rpc::Bound::Runnable);
+            }
             for slot in 1..MAX {
                 let generation = OVERDUE[slot].swap(0, Relaxed);
                 if generation == 0 {
                     continue;
                 }
-                let budget_ms = limits::get(slot).budget_ns / 1_000_000;
+                let l = limits::get(slot);
                 let name = name_of(slot);
-                note_last_words(slot, generation, "ran past its CPU budget");
+                let (words, bound) = if OVERDUE_RUNNABLE[slot].load(Relaxed) {
+                    ("ran past its runnable-time bound", format!("its runnable-time bound: {} ms running or ready to run", l.wall() / 1_000_000))
+                } else {
+                    ("ran past its CPU budget", format!("its CPU bound: {} ms of CPU time", l.budget_ns / 1_000_000))
+                };
+                note_last_words(slot, generation, words);
                 if let Some(r) = die(slot, generation, RpcError::Timeout) {
                     WATCHDOG_KILLS.fetch_add(1, Relaxed);
                     crate::println!(
-                        "watchdog: domain `{name}` (id {slot}, generation {generation}) ran a call for more than {budget_ms} ms of CPU time; killed (reclaimed {} RRefs, {} KiB of heap)",
+                        "watchdog: domain `{name}` (id {slot}, generation {generation}) ran a call past {bound}; killed (reclaimed {} RRefs, {} KiB of heap)",
                         r.rref_blocks,
                         r.heap_bytes / 1024
                     );
