@@ -26,7 +26,9 @@
 //! run — running or ready — so starvation cannot stretch it beyond that, while a call
 //! that sleeps or blocks (waiting for a device, a lock, a timer) is not charged for it.
 //! Three times the budget leaves a call that spins at Normal priority among two other
-//! busy threads of its level its whole CPU budget.
+//! busy threads of its level its whole CPU budget. The price: a call whose thread is
+//! kept from the CPU for longer than `wall` is ended even if it would have returned —
+//! a thread that does not run cannot show whether it spins or works.
 //!
 //! Independently of the per-domain limits, domain heaps may never take the last
 //! [`KERNEL_RESERVE_FRAMES`] free frames: those stay for the kernel (thread stacks,
