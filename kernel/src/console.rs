@@ -196,7 +196,7 @@ fn cmd_domains(_: &str) {
     for d in crate::domain::list() {
         let l = d.limits;
         println!(
-            "  quota {:>3} {:<10} heap {}/{}K shared {}/{}K threads {}/{} frames {}/{} budget {}ms",
+            "  quota {:>3} {:<10} heap {}/{}K shared {}/{}K threads {}/{} frames {}/{} budget {}ms wall {}ms",
             d.id,
             d.name,
             d.heap_reserved / 1024,
@@ -207,7 +207,8 @@ fn cmd_domains(_: &str) {
             l.threads,
             d.frames,
             l.frames,
-            l.budget_ns / 1_000_000
+            l.budget_ns / 1_000_000,
+            l.wall() / 1_000_000
         );
     }
     let c = crate::domain::shared::SHARED.counters();

@@ -1,12 +1,27 @@
 //! The seeded fault injector (`inject=SEED`; docs/reliability.md, "Fault injection").
 //!
-//! One thread (High priority) walks a sequence of faults drawn from a splitmix64 generator
-//! seeded with SEED: for fault number n it draws, in this order, the delay before it, its
-//! kind, its target domain and a kind-specific parameter. So the same seed and command
-//! line give the same decisions; only *when* a fault can take effect depends on the run
-//! (a kill needs a timer tick that preempts the target, a panic a call into it). A fault
-//! that cannot take effect within its window (`inject.window=MS`, default [`WINDOW_MS`])
-//! is logged `skipped`.
+//! **Streams.** Each target domain has a stream of faults of its own, with its own
+//! splitmix64 generator seeded from SEED and the stream's index ([`stream_seed`]; streams
+//! are numbered in the order of the target list). For the k-th fault of a stream it
+//! draws, in this order, the delay after the stream's previous fault, the kind (among the
+//! kinds that apply to the domain) and a kind-specific parameter. A fault's scheduled
+//! time is the injector's start plus the sum of its stream's delays up to it, so it too
+//! depends only on SEED and the command line; faults are numbered n = 1, 2, … in the
+//! order of their scheduled times over all streams (a tie goes to the lower stream
+//! index). So the same seed and command line (and the same target domains) give fault n
+//! the same stream, index k, kind, target and parameter in every run; only *whether and
+//! when* it takes effect depends on the run (a kill needs a timer tick that preempts the
+//! target, a panic a call into it). `inject.rate` is the rate over all streams (each
+//! stream runs at rate / streams), `inject.count` the number of faults over all streams.
+//!
+//! Each stream works on at most one fault at a time, in its own domain: from its
+//! scheduled time (or when the stream's previous fault is done, if later) it waits for
+//! the target to be alive, arms the fault and waits for it to take effect; a fault that
+//! cannot within its window (`inject.window=MS`, default [`WINDOW_MS`], counted from its
+//! scheduled time, so a stream never falls more than a window behind) is logged
+//! `skipped`. Faults of different streams overlap: one per target domain may be armed at
+//! once. One thread (High priority) serves every stream: it sleeps until the earliest
+//! scheduled time or deadline, or until a hook reports a fault that took effect.
 //!
 //! Where each kind takes effect (all state is here; the hooks elsewhere are one check):
 //! * **kill**: the timer interrupt ([`tick`]) that preempts the target domain's code (the
@@ -16,11 +31,14 @@
 //! * **hang**: such a tick inside a budgeted call of the target, in the target's own code
 //!   (not kernel code running for it); when that thread leaves
 //!   the interrupt ([`trap_exit`]) it spins, as the domain, until the call watchdog ends
-//!   the call (the real watchdog path: CPU time charged to the call, `Timeout`).
+//!   the call (the real watchdog path: time charged to the call, `Timeout`). Up to
+//!   [`MAX_HANGS`] threads may be hung at once (one per stream at most); a hang armed
+//!   while that many spin waits for a later tick.
 //! * **panic**: the next protected call into the target, at its entry or its exit (the
-//!   parameter's parity), behind one load and branch on [`ARMED`] in the call path. At
-//!   entry ([`proxy_entry`]) the callee dies as a panicking domain does (`domain::contain`
-//!   with the panic report) before any of its code runs; the call returns
+//!   parameter's parity), behind one load and branch on [`ARMED`] in the call path (set
+//!   while a panic is armed for any domain). At entry ([`proxy_entry`]) the callee dies
+//!   as a panicking domain does (`domain::contain` with the panic report) before any of
+//!   its code runs; the call returns
 //!   `Err(Panicked)` and its arguments stay the caller's. At exit ([`proxy_exit`]) the
 //!   callee ran the call to its end and dies before the caller sees the result, which is
 //!   discarded; the call returns `Err(Panicked)`, as when a callee panics on its way out.
@@ -30,8 +48,14 @@
 //!   `frond_domrt::device_fault` behind a one-load hint) where it reads a used-ring entry
 //!   or a request's status; the kernel answers once with the corruption to apply.
 //!
+//! Every armed fault is keyed by its target's slot and generation, so faults in a parent
+//! and its program domains (rv6) overlap soundly: a parent's death kills its programs'
+//! generations, and a fault armed for one of those can then no longer take effect (its
+//! stream waits for the target to be alive again, within the window).
+//!
 //! Every fault is one console line (`inject: n=… seed=… t_ms=… kind=… domain=… slot=…
-//! gen=… at=…`), and the restart that brings its domain back another ([`restarted`]).
+//! gen=… ends=… stream=S:K at=…`), and the restart that brings its domain back another
+//! ([`restarted`], matched by slot and generation).
 
 use crate::arch::irq::IrqMutex;
 use crate::domain::{self, rpc};
@@ -39,6 +63,7 @@ use crate::println;
 use crate::sched;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use rref::rpc::RpcError;
@@ -144,25 +169,36 @@ impl Rng {
     }
 }
 
-/// One drawn fault: what the sequence decides, independent of the run.
+/// splitmix64's output function: the stream seeds' mixer.
+fn mix(z: u64) -> u64 {
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The seed of stream `index`'s generator: SEED and the index mixed, so that no stream's
+/// sequence is another's shifted by a few draws.
+pub fn stream_seed(seed: u64, index: usize) -> u64 {
+    mix(seed ^ mix((index as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+}
+
+/// One drawn fault: what a stream's sequence decides, independent of the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Draw {
-    pub delay_ms: u64,
+    /// After the stream's previous fault (µs).
+    pub delay_us: u64,
     pub kind: Kind,
-    pub domain: String,
     pub param: u64,
 }
 
-/// Draws the next fault. `plan`: each kind with the targets it applies to (non-empty),
-/// in a fixed order.
-pub fn draw(rng: &mut Rng, rate: u64, plan: &[(Kind, Vec<String>)]) -> Draw {
+/// Draws a stream's next fault: `mean_us` is the stream's mean interval, `kinds` (non-empty)
+/// the kinds that apply to its domain, in a fixed order.
+pub fn draw(rng: &mut Rng, mean_us: u64, kinds: &[Kind]) -> Draw {
     // Uniform in [0.5, 1.5] × the mean interval.
-    let mean = 1000 / rate;
-    let delay_ms = mean / 2 + rng.below(mean + 1);
-    let (kind, targets) = &plan[rng.below(plan.len() as u64) as usize];
-    let domain = targets[rng.below(targets.len() as u64) as usize].clone();
+    let delay_us = mean_us / 2 + rng.below(mean_us + 1);
+    let kind = kinds[rng.below(kinds.len() as u64) as usize];
     let param = rng.next();
-    Draw { delay_ms, kind: *kind, domain, param }
+    Draw { delay_us, kind, param }
 }
 
 /// Whether a fault of `kind` can happen in a domain loaded from crate `krate`: device
@@ -176,25 +212,34 @@ fn applies(kind: Kind, krate: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// The armed fault, shared by the thread and the hooks.
+// The armed faults, shared by the thread and the hooks.
 
-/// Non-zero while a panic is armed: the one word a protected call reads (see [`proxy_entry`]).
+/// True while a panic is armed for some domain: the one word a protected call reads (see
+/// [`proxy_entry`]).
 pub static ARMED: AtomicBool = AtomicBool::new(false);
-/// Non-zero while a kill or hang waits for its tick: the one word the timer reads.
+/// True while a kill or hang waits for its tick somewhere: the one word the timer reads.
 static TICK_ARMED: AtomicBool = AtomicBool::new(false);
-/// A thread that must spin at its interrupt's exit (hang), +1 (0: none).
-static HANG_TID: AtomicU64 = AtomicU64::new(0);
+/// Threads hung at once, at most.
+pub const MAX_HANGS: usize = 8;
+/// Threads that must spin at their interrupt's exit (hang), as tid + 1 (0: a free entry),
+/// and how many there are (the one word the interrupt exit reads). Touched only with
+/// interrupts off (the timer interrupt, the interrupt exit), so loads and stores suffice.
+static HANGS: [AtomicU64; MAX_HANGS] = [const { AtomicU64::new(0) }; MAX_HANGS];
+static HANGING: AtomicUsize = AtomicUsize::new(0);
 /// The instruction the latest interrupt preempted (recorded by the trap entry).
 static PREEMPTED_RIP: AtomicU64 = AtomicU64::new(0);
 static THREAD: AtomicU64 = AtomicU64::new(0);
+/// Set by a hook when a fault took effect; the thread clears it before looking.
+static FIRED: AtomicBool = AtomicBool::new(false);
 
 /// The device-fault hint domains read (bit `1 << kind` of `frond_domrt::fault`).
 pub static HINT: frond_domrt::FaultHint = frond_domrt::FaultHint::new();
 
 #[derive(Clone, Copy)]
 struct Armed {
+    /// The fault's number.
+    n: u64,
     kind: Kind,
-    slot: usize,
     generation: u64,
     param: u64,
     /// Set by the hook that took it: what it hit, and when.
@@ -204,13 +249,35 @@ struct Armed {
     t_us: u64,
 }
 
-static CUR: IrqMutex<Option<Armed>> = IrqMutex::new(None);
+/// The armed fault of each domain slot (one stream per target, so at most one per slot).
+static ARMS: IrqMutex<[Option<Armed>; domain::MAX]> = IrqMutex::new([None; domain::MAX]);
 
+/// Sets the hooks' one-word checks from what is armed and not yet fired. With `ARMS`
+/// locked (the hint's writes are serialised by it).
+fn publish(arms: &[Option<Armed>; domain::MAX]) {
+    let (mut tick, mut panic, mut hint) = (false, false, 0u32);
+    for a in arms.iter().flatten().filter(|a| !a.fired) {
+        match a.kind {
+            Kind::Kill | Kind::Hang => tick = true,
+            Kind::Panic => panic = true,
+            Kind::Netdev => hint |= 1 << frond_domrt::fault::NETDEV,
+            Kind::Blkdev => hint |= 1 << frond_domrt::fault::BLKDEV,
+        }
+    }
+    TICK_ARMED.store(tick, Relaxed);
+    ARMED.store(panic, Relaxed);
+    // SAFETY: the injector is the hint's only writer, and its writes are serialised by
+    // the `ARMS` lock the caller holds.
+    unsafe { HINT.set(hint) };
+}
+
+/// Marks `a` as taken (with `ARMS` locked) and wakes the injector thread.
 fn fire(a: &mut Armed, at: u64, at_name: &'static str) {
     a.fired = true;
     a.at = at;
     a.at_name = at_name;
     a.t_us = crate::time::uptime_us();
+    FIRED.store(true, Relaxed);
     let tid = THREAD.load(Relaxed);
     if tid != 0 {
         sched::wake_sleeper(tid);
@@ -235,9 +302,10 @@ pub fn tick() {
 #[inline(never)]
 fn tick_armed() {
     let (d, generation) = rpc::current();
-    let mut cur = CUR.lock();
-    let Some(a) = cur.as_mut().filter(|a| !a.fired && matches!(a.kind, Kind::Kill | Kind::Hang)) else { return };
-    if d.0 as usize != a.slot || generation != a.generation {
+    let slot = d.0 as usize;
+    let mut arms = ARMS.lock();
+    let Some(a) = arms.get_mut(slot).and_then(|a| a.as_mut()) else { return };
+    if a.fired || !matches!(a.kind, Kind::Kill | Kind::Hang) || generation != a.generation {
         return;
     }
     if a.kind == Kind::Hang {
@@ -247,23 +315,26 @@ fn tick_armed() {
         // exit once the domain is dead — it goes on to the kernel's next check — so
         // spinning it there would resume kernel code after the domain's end.
         if !rpc::in_budgeted_call()
-            || domain::limits::budget_tsc(a.slot) == 0
+            || domain::limits::budget_us(slot) == 0
             || PREEMPTED_RIP.load(Relaxed) < crate::mem::paging::DOMAIN_REGION
         {
             return;
         }
-        HANG_TID.store(sched::current_tid() + 1, Relaxed);
+        // A free entry, or a later tick (interrupts are off: nothing else touches them).
+        let Some(e) = HANGS.iter().find(|e| e.load(Relaxed) == 0) else { return };
+        e.store(sched::current_tid() + 1, Relaxed);
+        HANGING.store(HANGING.load(Relaxed) + 1, Relaxed);
     }
-    TICK_ARMED.store(false, Relaxed);
     let rip = PREEMPTED_RIP.load(Relaxed);
     fire(a, rip, "");
+    publish(&arms);
 }
 
-/// Interrupt exit (before the unwind check): the hung thread spins here, as its domain,
+/// Interrupt exit (before the unwind check): a hung thread spins here, as its domain,
 /// with interrupts on, until its generation is dead; the unwind check then abandons it.
 #[inline(always)]
 pub fn trap_exit() {
-    if HANG_TID.load(Relaxed) != 0 {
+    if HANGING.load(Relaxed) != 0 {
         hang_here();
     }
 }
@@ -271,10 +342,11 @@ pub fn trap_exit() {
 #[cold]
 #[inline(never)]
 fn hang_here() {
-    if HANG_TID.load(Relaxed) != sched::current_tid() + 1 {
-        return;
-    }
-    HANG_TID.store(0, Relaxed);
+    let me = sched::current_tid() + 1;
+    // Interrupts are off here: the entries are the timer's and ours alone.
+    let Some(e) = HANGS.iter().find(|e| e.load(Relaxed) == me) else { return };
+    e.store(0, Relaxed);
+    HANGING.store(HANGING.load(Relaxed) - 1, Relaxed);
     let (d, generation) = rpc::current();
     x86_64::instructions::interrupts::enable();
     while domain::alive_generation(d.0 as usize) == generation {
@@ -284,7 +356,7 @@ fn hang_here() {
 }
 
 /// Protected-call hook, behind `ARMED`: true if the callee (`slot`, `generation`) is the
-/// armed panic's target; it has then died as a panicking domain does, and the call
+/// target of an armed panic; it has then died as a panicking domain does, and the call
 /// returns `Err(Panicked)` without entering it. `at` names the call (the proxy closure).
 #[cold]
 #[inline(never)]
@@ -293,8 +365,8 @@ pub fn proxy_entry(slot: usize, generation: u64, at: &'static str) -> bool {
 }
 
 /// Protected-call hook at the exit of a call that returned, behind `ARMED`: true if the
-/// callee is the armed panic's target (and the panic is at exit); it has then died as a
-/// panicking domain does, and the caller drops the result and returns `Err(Panicked)`.
+/// callee is the target of an armed panic (and the panic is at exit); it has then died as
+/// a panicking domain does, and the caller drops the result and returns `Err(Panicked)`.
 #[cold]
 #[inline(never)]
 pub fn proxy_exit(slot: usize, generation: u64, at: &'static str) -> bool {
@@ -306,17 +378,18 @@ const AT_ENTRY: u64 = 0;
 const AT_EXIT: u64 = 1;
 
 fn proxy_hook(slot: usize, generation: u64, at: &'static str, point: u64) -> bool {
-    {
-        let mut cur = CUR.lock();
-        let Some(a) = cur.as_mut().filter(|a| {
-            !a.fired && a.kind == Kind::Panic && a.slot == slot && a.generation == generation && a.param % 2 == point
+    let n = {
+        let mut arms = ARMS.lock();
+        let Some(a) = arms.get_mut(slot).and_then(|a| a.as_mut()).filter(|a| {
+            !a.fired && a.kind == Kind::Panic && a.generation == generation && a.param % 2 == point
         }) else {
             return false;
         };
-        ARMED.store(false, Relaxed);
         fire(a, point, at);
-    }
-    let n = N.load(Relaxed);
+        let n = a.n;
+        publish(&arms);
+        n
+    };
     domain::contain(slot, generation, RpcError::Panicked, |name| {
         domain::note_last_words(slot, generation, "injected panic");
         println!("domain `{name}` (id {slot}, generation {generation}) panicked: injected fault n={n}");
@@ -333,25 +406,26 @@ pub fn device_fault(kind: u32) -> u32 {
         frond_domrt::fault::BLKDEV => Kind::Blkdev,
         _ => return 0,
     };
-    let mut cur = CUR.lock();
-    let Some(a) = cur.as_mut().filter(|a| !a.fired && a.kind == want && a.slot == d.0 as usize && a.generation == generation) else {
+    let mut arms = ARMS.lock();
+    let Some(a) = arms.get_mut(d.0 as usize).and_then(|a| a.as_mut()).filter(|a| !a.fired && a.kind == want && a.generation == generation)
+    else {
         return 0;
     };
-    // SAFETY: the injector is the hint's only writer.
-    unsafe { HINT.set(0) };
     let code = match want {
         Kind::Netdev => 1 + (a.param % 2) as u32,
         _ => 1,
     };
     fire(a, code as u64, if code == frond_domrt::fault::USED_BAD_ID { "used-ring id" } else if want == Kind::Netdev { "used-ring len" } else { "status" });
+    publish(&arms);
     code
 }
 
 // ---------------------------------------------------------------------------------------
 // Counters, recovery, the thread.
 
-/// The fault number being worked on (for reports from the hooks).
-static N: AtomicU64 = AtomicU64::new(0);
+/// Faults numbered so far (the last n), and faults armed now.
+static NUMBERED: AtomicU64 = AtomicU64::new(0);
+static ARMED_NOW: AtomicU64 = AtomicU64::new(0);
 static SEED: AtomicU64 = AtomicU64::new(0);
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
@@ -379,7 +453,8 @@ fn count(domain: &str, f: impl FnOnce(&mut Totals)) {
     }
 }
 
-/// A restart of `slot` finished (its new generation's init returned).
+/// A restart of `slot` finished (its new generation's init returned): the faults that
+/// ended an older generation of that slot have recovered.
 pub fn restarted(slot: usize, generation: u64) {
     if RUNNING.load(Relaxed) == 0 {
         return;
@@ -430,110 +505,268 @@ fn default_targets() -> Vec<String> {
         .collect()
 }
 
+/// A fault numbered and waiting for its stream.
+struct Pending {
+    n: u64,
+    /// Its index in its stream (1, 2, …).
+    k: u64,
+    draw: Draw,
+    /// Scheduled time (µs since boot); its window ends a window later.
+    at_us: u64,
+}
+
+/// What a stream's current fault is doing.
+enum Phase {
+    /// Waiting for the target to be alive.
+    Alive,
+    /// Armed for this slot and generation.
+    Armed(usize, u64),
+}
+
+struct Stream {
+    index: usize,
+    domain: String,
+    kinds: Vec<Kind>,
+    rng: Rng,
+    /// Faults drawn; the next one's draw and scheduled time.
+    drawn: u64,
+    next: (Draw, u64),
+    /// Numbered, not yet started (in order).
+    queue: VecDeque<Pending>,
+    cur: Option<(Pending, Phase)>,
+}
+
+impl Stream {
+    fn new(index: usize, domain: String, kinds: Vec<Kind>, seed: u64, mean_us: u64, t0: u64) -> Stream {
+        let mut rng = Rng::new(stream_seed(seed, index));
+        let d = draw(&mut rng, mean_us, &kinds);
+        let at = t0 + d.delay_us;
+        Stream { index, domain, kinds, rng, drawn: 1, next: (d, at), queue: VecDeque::new(), cur: None }
+    }
+
+    /// Numbers the drawn fault `n` and draws the one after it.
+    fn number(&mut self, n: u64, mean_us: u64) {
+        let (d, at) = core::mem::replace(&mut self.next, (Draw { delay_us: 0, kind: Kind::Kill, param: 0 }, 0));
+        self.queue.push_back(Pending { n, k: self.drawn, draw: d, at_us: at });
+        let d = draw(&mut self.rng, mean_us, &self.kinds);
+        let at = at + d.delay_us;
+        self.drawn += 1;
+        self.next = (d, at);
+    }
+
+    fn busy(&self) -> bool {
+        self.cur.is_some() || !self.queue.is_empty()
+    }
+}
+
 fn run(c: Config) {
     let now_ms = crate::time::uptime_us() / 1000;
     if c.start_ms > now_ms {
         sched::sleep_ms(c.start_ms - now_ms);
     }
-    let targets = if c.domains.is_empty() { default_targets() } else { c.domains.clone() };
-    if targets.is_empty() {
-        println!("inject: no target domains");
-        return;
-    }
-    // Each kind with the targets it applies to (by the crate each was loaded from).
+    let mut targets = if c.domains.is_empty() { default_targets() } else { c.domains.clone() };
+    // One stream per domain.
+    let mut seen = Vec::new();
+    targets.retain(|t| if seen.contains(t) { false } else { seen.push(t.clone()); true });
+    // The kinds that apply to each target (by the crate each was loaded from).
     let images = domain::images();
     let krate = |name: &str| {
         let slot = domain::lookup(name).map_or(0, |d| d.0 as usize);
         images.iter().find(|i| i.0 == slot).map(|i| i.3.clone()).unwrap_or_default()
     };
-    let plan: Vec<(Kind, Vec<String>)> = c
-        .kinds
+    let plan: Vec<(String, Vec<Kind>)> = targets
         .iter()
-        .map(|&k| (k, targets.iter().filter(|t| applies(k, &krate(t))).cloned().collect::<Vec<_>>()))
-        .filter(|(_, t)| !t.is_empty())
+        .map(|t| (t.clone(), c.kinds.iter().copied().filter(|&k| applies(k, &krate(t))).collect::<Vec<_>>()))
+        .filter(|(_, k)| !k.is_empty())
         .collect();
     if plan.is_empty() {
-        println!("inject: none of the kinds applies to the target domains");
+        println!("inject: {}", if targets.is_empty() { "no target domains" } else { "none of the kinds applies to the target domains" });
         return;
     }
+    let kinds: Vec<&str> = c.kinds.iter().filter(|k| plan.iter().any(|(_, ks)| ks.contains(k))).map(|k| k.name()).collect();
     println!(
-        "inject: seed={} rate={} kinds={} domains={}",
+        "inject: seed={} rate={} kinds={} domains={} streams={} window_ms={}",
         c.seed,
         c.rate,
-        plan.iter().map(|(k, _)| k.name()).collect::<Vec<_>>().join(","),
-        targets.join(",")
+        kinds.join(","),
+        plan.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(","),
+        plan.len(),
+        c.window_ms
     );
-    let mut rng = Rng::new(c.seed);
+    // Each stream at rate / streams.
+    let mean_us = plan.len() as u64 * 1_000_000 / c.rate;
+    let t0 = crate::time::uptime_us();
+    let mut streams: Vec<Stream> =
+        plan.into_iter().enumerate().map(|(i, (t, k))| Stream::new(i, t, k, c.seed, mean_us, t0)).collect();
+    let window_us = c.window_ms * 1000;
     let mut n = 0u64;
-    while c.count == 0 || n < c.count {
-        n += 1;
-        let d = draw(&mut rng, c.rate, &plan);
-        sched::sleep_ms(d.delay_ms);
-        N.store(n, Relaxed);
-        one(n, &c, &d);
+    loop {
+        FIRED.store(false, Relaxed);
+        let now = crate::time::uptime_us();
+        // Number the faults whose time has come, in the order of their scheduled times.
+        while c.count == 0 || n < c.count {
+            let Some(s) = streams.iter_mut().filter(|s| s.next.1 <= now).min_by_key(|s| (s.next.1, s.index)) else { break };
+            n += 1;
+            NUMBERED.store(n, Relaxed);
+            s.number(n, mean_us);
+        }
+        // Kills that took effect first: their target must die before the preempted
+        // thread runs again (this thread outranks it; nothing here may block first).
+        for s in &streams {
+            if let Some((p, Phase::Armed(slot, generation))) = &s.cur {
+                if p.draw.kind == Kind::Kill && ARMS.lock()[*slot].is_some_and(|a| a.fired) {
+                    kill(*slot, *generation);
+                }
+            }
+        }
+        for s in &mut streams {
+            step(s, &c, now, window_us);
+        }
+        if c.count != 0 && n >= c.count && !streams.iter().any(Stream::busy) {
+            break;
+        }
+        // Sleep until the next scheduled time or deadline (a poll while a target is not
+        // alive yet or an armed one might have died), or until a hook fires.
+        let mut wake = u64::MAX;
+        for s in &streams {
+            if c.count == 0 || n < c.count {
+                wake = wake.min(s.next.1);
+            }
+            match &s.cur {
+                Some((p, Phase::Alive)) => wake = wake.min(now + 5_000).min(p.at_us + window_us),
+                Some((p, Phase::Armed(..))) => wake = wake.min(now + 50_000).min(p.at_us + window_us),
+                None => {
+                    if let Some(p) = s.queue.front() {
+                        wake = wake.min(p.at_us);
+                    }
+                }
+            }
+        }
+        let ns = wake.saturating_sub(crate::time::uptime_us()).saturating_mul(1000);
+        sched::sleep_unless(ns.clamp(1, 10_000_000_000), || FIRED.load(Relaxed));
     }
     println!("inject: done: {n} faults");
 }
 
-fn skipped(n: u64, seed: u64, d: &Draw, why: &str) {
-    count(&d.domain, |t| t.skipped[d.kind as usize] += 1);
-    println!("inject: n={n} seed={seed} t_ms={} kind={} domain={} skipped ({why})", crate::time::uptime_us() / 1000, d.kind.name(), d.domain);
+/// A kill that took effect: its generation dies (no-op if it already did).
+fn kill(slot: usize, generation: u64) {
+    domain::note_last_words(slot, generation, "killed by the fault injector");
+    domain::die(slot, generation, RpcError::Killed);
 }
 
-fn one(n: u64, c: &Config, d: &Draw) {
-    let seed = c.seed;
-    // The target: alive now, or soon (it may be restarting after the previous fault).
-    let deadline = crate::time::uptime_us() + c.window_ms * 1000;
-    let (slot, generation) = loop {
-        if let Some(id) = domain::lookup(&d.domain) {
-            let slot = id.0 as usize;
-            let g = domain::alive_generation(slot);
-            if g != 0 && domain::state_of(slot) == Some(domain::State::Alive) {
-                break (slot, g);
+fn skipped(s: &Stream, p: &Pending, why: &str) {
+    count(&s.domain, |t| t.skipped[p.draw.kind as usize] += 1);
+    println!(
+        "inject: n={} seed={} t_ms={} kind={} domain={} stream={}:{} skipped ({why})",
+        p.n,
+        SEED.load(Relaxed),
+        crate::time::uptime_us() / 1000,
+        p.draw.kind.name(),
+        s.domain,
+        s.index,
+        p.k
+    );
+}
+
+/// Moves stream `s` on: starts its next fault when its time has come, arms it once the
+/// target is alive, and reports it when it took effect or its window ended.
+fn step(s: &mut Stream, c: &Config, now: u64, window_us: u64) {
+    if s.cur.is_none() {
+        match s.queue.front() {
+            Some(p) if p.at_us <= now => {
+                let p = s.queue.pop_front().expect("a front");
+                if now > p.at_us + window_us {
+                    // The stream's previous fault took this one's whole window.
+                    return skipped(s, &p, "stream busy");
+                }
+                s.cur = Some((p, Phase::Alive));
+            }
+            _ => return,
+        }
+    }
+    let Some((p, phase)) = s.cur.take() else { return };
+    let deadline = p.at_us + window_us;
+    match phase {
+        Phase::Alive => {
+            // The target: alive now, or soon (it may be restarting after a fault).
+            let target = domain::lookup(&s.domain).map(|id| id.0 as usize).and_then(|slot| {
+                let g = domain::alive_generation(slot);
+                (g != 0 && domain::state_of(slot) == Some(domain::State::Alive)).then_some((slot, g))
+            });
+            let Some((slot, generation)) = target else {
+                if now > deadline {
+                    return skipped(s, &p, "not alive");
+                }
+                s.cur = Some((p, Phase::Alive));
+                return;
+            };
+            if p.draw.kind != Kind::Kill && domain::owner_of(slot).is_some() {
+                return skipped(s, &p, "a program domain");
+            }
+            if now > deadline {
+                return skipped(s, &p, "not alive");
+            }
+            let mut arms = ARMS.lock();
+            if arms[slot].is_some() {
+                // Another stream's fault in this slot (a program domain's slot reused).
+                drop(arms);
+                s.cur = Some((p, Phase::Alive));
+                return;
+            }
+            arms[slot] = Some(Armed {
+                n: p.n,
+                kind: p.draw.kind,
+                generation,
+                param: p.draw.param,
+                fired: false,
+                at: 0,
+                at_name: "",
+                t_us: 0,
+            });
+            publish(&arms);
+            drop(arms);
+            ARMED_NOW.fetch_add(1, Relaxed);
+            s.cur = Some((p, Phase::Armed(slot, generation)));
+        }
+        Phase::Armed(slot, generation) => {
+            let a = {
+                let mut arms = ARMS.lock();
+                let fired = arms[slot].is_some_and(|a| a.fired);
+                let dead = domain::alive_generation(slot) != generation;
+                if !fired && !dead && now <= deadline {
+                    drop(arms);
+                    s.cur = Some((p, Phase::Armed(slot, generation)));
+                    return;
+                }
+                let a = arms[slot].take();
+                publish(&arms);
+                a
+            };
+            ARMED_NOW.fetch_sub(1, Relaxed);
+            match a.filter(|a| a.fired) {
+                Some(a) => report(s, c, &p, slot, generation, &a),
+                // Its generation died of something else: try the next one, in the window.
+                None if now <= deadline => s.cur = Some((p, Phase::Alive)),
+                None => skipped(s, &p, "no opportunity"),
             }
         }
-        if crate::time::uptime_us() > deadline {
-            return skipped(n, seed, d, "not alive");
-        }
-        sched::sleep_ms(5);
-    };
-    if d.kind != Kind::Kill && domain::owner_of(slot).is_some() {
-        return skipped(n, seed, d, "a program domain");
     }
-    *CUR.lock() = Some(Armed { kind: d.kind, slot, generation, param: d.param, fired: false, at: 0, at_name: "", t_us: 0 });
-    match d.kind {
-        Kind::Kill | Kind::Hang => TICK_ARMED.store(true, Relaxed),
-        Kind::Panic => ARMED.store(true, Relaxed),
-        // SAFETY: the injector is the hint's only writer.
-        Kind::Netdev => unsafe { HINT.set(1 << frond_domrt::fault::NETDEV) },
-        // SAFETY: as above.
-        Kind::Blkdev => unsafe { HINT.set(1 << frond_domrt::fault::BLKDEV) },
+}
+
+/// Logs a fault that took effect, counts it and, if it ends its generation, waits for the
+/// restart.
+fn report(s: &Stream, c: &Config, p: &Pending, slot: usize, generation: u64, a: &Armed) {
+    if a.kind == Kind::Kill && domain::alive_generation(slot) == generation {
+        // Done at the top of the injector's loop unless it fired after that.
+        kill(slot, generation);
     }
-    let fired = || CUR.lock().is_some_and(|a| a.fired);
-    while !fired() && crate::time::uptime_us() < deadline {
-        sched::sleep_unless(10_000_000, fired);
-    }
-    // Disarm, whatever happened.
-    TICK_ARMED.store(false, Relaxed);
-    ARMED.store(false, Relaxed);
-    // SAFETY: as above.
-    unsafe { HINT.set(0) };
-    let a = CUR.lock().take();
-    let Some(a) = a.filter(|a| a.fired) else {
-        HANG_TID.store(0, Relaxed);
-        return skipped(n, seed, d, "no opportunity");
-    };
     let at = match a.kind {
         Kind::Kill | Kind::Hang => format!("{:#x}", a.at),
         Kind::Panic if a.at == AT_EXIT => format!("exit:{}", short(a.at_name)),
         Kind::Panic => short(a.at_name).to_string(),
         Kind::Netdev | Kind::Blkdev => a.at_name.to_string(),
     };
-    if a.kind == Kind::Kill {
-        domain::note_last_words(slot, generation, "killed by the fault injector");
-        domain::die(slot, generation, RpcError::Killed);
-    }
-    count(&d.domain, |t| t.injected[d.kind as usize] += 1);
+    count(&s.domain, |t| t.injected[a.kind as usize] += 1);
     // A kill, panic or hang ends the generation; so does a used entry with a bad id (the
     // driver fails on it). A bad length or an I/O error the driver survives.
     let ends = match a.kind {
@@ -542,14 +775,18 @@ fn one(n: u64, c: &Config, d: &Draw) {
         Kind::Blkdev => false,
     };
     println!(
-        "inject: n={n} seed={seed} t_ms={} kind={} domain={} slot={slot} gen={generation} ends={} at={at}",
+        "inject: n={} seed={} t_ms={} kind={} domain={} slot={slot} gen={generation} ends={} stream={}:{} at={at}",
+        p.n,
+        c.seed,
         a.t_us / 1000,
-        d.kind.name(),
-        d.domain,
-        ends as u8
+        a.kind.name(),
+        s.domain,
+        ends as u8,
+        s.index,
+        p.k
     );
     if ends || domain::alive_generation(slot) != generation {
-        WAITING.lock().push((n, slot, generation, a.t_us));
+        WAITING.lock().push((p.n, slot, generation, a.t_us));
         // A restart may already have finished.
         let g = domain::alive_generation(slot);
         if g > generation && domain::state_of(slot) == Some(domain::State::Alive) {
@@ -573,7 +810,7 @@ pub fn cmd(_: &str) {
         println!("no fault injector (boot with inject=SEED)");
         return;
     }
-    println!("  seed {}, fault n={}", SEED.load(Relaxed), N.load(Relaxed));
+    println!("  seed {}, faults numbered {}, armed now {}", SEED.load(Relaxed), NUMBERED.load(Relaxed), ARMED_NOW.load(Relaxed));
     println!("  {:<12} {:>5} {:>6} {:>5} {:>7} {:>7} {:>8} {:>10}", "domain", "kill", "panic", "hang", "netdev", "blkdev", "skipped", "recovered");
     for t in TOTALS.lock().clone() {
         let i = t.injected;

@@ -49,6 +49,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "hostile_shared_exhaustion", run: crate::ktest_hostile::shared_exhaustion },
     Test { name: "hostile_thread_exhaustion", run: crate::ktest_hostile::thread_exhaustion },
     Test { name: "hostile_spin_in_call", run: crate::ktest_hostile::spin_in_call },
+    Test { name: "hostile_spin_starved", run: crate::ktest_hostile::spin_starved },
     Test { name: "hostile_spin_holding_lock", run: crate::ktest_hostile::spin_holding_lock },
     Test { name: "hostile_spinning_thread", run: crate::ktest_hostile::spinning_thread },
     Test { name: "hostile_steal_lent", run: crate::ktest_hostile::steal_lent },

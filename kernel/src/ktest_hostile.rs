@@ -221,6 +221,60 @@ pub fn spin_in_call() {
     });
 }
 
+/// A call spinning on a Low-priority thread that a Normal-priority thread keeps from the
+/// CPU: its CPU time hardly grows, its runnable time (running or ready to run) does, and
+/// the watchdog ends the call by the runnable-time bound long before the CPU bound could
+/// have. A call that sleeps past the runnable bound is not ended: sleeping is not
+/// runnable time.
+pub fn spin_starved() {
+    limits::configure("hostile:budget=5000ms,wall=400ms").expect("limit");
+    with_bystander(|b| {
+        let (id, h) = new_hostile("hostile");
+        let h = Arc::new(h);
+        let p = RRef::new(Packet::filled(5));
+        let t = time::uptime_ns();
+        let slept = h.hold_lent(&p, 800);
+        metric("sleeper_ms", (time::uptime_ns() - t) / 1_000_000);
+        metric("sleeper_result", code(slept.map(drop)));
+        assert_eq!(slept, Ok(5), "a call sleeping past its runnable bound returns");
+        drop(p);
+        let result = Arc::new(AtomicU64::new(u64::MAX));
+        let (h2, r2) = (h.clone(), result.clone());
+        let t0 = time::uptime_ns();
+        let spinner = sched::Builder::new("starved-spinner")
+            .priority(Priority::Low)
+            .spawn(move || r2.store(code(h2.spin()), SeqCst))
+            .expect("spinner");
+        // This thread and the bystander sleep: the spinner gets into its call.
+        sched::sleep_ms(50);
+        // From now on a Normal-priority thread keeps the CPU from it until the domain is
+        // dead (at most 10 s).
+        let dead_ms = Arc::new(AtomicU64::new(0));
+        let d = dead_ms.clone();
+        let hog = sched::Builder::new("hog")
+            .spawn(move || loop {
+                let ms = (time::uptime_ns() - t0) / 1_000_000;
+                if is_dead(id) || ms > 10_000 {
+                    d.store(ms, SeqCst);
+                    break;
+                }
+                core::hint::spin_loop();
+            })
+            .expect("hog");
+        assert!(b.progresses(20), "the bystander answers while the spinner is starved");
+        hog.join();
+        spinner.join();
+        let ms = dead_ms.load(SeqCst);
+        metric("result", result.load(SeqCst));
+        metric("ended_after_ms", ms);
+        assert_eq!(result.load(SeqCst), 4, "Err(Timeout) expected");
+        assert!(is_dead(id), "the watchdog ended the starved call ({ms} ms)");
+        assert!((400..3000).contains(&ms), "ended after {ms} ms, expected its 400 ms runnable bound (+ the watchdog's scan)");
+        drop(h);
+        domain::remove(id).expect("remove");
+    });
+}
+
 /// Spinning while holding the domain's lock that another call waits for: the waiter
 /// sleeps (it does not spin), the watchdog ends the spinner, the waiter is woken and
 /// unwound with the domain.

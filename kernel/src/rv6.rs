@@ -195,6 +195,7 @@ impl Procs for KernelProcs {
             threads,
             frames: heap / 4096 + threads * (sched::DEFAULT_STACK / 4096) as u64 + 64,
             budget_ns: 0,
+            wall_ns: Some(0),
         };
         let made = domain::create_program::<ProgramKind>(
             (caller.0 as usize, generation),

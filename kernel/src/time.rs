@@ -49,7 +49,18 @@ pub fn calibrate_tsc() -> u64 {
         (end - start) * 1000 / CALIBRATE_MS
     };
     TSC_HZ.store(hz, Ordering::Relaxed);
+    US_PER_TSC.store(((1_000_000u128 << 32) / hz.max(1) as u128) as u64, Ordering::Relaxed);
     hz
+}
+
+/// µs per TSC tick as a 32.32 fixed-point number: [`tsc_to_us`] multiplies and shifts
+/// instead of dividing (it runs on every context switch).
+static US_PER_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// TSC ticks to microseconds, rounded down (0 before calibration); a multiply and a shift.
+#[inline]
+pub fn tsc_to_us(ticks: u64) -> u64 {
+    ((ticks as u128 * US_PER_TSC.load(Ordering::Relaxed) as u128) >> 32) as u64
 }
 
 pub fn tsc_hz() -> u64 {

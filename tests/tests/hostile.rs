@@ -65,6 +65,24 @@ fn spinning_callee_is_ended_by_the_watchdog() {
     out.assert_serial_contains("watchdog: domain `hostile`");
 }
 
+/// A spinning call on a thread that gets no CPU (a Normal-priority thread keeps it busy)
+/// is ended by its runnable-time bound (400 ms), long before its CPU bound (5 s) could
+/// be reached; a call sleeping past the runnable bound returns normally.
+#[test]
+fn starved_spinning_callee_is_ended_by_the_runnable_bound() {
+    let out = attack("spin_starved");
+    assert_eq!(out.metric("sleeper_result"), 0, "{out}");
+    assert!(out.metric("sleeper_ms") >= 800, "{out}");
+    assert_eq!(out.metric("result"), TIMEOUT, "{out}");
+    // Guest milliseconds from the call's start: at least the bound, and well under the
+    // CPU bound (the scan runs every 100 ms; the rest is margin for a loaded host).
+    let ms = out.metric("ended_after_ms");
+    assert!((400..3000).contains(&ms), "ended after {ms} ms\n{out}");
+    out.assert_serial_contains("watchdog: domain `hostile`");
+    out.assert_serial_contains("ran a call past its runnable-time bound: 400 ms running or ready to run; killed");
+    assert!(!out.serial.contains("past its CPU bound"), "the CPU bound ended it\n{out}");
+}
+
 #[test]
 fn spinning_lock_holder_does_not_starve_waiters_or_others() {
     let out = attack("spin_holding_lock");

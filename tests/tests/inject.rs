@@ -44,6 +44,8 @@ struct Fault {
     gen: u64,
     /// The fault ends the domain's generation.
     ends: bool,
+    /// `S:K`: the K-th fault of stream S.
+    stream: String,
 }
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -63,6 +65,7 @@ fn faults(serial: &str) -> Vec<Fault> {
                 skipped: l.contains(" skipped"),
                 gen: field(l, "gen").and_then(|g| g.parse().ok()).unwrap_or(0),
                 ends: matches!(kind.as_str(), "kill" | "panic" | "hang") || l.contains("at=used-ring id"),
+                stream: field(l, "stream").unwrap_or_default().to_string(),
                 kind,
             })
         })
@@ -303,14 +306,23 @@ fn injected_block_io_errors_reach_the_caller_and_leave_the_fs_consistent() {
     assert_counters_back(before, after, &serial);
 }
 
-/// The same seed and command line give the same decisions: fault numbers, kinds and
-/// target domains (whether each found its moment depends on the run's timing).
+/// The same seed and command line give the same decisions: fault numbers, their streams
+/// and places in them, kinds and target domains (whether and when each found its moment
+/// depends on the run's timing, and so does the order of the lines of overlapping faults).
 #[test]
 fn the_same_seed_replays_the_same_faults() {
     let args = inject_args(1234, "kill,panic,blkdev", 5);
     let (a, ..) = storage_run("replay_a", &args);
     let (b, ..) = storage_run("replay_b", &args);
-    let key = |s: &str| faults(s).into_iter().map(|f| (f.n, f.kind, f.domain)).collect::<Vec<_>>();
+    let key = |s: &str| {
+        let mut k = faults(s).into_iter().map(|f| (f.n, f.stream, f.kind, f.domain)).collect::<Vec<_>>();
+        k.sort();
+        k
+    };
     assert_eq!(key(&a).len(), 5, "{a}");
+    assert!(key(&a).iter().all(|k| !k.1.is_empty()), "every fault line names its stream\n{a}");
+    // Both targets have a stream of their own.
+    let streams: std::collections::BTreeSet<String> = key(&a).into_iter().map(|k| k.3).collect();
+    assert_eq!(streams.len(), 2, "faults in both domains\n{a}");
     assert_eq!(key(&a), key(&b), "the two runs' fault logs differ\n--- first ---\n{a}\n--- second ---\n{b}");
 }

@@ -40,6 +40,7 @@ const DRIVEN_KTESTS: &[&str] = &[
     "hostile_shared_exhaustion",
     "hostile_thread_exhaustion",
     "hostile_spin_in_call",
+    "hostile_spin_starved",
     "hostile_spin_holding_lock",
     "hostile_spinning_thread",
     "hostile_steal_lent",
@@ -320,7 +321,7 @@ fn console_restart_domain() {
 /// (usage/limit); the others keep the defaults; a malformed `limit=` is reported.
 #[test]
 fn console_shows_quotas_set_on_the_command_line() {
-    let mut s = Boot::new().cmdline("limit=client:threads=3,heap=1M,budget=250ms limit=echo:bogus=1").spawn();
+    let mut s = Boot::new().cmdline("limit=client:threads=3,heap=1M,budget=250ms,wall=400ms limit=echo:bogus=1").spawn();
     let boot = s.expect("frond> ", CONSOLE_TIMEOUT).unwrap_or_else(|e| panic!("no console prompt: {e}"));
     assert!(boot.contains("limit=echo:bogus=1: unknown limit `bogus`"), "a bad limit was not reported:\n{boot}");
     let table = console(&mut s, "domains");
@@ -333,14 +334,16 @@ fn console_shows_quotas_set_on_the_command_line() {
             .map(str::to_string)
             .collect()
     };
-    // quota <id> <name> heap U/LK shared U/LK threads U/L frames U/L budget Nms
+    // quota <id> <name> heap U/LK shared U/LK threads U/L frames U/L budget Nms wall Nms
     let client = quota("client");
     assert_eq!(client[4], "64/1024K", "client heap usage/limit:\n{table}");
     assert_eq!(client[8], "1/3", "client threads usage/limit (its loop thread):\n{table}");
     assert_eq!(client[12], "250ms", "client budget:\n{table}");
+    assert_eq!(client[14], "400ms", "client runnable-time bound:\n{table}");
     let echo = quota("echo");
     assert!(echo[4].ends_with("/32768K") && echo[6].ends_with("/8192K") && echo[8].ends_with("/16"), "echo defaults:\n{table}");
     assert_eq!(echo[12], "1000ms", "echo budget:\n{table}");
+    assert_eq!(echo[14], "3000ms", "echo runnable-time bound (3 × its budget):\n{table}");
     s.send(b"quit\n").expect("sending quit");
     s.wait(CONSOLE_TIMEOUT).assert_pass();
 }

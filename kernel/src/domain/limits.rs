@@ -11,6 +11,7 @@
 //! | `threads` | 16 | live threads the domain created | `Syscalls::spawn` returns `Err(Refused)` |
 //! | `frames` | 40 MiB | physical frames held for it: heap chunks + thread stacks | as for heap / threads |
 //! | `budget` | 1 s | CPU time inside one call (excluding calls it makes) | the watchdog kills it; the caller gets `Timeout` |
+//! | `wall` | 3 × `budget` | *runnable* time inside one call: running, or ready to run and waiting for the CPU (not blocked or sleeping; excluding calls it makes) | as for `budget` |
 //!
 //! Reasons: the guest has 256 MiB; the largest domain today (the network stack) uses
 //! about 2 MiB of heap, so 32 MiB leaves tenfold room while four hostile domains together
@@ -19,14 +20,24 @@
 //! threads is twice what any domain starts. The budget is 1 s because the longest
 //! legitimate call today (a domain restart through a recovery proxy, or init) takes
 //! under 100 ms under TCG, and a spinning callee is noticed while a human still waits.
+//! The CPU budget alone is stretched by starvation: a call spinning on a Low-priority
+//! thread that gets a tenth of the CPU uses its 1 s budget in 10 s of wall time, while
+//! whoever waits for that thread waits too. `wall` bounds the time the call could have
+//! run — running or ready — so starvation cannot stretch it beyond that, while a call
+//! that sleeps or blocks (waiting for a device, a lock, a timer) is not charged for it.
+//! Three times the budget leaves a call that spins at Normal priority among two other
+//! busy threads of its level its whole CPU budget. The price: a call whose thread is
+//! kept from the CPU for longer than `wall` is ended even if it would have returned —
+//! a thread that does not run cannot show whether it spins or works.
 //!
 //! Independently of the per-domain limits, domain heaps may never take the last
 //! [`KERNEL_RESERVE_FRAMES`] free frames: those stay for the kernel (thread stacks,
 //! page tables, its heap's growth) whatever the domains do.
 //!
 //! Limits are set per domain *name* on the kernel command line and apply to each
-//! generation: `limit=<name>:heap=8M,shared=1M,threads=4,frames=4M,budget=200ms` (any
-//! subset; `budget=0ms` turns the watchdog off; `limit=*:...` changes the defaults).
+//! generation: `limit=<name>:heap=8M,shared=1M,threads=4,frames=4M,budget=200ms,wall=1s`
+//! (any subset; `budget=0ms` turns the watchdog off, and with it the default `wall`;
+//! `wall=0ms` leaves only the CPU bound; `limit=*:...` changes the defaults).
 //! The kernel's wiring sets its own per-domain defaults with [`configure_default`] (the
 //! forwarding domain, whose `run` is one call for ever, has no budget); a command-line
 //! line for the same name wins. `domains` shows usage/limit.
@@ -39,7 +50,8 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Free frames domain heaps and domain threads never take (8 MiB).
 pub const KERNEL_RESERVE_FRAMES: usize = 2048;
 
-/// One domain's limits. Byte sizes; `budget_ns` 0 means no watchdog.
+/// One domain's limits. Byte sizes; `budget_ns` 0 means no CPU bound, `wall_ns` 0 no
+/// runnable-time bound (`None`: three times `budget_ns`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub heap: u64,
@@ -47,6 +59,14 @@ pub struct Limits {
     pub threads: u64,
     pub frames: u64,
     pub budget_ns: u64,
+    pub wall_ns: Option<u64>,
+}
+
+impl Limits {
+    /// The runnable-time bound in force (0: none).
+    pub fn wall(&self) -> u64 {
+        self.wall_ns.unwrap_or(self.budget_ns.saturating_mul(3))
+    }
 }
 
 pub const DEFAULT: Limits = Limits {
@@ -55,6 +75,7 @@ pub const DEFAULT: Limits = Limits {
     threads: 16,
     frames: (40 << 20) / 4096,
     budget_ns: 1_000_000_000,
+    wall_ns: None,
 };
 
 struct Slot {
@@ -62,8 +83,12 @@ struct Slot {
     shared: AtomicU64,
     threads: AtomicU64,
     frames: AtomicU64,
-    budget_tsc: AtomicU64,
+    /// The two bounds of the call watchdog in µs (0: none), as [`super::rpc::charge`]
+    /// compares them, and as configured.
+    budget_us: AtomicU64,
+    wall_us: AtomicU64,
     budget_ns: AtomicU64,
+    wall_ns: AtomicU64,
     /// Usage the kernel tracks here (heap and shared usage live with their heaps).
     live_threads: AtomicU64,
     held_frames: AtomicU64,
@@ -75,8 +100,10 @@ static SLOTS: [Slot; MAX] = [const {
         shared: AtomicU64::new(0),
         threads: AtomicU64::new(0),
         frames: AtomicU64::new(0),
-        budget_tsc: AtomicU64::new(0),
+        budget_us: AtomicU64::new(0),
+        wall_us: AtomicU64::new(0),
         budget_ns: AtomicU64::new(0),
+        wall_ns: AtomicU64::new(0),
         live_threads: AtomicU64::new(0),
         held_frames: AtomicU64::new(0),
     }
@@ -98,7 +125,8 @@ pub fn configure(spec: &str) -> Result<(), String> {
             "frames" => l.frames = size(v)?.div_ceil(4096),
             "threads" => l.threads = v.parse().map_err(|_| alloc::format!("threads=`{v}`: not a number"))?,
             "budget" => l.budget_ns = duration_ns(v)?,
-            _ => return Err(alloc::format!("unknown limit `{k}` (heap, shared, threads, frames, budget)")),
+            "wall" => l.wall_ns = Some(duration_ns(v)?),
+            _ => return Err(alloc::format!("unknown limit `{k}` (heap, shared, threads, frames, budget, wall)")),
         }
     }
     let mut c = CONFIGURED.lock();
@@ -158,7 +186,16 @@ pub fn apply(slot: usize, l: Limits) {
     s.threads.store(l.threads, Relaxed);
     s.frames.store(l.frames, Relaxed);
     s.budget_ns.store(l.budget_ns, Relaxed);
-    s.budget_tsc.store(if l.budget_ns == 0 { 0 } else { crate::time::ns_to_tsc(l.budget_ns).max(1) }, Relaxed);
+    s.wall_ns.store(l.wall(), Relaxed);
+    s.budget_us.store(bound_us(l.budget_ns), Relaxed);
+    s.wall_us.store(bound_us(l.wall()), Relaxed);
+}
+
+/// A watchdog bound in µs as `rpc::charge` compares it: 0 stays 0 (none), anything else
+/// at least 1 µs and at most what a half of `Cont::cpu` can hold (a longer bound is
+/// never reached: the charged time saturates below it).
+fn bound_us(ns: u64) -> u64 {
+    if ns == 0 { 0 } else { (ns / 1000).clamp(1, super::rpc::HALF_MAX) }
 }
 
 pub fn get(slot: usize) -> Limits {
@@ -169,13 +206,20 @@ pub fn get(slot: usize) -> Limits {
         threads: s.threads.load(Relaxed),
         frames: s.frames.load(Relaxed),
         budget_ns: s.budget_ns.load(Relaxed),
+        wall_ns: Some(s.wall_ns.load(Relaxed)),
     }
 }
 
-/// The watchdog budget of `slot` in TSC ticks (0: none). Slot 0, the kernel, has none.
+/// The watchdog's CPU bound of `slot` in µs (0: none). Slot 0, the kernel, has none.
 #[inline]
-pub fn budget_tsc(slot: usize) -> u64 {
-    SLOTS[slot % MAX].budget_tsc.load(Relaxed)
+pub fn budget_us(slot: usize) -> u64 {
+    SLOTS[slot % MAX].budget_us.load(Relaxed)
+}
+
+/// The watchdog's runnable-time bound of `slot` in µs (0: none).
+#[inline]
+pub fn wall_us(slot: usize) -> u64 {
+    SLOTS[slot % MAX].wall_us.load(Relaxed)
 }
 
 #[inline]

@@ -335,6 +335,12 @@ where
 /// one to leave reclaims ([`left`]). Until then the dead generation's memory stays as it
 /// was: nothing reads freed memory, and nothing of it is reused.
 pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
+    die_as(slot, generation, reason, false)
+}
+
+/// [`die`]; `cascade`: the domain dies because its owner's generation died (a program
+/// domain with its parent), and its reclamation always waits for [`left`] (see there).
+fn die_as(slot: usize, generation: u64, reason: RpcError, cascade: bool) -> Option<Reclaim> {
     rpc::as_kernel(|| {
         // The kernel (slot 0) never dies: its key stays alive (calls from it skip no check).
         if slot == 0 || ALIVE[slot].compare_exchange(key(slot, generation), 0, Relaxed, Relaxed).is_err() {
@@ -343,7 +349,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         // Until its reclamation is recorded (`PENDING`), the slot is dying: a restart that
         // saw it dead in between must not load the next generation over it.
         DYING[slot].store(true, SeqCst);
-        let r = die_dead(slot, generation, reason);
+        let r = die_dead(slot, generation, reason, cascade);
         DYING[slot].store(false, SeqCst);
         r
     })
@@ -353,7 +359,7 @@ pub fn die(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
 static DYING: [AtomicBool; MAX] = [const { AtomicBool::new(false) }; MAX];
 
 /// The rest of [`die`], once the generation is marked dead.
-fn die_dead(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
+fn die_dead(slot: usize, generation: u64, reason: RpcError, cascade: bool) -> Option<Reclaim> {
     {
         DEATH[slot].store(
             match reason {
@@ -382,7 +388,7 @@ fn die_dead(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
             (image, children)
         };
         for (c, g) in children {
-            die(c, g, RpcError::Killed);
+            die_as(c, g, RpcError::Killed, true);
         }
         // Devices it drove stop DMA before its memory can be handed out again.
         let devices = crate::pci::quiesce(slot as u32);
@@ -391,7 +397,7 @@ fn die_dead(slot: usize, generation: u64, reason: RpcError) -> Option<Reclaim> {
         PENDING_IMAGE.lock()[slot] = image;
         PENDING_ANY.fetch_add(1, SeqCst);
         PENDING[slot].store(generation, SeqCst);
-        if sched::any_inside(slot as u32) {
+        if cascade || sched::any_inside(slot as u32) {
             r.deferred = true;
             return Some(r);
         }
@@ -430,10 +436,21 @@ fn left_pending() {
     // before unwinding (`rpc::leave`), so it is not reclaimed under the thread's feet
     // (`any_inside` does not count the running thread). Its reclamation waits for the
     // next `left` outside it — the unwind's own.
+    //
+    // A program domain that died with its parent waits for the parent's generation to be
+    // reclaimed first: a thread of the program may be inside the parent (current there,
+    // not in the program), which may still hand on memory the program lent it — kernel
+    // code running for the dead parent (a proxy it called) reads that memory before the
+    // thread gets to its next check. Once no thread is inside the parent, such a thread
+    // is back in the program's own proxy (the program is then `here` or `any_inside`).
     let here = rpc::current().0 .0 as usize;
     rpc::as_kernel(|| {
         for slot in 1..MAX {
-            if matches!(PENDING[slot].load(Relaxed), 0 | RECLAIMING) || slot == here || sched::any_inside(slot as u32) {
+            if matches!(PENDING[slot].load(Relaxed), 0 | RECLAIMING)
+                || slot == here
+                || sched::any_inside(slot as u32)
+                || parent_pending(slot)
+            {
                 continue;
             }
             if let Some(r) = reclaim_pending(slot) {
@@ -448,6 +465,14 @@ fn left_pending() {
             }
         }
     });
+}
+
+/// Whether `slot` is a program domain whose owner's generation still waits to be
+/// reclaimed (or is being reclaimed).
+fn parent_pending(slot: usize) -> bool {
+    let Some((p, pg)) = owner_of(slot) else { return false };
+    let pending = PENDING[p].load(SeqCst);
+    pending == pg || pending == RECLAIMING || DYING[p].load(SeqCst)
 }
 
 /// [`PENDING`] of a slot whose reclamation is under way: not free, not to be taken again.
@@ -1052,18 +1077,35 @@ pub fn guard_stack() {
 
 // ---------------------------------------------------------------------------------------
 // The call watchdog.
+//
+// Two bounds per call (`limits`): its CPU time (`budget`) and its runnable time (`wall`:
+// running, or ready to run and waiting for the CPU). The timer tick charges the running
+// thread's innermost call and checks both (`rpc::charge`); the context switch charges
+// what a thread ran before it was switched out and, as runnable time, how long the
+// incoming one waited (`sched::schedule`); the watchdog thread's scan finds ready threads
+// whose wait has taken their call past its runnable bound (a thread starved entirely
+// reaches no tick).
 
-/// Per slot: the generation whose call overran its budget (0: none), set by the timer.
+/// Per slot: the generation whose call overran a bound (0: none), set by the timer or the
+/// scan; and which bound (`OVERDUE_RUNNABLE`: the runnable-time one).
 static OVERDUE: [AtomicU64; MAX] = [const { AtomicU64::new(0) }; MAX];
+static OVERDUE_RUNNABLE: [AtomicBool; MAX] = [const { AtomicBool::new(false) }; MAX];
 static WATCHDOG_TID: AtomicU64 = AtomicU64::new(0);
 /// Calls ended by the watchdog since boot.
 pub static WATCHDOG_KILLS: AtomicU64 = AtomicU64::new(0);
+/// How often the watchdog scans ready threads for calls past their runnable bound.
+const SCAN_MS: u64 = 100;
+
+fn overdue(slot: usize, generation: u64, bound: rpc::Bound) -> bool {
+    OVERDUE_RUNNABLE[slot].store(bound == rpc::Bound::Runnable, Relaxed);
+    OVERDUE[slot].swap(generation, Relaxed) != generation
+}
 
 /// Timer-interrupt hook (after the scheduler's): charges the running call and, if it
 /// overran, wakes the watchdog thread, which kills the callee in thread context.
 pub fn watchdog_tick() {
-    if let Some((slot, generation)) = rpc::charge(crate::time::rdtsc()) {
-        if OVERDUE[slot].swap(generation, Relaxed) != generation {
+    if let Some((slot, generation, bound)) = rpc::charge(crate::time::rdtsc()) {
+        if overdue(slot, generation, bound) {
             let tid = WATCHDOG_TID.load(Relaxed);
             if tid != 0 {
                 sched::wake_sleeper(tid);
@@ -1077,19 +1119,27 @@ pub fn start_watchdog() -> Result<(), String> {
     let h = sched::Builder::new("watchdog")
         .priority(sched::Priority::High)
         .spawn(|| loop {
-            sched::sleep_unless(1_000_000_000, || OVERDUE.iter().any(|o| o.load(Relaxed) != 0));
+            sched::sleep_unless(SCAN_MS * 1_000_000, || OVERDUE.iter().any(|o| o.load(Relaxed) != 0));
+            for (slot, generation) in sched::ready_overdue() {
+                overdue(slot, generation, rpc::Bound::Runnable);
+            }
             for slot in 1..MAX {
                 let generation = OVERDUE[slot].swap(0, Relaxed);
                 if generation == 0 {
                     continue;
                 }
-                let budget_ms = limits::get(slot).budget_ns / 1_000_000;
+                let l = limits::get(slot);
                 let name = name_of(slot);
-                note_last_words(slot, generation, "ran past its CPU budget");
+                let (words, bound) = if OVERDUE_RUNNABLE[slot].load(Relaxed) {
+                    ("ran past its runnable-time bound", format!("its runnable-time bound: {} ms running or ready to run", l.wall() / 1_000_000))
+                } else {
+                    ("ran past its CPU budget", format!("its CPU bound: {} ms of CPU time", l.budget_ns / 1_000_000))
+                };
+                note_last_words(slot, generation, words);
                 if let Some(r) = die(slot, generation, RpcError::Timeout) {
                     WATCHDOG_KILLS.fetch_add(1, Relaxed);
                     crate::println!(
-                        "watchdog: domain `{name}` (id {slot}, generation {generation}) ran a call for more than {budget_ms} ms of CPU time; killed (reclaimed {} RRefs, {} KiB of heap)",
+                        "watchdog: domain `{name}` (id {slot}, generation {generation}) ran a call past {bound}; killed (reclaimed {} RRefs, {} KiB of heap)",
                         r.rref_blocks,
                         r.heap_bytes / 1024
                     );

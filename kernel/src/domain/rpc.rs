@@ -47,8 +47,13 @@ pub struct Cont {
     r13: u64,
     r14: u64,
     r15: u64,
-    /// TSC ticks of CPU time charged to this call so far (time in the callee itself, not
-    /// in calls it made), or [`EXEMPT`]. Written by the timer interrupt ([`charge`]).
+    /// Time charged to this call so far (time in the callee itself, not in calls it
+    /// made), or [`EXEMPT`]: two halves in µs, each saturating at [`HALF_MAX`] — low
+    /// 32 bits the CPU time the call ran, high 32 bits its *runnable* time (ran, or was
+    /// ready to run and waited for the CPU). Starts as 0 (one store on the call path);
+    /// written only with interrupts off while the Cont is linked, by the timer interrupt
+    /// and the context switch for the running thread ([`charge`], [`charge_out`]) and
+    /// by the context switch for the incoming one ([`charge_ready`]).
     cpu: u64,
     /// The domain and generation that made this call, as a key ([`rref::rpc::key`]):
     /// [`caller`].
@@ -57,6 +62,28 @@ pub struct Cont {
 
 /// `Cont::cpu` of calls the watchdog never ends: the base call of a domain's own thread.
 const EXEMPT: u64 = u64::MAX;
+
+/// Where each half of `Cont::cpu` saturates (µs, about 71 minutes): below `u32::MAX`, so
+/// a charged value never reads as [`EXEMPT`].
+pub const HALF_MAX: u64 = u32::MAX as u64 - 1;
+
+/// Which bound of the call watchdog a call exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// CPU time (`limit=NAME:budget=`).
+    Cpu,
+    /// Runnable time: running or ready to run (`limit=NAME:wall=`).
+    Runnable,
+}
+
+/// `v` (a charged `Cont::cpu`, not [`EXEMPT`]) plus `cpu_us` of CPU time and `ready_us` of
+/// runnable time, each half saturating at [`HALF_MAX`].
+#[inline(always)]
+fn add_halves(v: u64, cpu_us: u64, ready_us: u64) -> u64 {
+    let cpu = (v & 0xffff_ffff).saturating_add(cpu_us).min(HALF_MAX);
+    let ready = (v >> 32).saturating_add(ready_us).min(HALF_MAX);
+    ready << 32 | cpu
+}
 
 /// Stack a protected call leaves for the kernel code that may run on it (proxies,
 /// recovery with a domain restart, kernel services, the fault path). A call that would
@@ -492,32 +519,99 @@ pub fn stack_low() -> bool {
     (core::ptr::addr_of!(marker) as u64) < CPU.0.stack_floor.get()
 }
 
-/// Timer interrupt hook: charges the CPU time the running thread used since the last
-/// charge to its innermost protected call. Returns the domain slot and generation whose
-/// call has now exceeded its budget, if any (the watchdog then ends it).
-pub fn charge(now: u64) -> Option<(usize, u64)> {
+/// Timer interrupt hook: charges the time the running thread ran since the last charge
+/// to its innermost protected call, as CPU time and as runnable time. Returns the domain
+/// slot and generation whose call has now exceeded a bound, and which one, if any (the
+/// watchdog then ends it).
+pub fn charge(now: u64) -> Option<(usize, u64, Bound)> {
+    let (d, spent) = charge_running(now)?;
+    let ctx = CPU.0.ctx.get();
+    let budget = super::limits::budget_us(d);
+    if budget != 0 && spent & 0xffff_ffff > budget {
+        return Some((d, rref::rpc::key_generation(ctx), Bound::Cpu));
+    }
+    let wall = super::limits::wall_us(d);
+    (wall != 0 && spent >> 32 > wall).then(|| (d, rref::rpc::key_generation(ctx), Bound::Runnable))
+}
+
+/// Scheduler hook, interrupts off, before the running thread is switched out
+/// ([`save`]): charges what it ran since the last charge, as [`charge`] does; the bounds
+/// are checked at the next tick that finds it running, or by the watchdog's scan of
+/// ready threads ([`ready_overdue`]).
+pub fn charge_out(now: u64) {
+    charge_running(now);
+}
+
+/// Charges the running thread's time since the last charge to its innermost call; the
+/// call's domain slot and its charged `cpu` word, unless there is nothing to charge.
+#[inline]
+fn charge_running(now: u64) -> Option<(usize, u64)> {
     let since = now.saturating_sub(CPU.0.charged_at.replace(now));
     let c = CPU.0.cont.get();
-    let ctx = CPU.0.ctx.get();
-    let d = slot_of(ctx);
+    let d = slot_of(CPU.0.ctx.get());
     if c.is_null() || d == 0 {
         return None;
     }
     // SAFETY: `c` is the running thread's innermost continuation, on its stack, linked
     // while the call lasts; its `cpu` field was written before it was linked (the other
     // fields may still be being written by the proxy's asm, so only `cpu` is touched, by
-    // raw pointer), and only this CPU's interrupt updates it.
+    // raw pointer). Its writers run with interrupts off on this one CPU (the timer
+    // interrupt, the context switch), so none interleaves with this one.
     let cpu = unsafe { &raw mut (*c).cpu };
     // SAFETY: as above.
     let spent = unsafe { cpu.read() };
     if spent == EXEMPT {
         return None;
     }
-    let spent = spent.saturating_add(since);
+    let us = crate::time::tsc_to_us(since);
+    let spent = add_halves(spent, us, us);
     // SAFETY: as above.
     unsafe { cpu.write(spent) };
-    let budget = super::limits::budget_tsc(d);
-    (budget != 0 && spent > budget).then(|| (d, rref::rpc::key_generation(ctx)))
+    Some((d, spent))
+}
+
+/// Scheduler hook, interrupts off, when thread context `c` is about to be switched in
+/// ([`restore`]) after `waited` TSC ticks ready to run: charges the wait to its innermost
+/// call's runnable time (not to its CPU time).
+pub fn charge_ready(c: &DomCtx, waited: u64) {
+    let Some(cpu) = waiting_call(c) else { return };
+    // SAFETY: see `waiting_call`.
+    let spent = unsafe { cpu.read() };
+    if spent == EXEMPT {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { cpu.write(add_halves(spent, 0, crate::time::tsc_to_us(waited))) };
+}
+
+/// For the watchdog's scan, interrupts off: whether the innermost call of thread context
+/// `c`, of a thread ready to run for `waited` TSC ticks since it last ran, has exceeded
+/// its domain's runnable-time bound counting that wait (the domain slot and generation if
+/// so). A thread starved of the CPU entirely never reaches a tick that would check it.
+pub fn ready_overdue(c: &DomCtx, waited: u64) -> Option<(usize, u64)> {
+    let cpu = waiting_call(c)?;
+    // SAFETY: see `waiting_call`.
+    let spent = unsafe { cpu.read() };
+    let wall = super::limits::wall_us(c.domain as usize);
+    let runnable = (spent >> 32).saturating_add(crate::time::tsc_to_us(waited));
+    (spent != EXEMPT && wall != 0 && runnable > wall).then_some((c.domain as usize, c.generation))
+}
+
+/// The `cpu` field of the innermost call of a thread that is switched out, with context
+/// `c`, if it is in a call into a domain.
+///
+/// Its raw pointer may be read and written while interrupts stay off: `c.cont` was saved
+/// ([`save`]) when the thread was switched out inside that call, so it points to the
+/// innermost continuation on that thread's stack, linked, its `cpu` field written before
+/// it was linked; the thread is not running (only it unlinks its continuations, and its
+/// stack lives as long as it does), and every other writer of the field runs with
+/// interrupts off on this one CPU.
+fn waiting_call(c: &DomCtx) -> Option<*mut u64> {
+    if c.cont.is_null() || c.domain == 0 || c.domain as usize >= super::MAX {
+        return None;
+    }
+    // SAFETY: as above; only the address of the field is taken.
+    Some(unsafe { &raw mut (*c.cont).cpu })
 }
 
 /// True if the running thread's innermost protected call is one the watchdog can end.

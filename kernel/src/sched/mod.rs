@@ -78,6 +78,9 @@ struct Thread {
     owner: u32,
     /// Identifies the current sleep: a wake-up for an earlier one is stale.
     sleep_seq: u64,
+    /// TSC when the thread last became ready to run (woken, or preempted): its wait for
+    /// the CPU counts as runnable time of the call it is in (`domrpc::charge_ready`).
+    ready_at: u64,
 }
 
 struct Done {
@@ -154,6 +157,7 @@ impl Sched {
             return;
         }
         t.state = State::Ready;
+        t.ready_at = crate::time::rdtsc();
         let prio = t.prio;
         self.ready[prio as usize].push_back(tid);
         if cur_prio.is_none_or(|c| prio > c) {
@@ -196,6 +200,7 @@ pub fn init() {
             dom: DomCtx::new_thread(paging::layout().boot_stack.0),
             owner: 0,
             sleep_seq: 0,
+            ready_at: 0,
         }),
     );
     *SCHED.lock() = Some(s);
@@ -286,6 +291,7 @@ impl Builder {
                     dom: DomCtx::new_thread(bottom),
                     owner: self.owner,
                     sleep_seq: 0,
+                    ready_at: 0,
                 }),
             );
             s.make_ready(tid);
@@ -333,12 +339,14 @@ fn schedule() {
     debug_assert!(!x86_64::instructions::interrupts::are_enabled());
     let switch = with(|s| {
         s.need_resched = false;
-        s.slice_start = crate::time::rdtsc();
+        let now = crate::time::rdtsc();
+        s.slice_start = now;
         let prev = s.current;
         let idle = s.idle;
         let t = s.cur();
         if t.state == State::Running {
             t.state = State::Ready;
+            t.ready_at = now;
             if prev != idle {
                 let p = t.prio as usize;
                 s.ready[p].push_back(prev);
@@ -356,6 +364,7 @@ fn schedule() {
         n.switches += 1;
         let next_rsp = n.rsp;
         let next_dom = n.dom;
+        let waited = now.saturating_sub(n.ready_at);
         s.current = next;
         s.switches += 1;
         let prev_t = if s.threads.get(&prev).is_some_and(|t| t.state == State::Exited) {
@@ -365,7 +374,11 @@ fn schedule() {
         } else {
             s.threads.get_mut(&prev).expect("exists")
         };
+        // The call watchdog's accounting: what the outgoing thread ran since the last
+        // tick, and the incoming one's wait for the CPU, each to its innermost call.
+        domrpc::charge_out(now);
         prev_t.dom = domrpc::save();
+        domrpc::charge_ready(&next_dom, waited);
         domrpc::restore(next_dom);
         Some((&mut prev_t.rsp as *mut u64, next_rsp))
     });
@@ -503,6 +516,23 @@ pub fn on_tick() {
 pub fn any_inside(slot: u32) -> bool {
     let _irq = irq::disable();
     with(|s| s.threads.values().any(|t| t.id != s.current && t.state != State::Exited && t.dom.domain == slot))
+}
+
+/// For the call watchdog: the calls of threads ready to run (not running) that have
+/// exceeded their domain's runnable-time bound counting their current wait, as (domain
+/// slot, generation). A thread starved of the CPU entirely is found here, not at a tick.
+pub fn ready_overdue() -> Vec<(usize, u64)> {
+    let _irq = irq::disable();
+    let now = crate::time::rdtsc();
+    with(|s| {
+        let mut v = Vec::new();
+        for t in s.threads.values().filter(|t| t.state == State::Ready) {
+            if let Some(o) = domrpc::ready_overdue(&t.dom, now.saturating_sub(t.ready_at)) {
+                v.push(o);
+            }
+        }
+        v
+    })
 }
 
 /// Wakes every thread sleeping inside domain `slot` (it died), so each unwinds at once

@@ -5,8 +5,10 @@
 //! * Command line: `inject=SEED inject.rate=N` (faults per second)
 //!   `inject.kinds=kill,panic,hang,netdev,blkdev` `inject.count=N` `inject.start=MS`.
 //! * One serial line per fault:
-//!   `inject: n=17 seed=42 t_ms=12345 kind=kill domain=netstack slot=5 gen=3 ...`
-//!   (further `key=value` fields are kept as they come).
+//!   `inject: n=17 seed=42 t_ms=12345 kind=kill domain=netstack slot=5 gen=3 ends=1 stream=4:2 at=…`
+//!   (further `key=value` fields are kept as they come). Faults of different domains
+//!   overlap (one stream of faults per target domain), so lines of faults and recoveries
+//!   interleave and come out of `n` order; a recovery names its fault's `n`.
 //! * One serial line per recovery:
 //!   `inject: n=17 recovered domain=netstack gen=4 after_us=1234`.
 //! * The console command `inject` prints the totals; a kernel without the injector
@@ -199,6 +201,29 @@ mod tests {
         assert_eq!(f.extra.get("why").map(String::as_str), Some("timer"));
         // Text before the tag (another thread's partial line) does not hide it.
         assert!(matches!(parse_line("xx inject: n=1 seed=1 t_ms=2 kind=netdev domain=virtio-net1"), Some(Event::Fault(_))));
+    }
+
+    #[test]
+    fn overlapping_faults_match_their_own_recoveries() {
+        let lines = [
+            "inject: n=2 seed=42 t_ms=1000 kind=hang domain=virtio-net1 slot=6 gen=2 ends=1 stream=5:1 at=0xffff800000001234",
+            "inject: n=1 seed=42 t_ms=1001 kind=kill domain=netstack slot=4 gen=2 ends=1 stream=3:1 at=0xffff800000004321",
+            "inject: n=3 seed=42 t_ms=1002 kind=netdev domain=virtio-net0 slot=1 gen=2 ends=0 stream=0:1 at=used-ring len",
+            "inject: n=1 recovered domain=netstack gen=3 after_us=30000",
+            "inject: n=4 seed=42 t_ms=1040 kind=panic domain=netstack slot=4 gen=3 ends=1 stream=3:2 at=exit:poll",
+            "inject: n=5 seed=42 t_ms=1050 kind=blkdev domain=virtio-blk0 stream=1:1 skipped (no opportunity)",
+            "inject: n=4 recovered domain=netstack gen=4 after_us=20000",
+            "inject: n=2 recovered domain=virtio-net1 gen=3 after_us=1400000",
+        ];
+        let ev: Vec<Event> = lines.iter().filter_map(|l| parse_line(l)).collect();
+        assert_eq!(ev.len(), 7);
+        let Event::Fault(f) = &ev[0] else { panic!("{:?}", ev[0]) };
+        assert_eq!(f.extra.get("stream").map(String::as_str), Some("5:1"));
+        let t = Tally::of(&ev);
+        assert!(t.unrecovered.is_empty(), "{:?}", t.unrecovered);
+        assert_eq!(t.recoveries["netstack"], vec![30000, 20000]);
+        assert_eq!(t.recoveries["virtio-net1"], vec![1400000]);
+        assert_eq!(t.faults.values().sum::<u64>(), 4);
     }
 
     #[test]
