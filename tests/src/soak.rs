@@ -834,26 +834,36 @@ pub fn run(o: &SoakOptions) -> Result<Report, HarnessError> {
     let mut after_text = String::new();
     let mut inject_totals = String::new();
     if kernel_died.is_none() {
-        // The injector draws its faults in guest time, which runs slower than the host's
-        // under load: the end is judged only once every fault has been injected (the
-        // final rv6 run, the counters and the disk must not meet a fault in flight).
-        if injector && o.faults > 0 && !s.serial().contains("inject: done:") {
-            s.expect("inject: done:", INJECT_DONE_TIMEOUT)
-                .map_err(|_| cmd_err("the end", format!("the injector did not finish within {} s of the workloads' end", INJECT_DONE_TIMEOUT.as_secs())))?;
-        }
-        finish_rv6(&mut s, o, &mut rv6)?;
-        // Settle (closing connections, restarts in flight), then read until they match.
-        for _ in 0..10 {
-            thread::sleep(SETTLE);
-            let (c, text) = counters(&mut s)?;
-            after = Some(c);
-            after_text = text;
-            if c.differences(&base).is_empty() {
-                break;
+        let end = (|| -> Result<(), HarnessError> {
+            // The injector draws its faults in guest time, which runs slower than the
+            // host's under load: the end is judged only once every fault has been
+            // injected (the final rv6 run, the counters and the disk must not meet a
+            // fault in flight).
+            if injector && o.faults > 0 && !s.serial().contains("inject: done:") {
+                s.expect("inject: done:", INJECT_DONE_TIMEOUT)
+                    .map_err(|_| cmd_err("the end", format!("the injector did not finish within {} s of the workloads' end", INJECT_DONE_TIMEOUT.as_secs())))?;
             }
-        }
-        if injector {
-            inject_totals = mon(&mut s, "inject")?;
+            finish_rv6(&mut s, o, &mut rv6)?;
+            // Settle (closing connections, restarts in flight), then read until they match.
+            for _ in 0..10 {
+                thread::sleep(SETTLE);
+                let (c, text) = counters(&mut s)?;
+                after = Some(c);
+                after_text = text;
+                if c.differences(&base).is_empty() {
+                    break;
+                }
+            }
+            if injector {
+                inject_totals = mon(&mut s, "inject")?;
+            }
+            s.send(b"mon quit\n")
+        })();
+        // A guest that stopped answering its console here fails the run; the report
+        // (with what the workloads saw) is still written.
+        if let Err(e) = end {
+            let e = e.to_string();
+            kernel_died = Some(format!("the guest stopped answering at the end: {}", e.lines().next().unwrap_or("")));
         }
         // Events printed during these commands.
         for l in s.serial().get(tail_from..).unwrap_or("").lines() {
@@ -863,7 +873,6 @@ pub fn run(o: &SoakOptions) -> Result<Report, HarnessError> {
                 }
             }
         }
-        s.send(b"mon quit\n")?;
     }
     let outcome = s.wait(Duration::from_secs(60));
     let exit_ok = outcome.exit == Exit::Pass;
