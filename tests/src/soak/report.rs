@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use serde_json::{json, Value};
 
 use super::inject::{self, Event, InjectOptions, Tally};
-use super::series::{Counters, Series};
+use super::series::{covers, Counters, GapCheck, Series};
 use super::{SeenEvent, SoakOptions};
 use crate::pkt::CountReport;
 use crate::HarnessError;
@@ -97,9 +97,24 @@ impl Report {
         if let Some(why) = &i.kernel_died {
             failures.push(format!("the kernel died: {why}"));
         }
-        for s in &i.series {
-            if s.max_gap.0 > s.gap_bound {
-                failures.push(format!("{}: no success for {:.1} s from t={:.1} s (bound {:.0} s)", s.name, s.max_gap.0, s.max_gap.1, s.gap_bound));
+        let covers = covers(&i.events);
+        let gaps: Vec<(String, GapCheck)> = i.series.iter().map(|s| (s.name.clone(), s.check_gaps(super::depends(&s.name), &covers))).collect();
+        for (s, (_, g)) in i.series.iter().zip(&gaps) {
+            const SHOWN: usize = 3;
+            for h in g.failed.iter().take(SHOWN) {
+                failures.push(format!(
+                    "{}: no success for {:.1} s from t={:.1} s, {:.1} s of it (from t={:.1} s) with no fault in {} (bound {:.0} s)",
+                    s.name,
+                    h.gap.1 - h.gap.0,
+                    h.gap.0,
+                    h.len,
+                    h.from,
+                    super::depends(&s.name).join(", "),
+                    g.bound
+                ));
+            }
+            if g.failed.len() > SHOWN {
+                failures.push(format!("{}: {} more such gaps (results.json, \"resume\")", s.name, g.failed.len() - SHOWN));
             }
             if s.corrupt_count > 0 {
                 let first = s.errors.iter().find(|e| e.corrupt).map_or("", |e| e.cause.as_str());
@@ -167,6 +182,7 @@ impl Report {
                 "frames": v.frames, "good": v.good, "bad_dst_mac": v.bad_dst_mac, "bad_src_mac": v.bad_src_mac, "bad_ttl": v.bad_ttl,
                 "bad_checksum": v.bad_checksum, "bad_payload": v.bad_payload, "duplicates": v.duplicates, "first_bad": v.first_bad}))})),
             "workloads": i.series.iter().map(Series::to_json).collect::<Vec<_>>(),
+            "resume": gaps.iter().map(|(n, g)| { let mut v = g.to_json(); v["workload"] = json!(n); v["depends_on"] = json!(super::depends(n)); v }).collect::<Vec<_>>(),
             "fault_times_s": faults_at.iter().map(|f| f.0).collect::<Vec<_>>(),
             "counters": {"start": i.base.to_json(), "end": i.after.map(|a| a.to_json()), "start_text": i.base_text, "end_text": i.after_text},
             "inject_totals": i.inject_totals,
@@ -176,7 +192,7 @@ impl Report {
             "rv6_launches": i.rv6_launches,
             "serial_log": i.serial_log.as_ref().map(|p| p.display().to_string()),
         });
-        let table = table(&i, &tally, &losses, &throughput, &failures);
+        let table = table(&i, &tally, &losses, &throughput, &gaps, &failures);
         let svg = plot(&i.series, &faults_at, i.secs);
         Report { json, failures, table, svg }
     }
@@ -199,7 +215,7 @@ impl fmt::Display for Report {
     }
 }
 
-fn table(i: &Inputs<'_>, tally: &Tally, losses: &[NicLoss], thr: &BTreeMap<String, f64>, failures: &[String]) -> String {
+fn table(i: &Inputs<'_>, tally: &Tally, losses: &[NicLoss], thr: &BTreeMap<String, f64>, gaps: &[(String, GapCheck)], failures: &[String]) -> String {
     use std::fmt::Write as _;
     let mut t = String::new();
     let _ = writeln!(t, "soak: {} s, seed {}, {}", i.secs, i.opts.seed, match (&i.inject, i.injector) {
@@ -240,6 +256,24 @@ fn table(i: &Inputs<'_>, tally: &Tally, losses: &[NicLoss], thr: &BTreeMap<Strin
         let rate = thr.get(&s.name).copied().unwrap_or(0.0);
         let per = if s.name == "echo" { format!("{:.0} B/s", rate) } else { format!("{rate:.1} {}/s", s.unit) };
         let _ = writeln!(t, "  {:<8} {:>10} {:>8} {:>12} {:>8} {:>8} {:>8.1}s {:>5.0}s  {per}", s.name, tot.ok, tot.fail, tot.bytes, s.error_count, s.corrupt_count, s.max_gap.0, s.gap_bound);
+    }
+    let _ = writeln!(
+        t,
+        "\nresume after faults (a gap fails if it holds a stretch longer than the bound with no fault\n\
+         covering the workload's domains; a fault covers from its line to its domain's recovery line):\n  {:<8} {:>9} {:>11} {:>6} {:>14}  {:<6} {}",
+        "workload", "max gap", "fault-free", "bound", "covered >bound", "", "domains"
+    );
+    for (name, g) in gaps {
+        let _ = writeln!(
+            t,
+            "  {name:<8} {:>8.1}s {:>10.1}s {:>5.0}s {:>14}  {:<6} {}",
+            g.longest.0,
+            g.longest_free.map_or(0.0, |h| h.len),
+            g.bound,
+            g.excused,
+            if g.passed() { "ok" } else { "FAILED" },
+            super::depends(name).join(", ")
+        );
     }
     let _ = writeln!(t, "\nerrors that reached a client:");
     let mut any = false;

@@ -42,7 +42,15 @@ pub struct Series {
     started: f64,
     /// Longest gap: (length, start), seconds.
     pub max_gap: (f64, f64),
+    /// Every gap longer than [`GAP_KEEP_S`]: (start, end), seconds, in time order (the
+    /// resume criterion, [`Series::check_gaps`], looks inside them).
+    pub gaps: Vec<(f64, f64)>,
 }
+
+/// Gaps between successes longer than this are kept ([`Series::gaps`]): shorter ones
+/// cannot come near any bound, and a workload with a success every few ms would keep
+/// millions.
+pub const GAP_KEEP_S: f64 = 1.0;
 
 impl Series {
     pub fn new(name: &str, unit: &str, gap_bound: f64) -> Series {
@@ -57,6 +65,7 @@ impl Series {
             last_ok: None,
             started: 0.0,
             max_gap: (0.0, 0.0),
+            gaps: Vec::new(),
         }
     }
 
@@ -77,6 +86,9 @@ impl Series {
         let from = self.last_ok.unwrap_or(self.started);
         if t - from > self.max_gap.0 {
             self.max_gap = (t - from, from);
+        }
+        if t - from > GAP_KEEP_S {
+            self.gaps.push((from, t));
         }
     }
 
@@ -150,6 +162,153 @@ impl Series {
             },
             "error_list": self.errors.iter().map(|e| json!({"t_s": e.t, "cause": e.cause, "corrupt": e.corrupt})).collect::<Vec<_>>(),
         })
+    }
+}
+
+// --- the resume criterion under overlapping faults ------------------------------------
+
+/// How long a fault that ended no generation excuses its domain's workloads (seconds):
+/// a survived device fault (`ends=0` and no recovery line: one received frame dropped,
+/// or one block request failed with an I/O error) and a kill of the kernel's crash
+/// schedule (it prints no recovery line; the gap bound itself covers the restart, as it
+/// did before faults overlapped). A dropped frame costs at most a retransmission by the
+/// host's TCP (1 s for a lost SYN, Linux's initial RTO; data sooner) or one missed ping;
+/// an I/O error fails one `t-soak` iteration, which reports it at once.
+pub const SURVIVED_FAULT_S: f64 = 1.0;
+
+/// The span in which one fault excuses the workloads over its domain: from its fault
+/// line to its recovery line (both timed by the host as they arrived on the console, on
+/// the workloads' clock), or [`SURVIVED_FAULT_S`] for a fault that ended nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cover {
+    pub n: u64,
+    pub domain: String,
+    pub from: f64,
+    pub to: f64,
+}
+
+/// The spans the faults in `events` cover. A fault that should end a generation and has
+/// no recovery line covers to the end of time (the run fails on the missing recovery
+/// anyway); a recovery whose fault line came before the phase began (in the warm-up)
+/// covers from the beginning of time.
+pub fn covers(events: &[super::SeenEvent]) -> Vec<Cover> {
+    use super::inject::Event;
+    let mut recovered: std::collections::BTreeMap<u64, f64> = Default::default();
+    for e in events {
+        if let Event::Recovered(r) = &e.event {
+            recovered.entry(r.n).or_insert(e.t);
+        }
+    }
+    let mut out = Vec::new();
+    let mut faults = std::collections::BTreeSet::new();
+    for e in events {
+        let Event::Fault(f) = &e.event else { continue };
+        faults.insert(f.n);
+        let to = match recovered.get(&f.n) {
+            Some(&t) => t.max(e.t),
+            None if f.n >= super::SCHEDULED_N || f.extra.get("ends").map(String::as_str) == Some("0") => e.t + SURVIVED_FAULT_S,
+            None => f64::INFINITY,
+        };
+        out.push(Cover { n: f.n, domain: f.domain.clone(), from: e.t, to });
+    }
+    for e in events {
+        if let Event::Recovered(r) = &e.event {
+            if !faults.contains(&r.n) {
+                out.push(Cover { n: r.n, domain: r.domain.clone(), from: f64::NEG_INFINITY, to: e.t });
+            }
+        }
+    }
+    out
+}
+
+/// A stretch inside a gap with no fault covering any of the workload's domains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hole {
+    /// The gap (no success from `gap.0` to `gap.1`).
+    pub gap: (f64, f64),
+    /// The stretch: start and length.
+    pub from: f64,
+    pub len: f64,
+}
+
+/// What the resume criterion found for one workload ([`Series::check_gaps`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GapCheck {
+    pub bound: f64,
+    /// Longest gap between successes (or from the start to the first, or from the last
+    /// to the end): (length, start).
+    pub longest: (f64, f64),
+    /// Longest fault-free stretch within any gap.
+    pub longest_free: Option<Hole>,
+    /// Gaps longer than the bound whose fault-free stretches were all within it.
+    pub excused: u64,
+    /// Gaps with a fault-free stretch longer than the bound: these fail the run.
+    pub failed: Vec<Hole>,
+}
+
+impl GapCheck {
+    pub fn passed(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    pub fn to_json(&self) -> Value {
+        let hole = |h: &Hole| json!({"gap_from_s": h.gap.0, "gap_to_s": h.gap.1, "from_s": h.from, "len_s": h.len});
+        json!({
+            "bound_s": self.bound, "passed": self.passed(),
+            "longest_gap_s": self.longest.0, "longest_gap_at_s": self.longest.1,
+            "longest_fault_free_s": self.longest_free.map_or(0.0, |h| h.len), "longest_fault_free_at_s": self.longest_free.map(|h| h.from),
+            "gaps_over_bound_covered_by_faults": self.excused,
+            "failed": self.failed.iter().map(hole).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The fault-free stretches of `gap` for a workload over `deps`, in time order.
+fn holes(gap: (f64, f64), deps: &[&str], covers: &[Cover]) -> Vec<Hole> {
+    let mut spans: Vec<(f64, f64)> = covers
+        .iter()
+        .filter(|c| deps.contains(&c.domain.as_str()) && c.to > gap.0 && c.from < gap.1 && c.to > c.from)
+        .map(|c| (c.from, c.to))
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = Vec::new();
+    let mut at = gap.0;
+    for (from, to) in spans {
+        if from > at {
+            out.push(Hole { gap, from: at, len: from - at });
+        }
+        at = at.max(to);
+    }
+    if gap.1 > at {
+        out.push(Hole { gap, from: at, len: gap.1 - at });
+    }
+    out
+}
+
+impl Series {
+    /// The resume criterion: every gap (between successes, before the first, after the
+    /// last) fails if it holds a stretch longer than [`Series::gap_bound`] in which no
+    /// fault covered any of `deps` (the workload's domains); longer gaps that faults
+    /// explain are counted, not failed.
+    pub fn check_gaps(&self, deps: &[&str], covers: &[Cover]) -> GapCheck {
+        let mut c = GapCheck { bound: self.gap_bound, longest: self.max_gap, longest_free: None, excused: 0, failed: Vec::new() };
+        let single = [(self.max_gap.1, self.max_gap.1 + self.max_gap.0)];
+        let gaps: &[(f64, f64)] = if self.gaps.is_empty() && self.max_gap.0 > 0.0 { &single } else { &self.gaps };
+        for &gap in gaps {
+            // None: faults covered the whole gap.
+            let worst = holes(gap, deps, covers).into_iter().max_by(|a, b| a.len.total_cmp(&b.len));
+            if let Some(w) = worst {
+                if c.longest_free.is_none_or(|h| w.len > h.len) {
+                    c.longest_free = Some(w);
+                }
+            }
+            match worst {
+                Some(w) if w.len > self.gap_bound => c.failed.push(w),
+                _ if gap.1 - gap.0 > self.gap_bound => c.excused += 1,
+                _ => {}
+            }
+        }
+        c
     }
 }
 
