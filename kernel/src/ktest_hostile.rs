@@ -224,10 +224,10 @@ pub fn spin_in_call() {
 /// A call spinning on a Low-priority thread that a Normal-priority thread keeps from the
 /// CPU: its CPU time hardly grows, its runnable time (running or ready to run) does, and
 /// the watchdog ends the call by the runnable-time bound long before the CPU bound could
-/// have. A call that sleeps past the runnable bound is not ended: sleeping is not
-/// runnable time.
+/// have (once the call used a tenth of its CPU budget: it spins alone for 100 ms first).
+/// A call that sleeps past the runnable bound is not ended: sleeping is not runnable time.
 pub fn spin_starved() {
-    limits::configure("hostile:budget=5000ms,wall=400ms").expect("limit");
+    limits::configure("hostile:budget=300ms,wall=400ms").expect("limit");
     with_bystander(|b| {
         let (id, h) = new_hostile("hostile");
         let h = Arc::new(h);
@@ -245,8 +245,9 @@ pub fn spin_starved() {
             .priority(Priority::Low)
             .spawn(move || r2.store(code(h2.spin()), SeqCst))
             .expect("spinner");
-        // This thread and the bystander sleep: the spinner gets into its call.
-        sched::sleep_ms(50);
+        // This thread and the bystander sleep: the spinner gets into its call and spins
+        // alone for a while, past a tenth of its CPU budget (30 ms).
+        sched::sleep_ms(100);
         // From now on a Normal-priority thread keeps the CPU from it until the domain is
         // dead (at most 10 s).
         let dead_ms = Arc::new(AtomicU64::new(0));

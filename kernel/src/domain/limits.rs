@@ -26,9 +26,13 @@
 //! run — running or ready — so starvation cannot stretch it beyond that, while a call
 //! that sleeps or blocks (waiting for a device, a lock, a timer) is not charged for it.
 //! Three times the budget leaves a call that spins at Normal priority among two other
-//! busy threads of its level its whole CPU budget. The price: a call whose thread is
-//! kept from the CPU for longer than `wall` is ended even if it would have returned —
-//! a thread that does not run cannot show whether it spins or works.
+//! busy threads of its level its whole CPU budget. `wall` applies only once the call has
+//! used a tenth of its CPU budget: a spinning call uses the CPU whenever it gets it and
+//! soon qualifies, while a call that merely waits behind higher-priority threads (a
+//! driver call of a few µs on the low-priority forwarding thread) is not ended for the
+//! scheduler's choice — the first version of this bound ended such calls under the
+//! soak's load. A call that never gets the CPU at all is therefore not ended by `wall`;
+//! it holds up only its own thread, which could not run anyway.
 //!
 //! Independently of the per-domain limits, domain heaps may never take the last
 //! [`KERNEL_RESERVE_FRAMES`] free frames: those stay for the kernel (thread stacks,

@@ -530,8 +530,19 @@ pub fn charge(now: u64) -> Option<(usize, u64, Bound)> {
     if budget != 0 && spent & 0xffff_ffff > budget {
         return Some((d, rref::rpc::key_generation(ctx), Bound::Cpu));
     }
+    runnable_over(d, spent >> 32, spent & 0xffff_ffff).then(|| (d, rref::rpc::key_generation(ctx), Bound::Runnable))
+}
+
+/// Whether a call into slot `d` that was runnable for `runnable` µs and ran `cpu` µs has
+/// passed the runnable-time bound. The bound applies only once the call has used a tenth
+/// of its CPU budget: a call that spins uses the CPU whenever it gets it and soon
+/// qualifies, while a call that merely waited behind higher-priority threads (a few µs
+/// of CPU, a driver call on the low-priority forwarding thread) is not ended for the
+/// scheduler's choice. A call that never gets the CPU at all is never ended by it — and
+/// holds nothing up but its own thread, which could not run anyway.
+fn runnable_over(d: usize, runnable: u64, cpu: u64) -> bool {
     let wall = super::limits::wall_us(d);
-    (wall != 0 && spent >> 32 > wall).then(|| (d, rref::rpc::key_generation(ctx), Bound::Runnable))
+    wall != 0 && runnable > wall && cpu >= super::limits::budget_us(d) / 10
 }
 
 /// Scheduler hook, interrupts off, before the running thread is switched out
@@ -592,9 +603,8 @@ pub fn ready_overdue(c: &DomCtx, waited: u64) -> Option<(usize, u64)> {
     let cpu = waiting_call(c)?;
     // SAFETY: see `waiting_call`.
     let spent = unsafe { cpu.read() };
-    let wall = super::limits::wall_us(c.domain as usize);
     let runnable = (spent >> 32).saturating_add(crate::time::tsc_to_us(waited));
-    (spent != EXEMPT && wall != 0 && runnable > wall).then_some((c.domain as usize, c.generation))
+    (spent != EXEMPT && runnable_over(c.domain as usize, runnable, spent & 0xffff_ffff)).then_some((c.domain as usize, c.generation))
 }
 
 /// The `cpu` field of the innermost call of a thread that is switched out, with context
