@@ -81,7 +81,12 @@ impl Function {
 }
 
 static FUNCTIONS: IrqMutex<Vec<Function>> = IrqMutex::new(Vec::new());
-static CONFIG: spin::Mutex<()> = spin::Mutex::new(());
+/// Keeps a 0xCF8/0xCFC pair atomic. Held with interrupts off: `quiesce` takes it from
+/// [`crate::domain::die`], which High-priority threads run (the watchdog, the fault
+/// injector, the crash schedule). A plain spin lock held by a preempted lower-priority
+/// thread — a driver's kernel service reading its config space when the injector killed
+/// it on that very tick — would let such a thread spin on it for ever on this one CPU.
+static CONFIG: IrqMutex<()> = IrqMutex::new(());
 
 fn address(bdf: u16, off: u8) -> u32 {
     0x8000_0000 | (bdf as u32) << 8 | (off as u32 & 0xfc)
