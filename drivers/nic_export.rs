@@ -21,16 +21,22 @@ pub trait NicDevice: Send + 'static {
     fn tx(&mut self, b: Batch) -> Batch;
     fn rx(&mut self, b: Batch) -> Batch;
     fn set_interrupts(&mut self, on: bool);
-    /// Allows interrupts for a wait on `rx_frames` received frames (coalesced where the
-    /// device can); true if they are already there (interrupts then stay suppressed).
-    fn set_interrupts_rx(&mut self, rx_frames: u16) -> bool {
-        let _ = rx_frames;
+    /// Allows interrupts for a wait on any work; true if work is already there (work that
+    /// completed before interrupts were allowed raised none: interrupts then stay
+    /// suppressed and the caller does not sleep).
+    fn allow_interrupts(&mut self) -> bool {
         self.set_interrupts(true);
         if self.has_work() {
             self.set_interrupts(false);
             return true;
         }
         false
+    }
+    /// [`NicDevice::allow_interrupts`] for a wait on `rx_frames` received frames,
+    /// coalesced where the device can count them.
+    fn set_interrupts_rx(&mut self, rx_frames: u16) -> bool {
+        let _ = rx_frames;
+        self.allow_interrupts()
     }
     /// Work that completed while interrupts were suppressed.
     fn has_work(&self) -> bool;
@@ -89,16 +95,8 @@ impl<D: NicDevice> NicExport<D> {
         }
         {
             let mut d = self.drv.lock();
-            // Work that completed before interrupts were allowed raised none: don't sleep on it.
             let ready = match rx_frames {
-                None => {
-                    d.set_interrupts(true);
-                    let w = d.has_work();
-                    if w {
-                        d.set_interrupts(false);
-                    }
-                    w
-                }
+                None => d.allow_interrupts(),
                 Some(n) => d.set_interrupts_rx(n),
             };
             if ready {
